@@ -1,0 +1,3 @@
+from liverplan.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""One geometry: SimpleITK images in DICOM patient space (LPS, mm).
+
+Helpers that keep masks on their reference grid; numpy arrays are (z, y, x).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+_TOL = 1e-4
+
+
+def same_grid(a: sitk.Image, b: sitk.Image, tol: float = _TOL) -> bool:
+    """True if both images share size, origin, spacing and direction."""
+    return (a.GetSize() == b.GetSize()
+            and np.allclose(a.GetOrigin(), b.GetOrigin(), atol=tol)
+            and np.allclose(a.GetSpacing(), b.GetSpacing(), atol=tol)
+            and np.allclose(a.GetDirection(), b.GetDirection(), atol=tol))
+
+
+def image_from_array(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    """A (z, y, x) array as an image on `reference`'s grid."""
+    if array.shape != tuple(reversed(reference.GetSize())):
+        raise ValueError(f"array shape {array.shape} does not match the reference grid "
+                         f"{tuple(reversed(reference.GetSize()))}")
+    image = sitk.GetImageFromArray(array)
+    image.CopyInformation(reference)
+    return image
+
+
+def voxel_volume_ml(image: sitk.Image) -> float:
+    """Volume of one voxel in mL (1 mL = 1000 mm^3)."""
+    return float(np.prod(image.GetSpacing())) / 1000.0
+
+
+def mask_volume_ml(mask: sitk.Image, label: int | None = None) -> float:
+    """Volume of the non-zero voxels (or of `label`) in mL."""
+    a = sitk.GetArrayViewFromImage(mask)
+    n = np.count_nonzero(a if label is None else a == label)
+    return n * voxel_volume_ml(mask)
+
+
+def index_to_lps(image: sitk.Image, zyx: np.ndarray) -> np.ndarray:
+    """Continuous (z, y, x) array indices (N, 3) to LPS points in mm (N, 3)."""
+    zyx = np.atleast_2d(np.asarray(zyx, dtype=float))
+    ijk = zyx[:, ::-1]
+    d = np.array(image.GetDirection()).reshape(3, 3)
+    return np.asarray(image.GetOrigin()) + (ijk * np.asarray(image.GetSpacing())) @ d.T
+
+
+def lps_to_index(image: sitk.Image, points_mm: np.ndarray) -> np.ndarray:
+    """LPS points in mm (N, 3) to continuous (z, y, x) array indices (N, 3)."""
+    p = np.atleast_2d(np.asarray(points_mm, dtype=float)) - np.asarray(image.GetOrigin())
+    d = np.array(image.GetDirection()).reshape(3, 3)
+    ijk = (p @ d) / np.asarray(image.GetSpacing())
+    return ijk[:, ::-1]

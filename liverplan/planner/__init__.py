@@ -1,0 +1,1 @@
+"""Resection planning: patient, resections, future liver remnant, staging, ICG."""

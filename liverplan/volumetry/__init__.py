@@ -1,0 +1,1 @@
+"""Segmentation and volumetry: liver, lesions, vessels, Couinaud segments, volumes."""
