@@ -31,7 +31,8 @@ def _phantom(**kwargs):
     """Generate the synthetic patient once; reuse it across runs while the generator is unchanged."""
     from liverplan.io import phantom
 
-    source = Path(phantom.__file__).read_bytes()
+    here = Path(phantom.__file__).parent
+    source = b"".join((here / name).read_bytes() for name in ("phantom.py", "dicom_write.py"))
     key = hashlib.sha1(source + repr(sorted(kwargs.items())).encode()).hexdigest()[:12]
     cache = Path(os.environ.get("LIVERPLAN_TEST_CACHE", Path.home() / ".cache" / "liverplan-tests"))
     root = cache / f"phantom-{key}"
