@@ -35,3 +35,53 @@ SFLR_MIN_NORMAL_PERCENT = Evidence(20.0, "%", _FLR_CONSENSUS, "normal liver")
 SFLR_MIN_CHEMO_PERCENT = Evidence(30.0, "%", _FLR_CONSENSUS,
                                   "extensive chemotherapy / chemotherapy-associated liver injury")
 SFLR_MIN_CIRRHOSIS_PERCENT = Evidence(40.0, "%", _FLR_CONSENSUS, "fibrosis or cirrhosis")
+
+# --- Resection planning: patient, FLR, growth and staging (liverplan.planner, issue 5) --------
+TELV_VAUTHEY_INTERCEPT_ML = Evidence(
+    -794.41, "mL", "Vauthey et al., Surgery 2000;127:512-9 (TELV = -794.41 + 1267.28 x BSA)")
+TELV_VAUTHEY_SLOPE_ML_PER_M2 = Evidence(1267.28, "mL/m2", TELV_VAUTHEY_INTERCEPT_ML.source)
+TELV_URATA_SLOPE_ML_PER_M2 = Evidence(
+    706.2, "mL/m2", "Urata et al., Hepatology 1995;21:1317-21 (standard liver volume = "
+    "706.2 x BSA + 2.4)")
+TELV_URATA_INTERCEPT_ML = Evidence(2.4, "mL", TELV_URATA_SLOPE_ML_PER_M2.source)
+FLR_BW_MIN_PERCENT = Evidence(
+    0.5, "% of body weight (mL per 100 g)",
+    "Truant et al., J Am Coll Surg 2007;204:22-33 (remnant liver volume to body weight "
+    "ratio >= 0.5%)")
+KGR_LOW_RISK_PERCENT_PER_WEEK = Evidence(
+    2.0, "%/week",
+    "Shindoh et al., J Am Coll Surg 2013;216:201-9 (kinetic growth rate after PVE >= 2%/week: "
+    "low risk of post-hepatectomy liver failure)")
+_GROWTH_SUMMARY = ("LiverPlan issue 5 evidence summary (PVE/TSH and ALPPS series, e.g. "
+                   "Schnitzbauer et al., Ann Surg 2012;255:405-14); check the primary paper "
+                   "before quoting")
+PVE_GROWTH_MIN_ML_PER_DAY = Evidence(3.0, "mL/day", _GROWTH_SUMMARY,
+                                     "FLR growth after PVE / two-stage hepatectomy, low end")
+PVE_GROWTH_MAX_ML_PER_DAY = Evidence(5.0, "mL/day", _GROWTH_SUMMARY,
+                                     "FLR growth after PVE / two-stage hepatectomy, high end")
+ALPPS_GROWTH_MIN_ML_PER_DAY = Evidence(22.0, "mL/day", _GROWTH_SUMMARY,
+                                       "FLR growth after ALPPS stage 1, low end")
+ALPPS_GROWTH_MAX_ML_PER_DAY = Evidence(35.0, "mL/day", _GROWTH_SUMMARY,
+                                       "FLR growth after ALPPS stage 1, high end")
+ALPPS_MEDIAN_HYPERTROPHY_PERCENT = Evidence(160.0, "%", _GROWTH_SUMMARY,
+                                            "median FLR hypertrophy after ALPPS stage 1")
+ALPPS_INTERSTAGE_MIN_DAYS = Evidence(7.0, "days", _GROWTH_SUMMARY, "ALPPS interstage, shortest")
+ALPPS_INTERSTAGE_MAX_DAYS = Evidence(14.0, "days", _GROWTH_SUMMARY, "ALPPS interstage, longest")
+PVE_WAIT_MAX_DAYS = Evidence(
+    42.0, "days",
+    "LiverPlan convention (no single published cut-off): the FLR is usually re-imaged 3-6 weeks "
+    "after PVE (as in Shindoh et al., J Am Coll Surg 2013;216:201-9); when PVE would need longer "
+    "to reach the threshold, growth must be faster and ALPPS is ranked first. Set locally.")
+TWO_STAGE_NODULES_HIGH_RISK = Evidence(
+    10.0, "nodules",
+    "Japanese nationwide cohort of two-stage hepatectomy (53 patients): > 10 liver nodules "
+    "predicted worse survival, HR about 4; 5-year OS 54.8% vs 11.1% (as summarised in "
+    "LiverPlan issue 5)")
+TWO_STAGE_DROPOUT_PERCENT = Evidence(
+    33.0, "%",
+    "About one third of patients do not reach stage 2 of a two-stage hepatectomy, mostly from "
+    "disease progression (two-stage hepatectomy series, as summarised in LiverPlan issue 5)")
+REMNANT_SEGMENT_MIN_FRACTION = Evidence(
+    0.5, "fraction of the segment",
+    "LiverPlan convention (no published threshold): a Couinaud segment counts as part of the "
+    "remnant when at least half of its parenchyma is kept")
