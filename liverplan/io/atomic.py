@@ -1,0 +1,62 @@
+"""Safe file writes: a temporary file in the same folder, then os.replace onto the final name.
+
+A reader never sees a half-written file under the final name, and a failed write (full disk,
+file-size limit, unwritable folder, cancel) leaves whatever was there before untouched.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from liverplan.errors import ExportError
+
+
+def disk_error(exc: OSError, path: str | Path) -> ExportError:
+    """An ExportError for a failed write that says what to do about it."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        advice = "the disk is full (or the file is larger than allowed); free space or choose " \
+                 "another folder, then export again"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        advice = "the folder is not writable; choose a folder you may write to"
+    else:
+        advice = f"{exc.strerror or exc}; check that the folder exists and is writable"
+    return ExportError(f"could not write the file: {advice}. Nothing half-written was kept.",
+                       path=path)
+
+
+@contextmanager
+def atomic_write(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success it replaces `path` atomically.
+
+    On any error the temporary file is removed and `path` keeps its previous content (or stays
+    absent). OSErrors become ExportError with advice for the user.
+
+    >>> with atomic_write(out / "liver.stl") as tmp:
+    ...     mesh.save(tmp)
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")  # keep the suffix: writers pick the format by it
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise disk_error(exc, path) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def ensure_folder(folder: str | Path) -> Path:
+    """Create `folder` if needed and check that it is writable; ExportError if not."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise disk_error(exc, folder) from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ExportError("the export folder is not writable; choose a folder you may write to",
+                          path=folder)
+    return folder
