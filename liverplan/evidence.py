@@ -85,3 +85,15 @@ REMNANT_SEGMENT_MIN_FRACTION = Evidence(
     0.5, "fraction of the segment",
     "LiverPlan convention (no published threshold): a Couinaud segment counts as part of the "
     "remnant when at least half of its parenchyma is kept")
+
+# --- Image input (liverplan.io) ---------------------------------------------------------------
+MAX_INTERPOLATED_GAP_MM = Evidence(
+    10.0, "mm",
+    "LiverPlan convention (no published cut-off): CT liver volumetry is done on reconstructions "
+    "with slice intervals of up to 5-10 mm; a hole in a series is filled by linear interpolation "
+    "only up to this size, larger holes refuse the series")
+PLANNING_MIN_EXTENT_MM = Evidence(
+    100.0, "mm",
+    "The adult liver spans about 10-17 cm cranio-caudally (Kratzer et al., J Ultrasound Med "
+    "2003;22:1155-61, 2080 subjects); a scan shorter than this along its slice axis cannot hold "
+    "a whole liver, so volumetry and planning refuse it")
