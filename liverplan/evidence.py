@@ -97,3 +97,39 @@ PLANNING_MIN_EXTENT_MM = Evidence(
     "The adult liver spans about 10-17 cm cranio-caudally (Kratzer et al., J Ultrasound Med "
     "2003;22:1155-61, 2080 subjects); a scan shorter than this along its slice axis cannot hold "
     "a whole liver, so volumetry and planning refuse it")
+
+# --- ICG fluorescence (liverplan.planner.icg) ---------------------------------------------------
+_MIMIC = ("MIMIC trial, Achterberg et al., JAMA Netw Open 2024;7:e246548 (201 patients, 316 "
+          "colorectal liver metastases; ICG fluorescence on the transection plane vs a "
+          "tumour-positive margin < 1 mm)")
+MIMIC_SENSITIVITY_PERCENT = Evidence(60.0, "%", _MIMIC)
+MIMIC_SPECIFICITY_PERCENT = Evidence(90.0, "%", _MIMIC)
+MIMIC_PPV_PERCENT = Evidence(54.0, "%", _MIMIC, "positive predictive value")
+MIMIC_NPV_PERCENT = Evidence(92.0, "%", _MIMIC, "negative predictive value")
+MIMIC_AUROC = Evidence(0.751, "", _MIMIC, "area under the ROC curve")
+MIMIC_R0_BEFORE_PERCENT = Evidence(87.4, "%", _MIMIC, "R0 rate before re-resection")
+MIMIC_R0_AFTER_PERCENT = Evidence(
+    92.4, "%", _MIMIC, "R0 rate after re-resecting fluorescent tissue in the cavity")
+ICG_TBR = Evidence(
+    7.0, "ratio",
+    "van der Vorst et al., Near-infrared fluorescence-guided resection of colorectal liver "
+    "metastases, Cancer 2013;119:3411-8 (doi:10.1002/cncr.28203; 40 patients, 71 metastases): "
+    "median tumour(rim)-to-liver ratio 7.0, range 1.9-18.7. (Issue 6 cites it as Ann Surg "
+    "2013;257:720-5; the abstract found is the Cancer paper.)",
+    "default tumour-to-background ratio of the fluorescent rim")
+ICG_DETECTION_DEPTH_MM = Evidence(
+    8.0, "mm",
+    "Detection depth of ICG NIR imaging of liver tumours commonly quoted as about 8 mm "
+    "(Ishizawa et al., Cancer 2009;115:2491-504; LiverPlan issue 6); van der Vorst et al. 2013 "
+    "found all NIR-detected metastases < 6.2 mm beneath the capsule",
+    "a standard rim around a lesion at this depth is just visible")
+ICG_RIM_THICKNESS_MM = Evidence(
+    2.0, "mm",
+    "ASSUMPTION, no published value found: the rim is ICG retained in the hepatocytes compressed "
+    "by the tumour (van der Vorst et al., Cancer 2013;119:3411-8) but its thickness was not "
+    "measured. Adjustable 0.5-5 mm.")
+ICG_MU_EFF_PER_MM = Evidence(
+    0.3, "1/mm",
+    "ASSUMPTION: effective attenuation of NIR light in liver parenchyma, of the order of "
+    "0.2-0.5 /mm (penetration depth of a few mm); shapes how fast the expected signal fades "
+    "with depth, while the detection limit itself is calibrated to ICG_DETECTION_DEPTH_MM")
