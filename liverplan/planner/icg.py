@@ -1,0 +1,439 @@
+"""Expected ICG fluorescence on the liver surface and on a planned transection.
+
+About 24 h after 10 mg of indocyanine green (ICG) i.v., colorectal liver metastases show a
+fluorescent rim: ICG retained in the hepatocytes compressed by the tumour. A near-infrared (NIR)
+camera sees it through a few mm of parenchyma. This module predicts what the camera will show.
+
+Model (every parameter is a field of `IcgParameters`, stored in the plan file):
+
+- Source. Each lesion is surrounded by a rim of parenchyma `rim_thickness_mm` thick (an explicit
+  assumption, no published value; 0.5-5 mm) that emits `tbr` times as much as normal liver
+  (tumour-to-background ratio, default 7). Normal liver emits the uniform `background`
+  (1 = the normal liver the TBR was measured against). Tumour tissue itself does not emit in the
+  "rim" pattern; in the "whole" pattern (as with hepatocellular tumours, chosen per lesion) the
+  lesion itself emits `tbr`.
+- Transport. Diffuse NIR light from depth z reaches the surface attenuated by exp(-mu_eff z)
+  (`mu_eff_per_mm`). Seen from a surface point, the emitter is treated as a slab between the
+  depths where it begins and ends along the shortest path, so it contributes
+  tbr * (exp(-mu_eff * z_near) - exp(-mu_eff * z_far)). For a rim behind a point at distance s
+  from the lesion that is z_near = max(s - rim, 0), z_far = s: the signal strictly falls with
+  depth once the lesion is deeper than the rim, and a lesion reaching the surface shows the
+  typical ring with a dark centre. A "whole" lesion contributes tbr * exp(-mu_eff s) *
+  (1 - exp(-mu_eff * diameter)). Contributions of several lesions add; the background adds
+  `background`.
+- Detection. The camera's limit is calibrated once on a standard rim (the published default TBR
+  and the default rim thickness, see liverplan.evidence) around a lesion lying exactly
+  `detection_depth_mm` (default 8 mm) below the surface: a point is visible iff its expected
+  intensity >= threshold = background + that standard rim's signal. A thicker or brighter rim is
+  therefore seen deeper, a thinner or dimmer one less deep.
+- Transection. The cut surface (boundary between the resected region and the remnant) is viewed
+  from two sides: the specimen's cut face and the remnant cavity. Each side sees the rims of the
+  lesion parts behind it, plus the part of the rim of a lesion on the other side that the cut
+  leaves on its side (rim beyond a margin m < rim: tbr * (1 - exp(-mu_eff (rim - m)))).
+- Computation. Per lesion, signed distance maps (scipy EDT with the voxel spacing, corrected to
+  the voxel faces) are computed in a crop around the lesion reaching as far as its signal can
+  matter (1% of the threshold contrast), then sampled at the mesh vertices by trilinear
+  interpolation. Depth below the capsule and the margin to the cut are exact point-to-surface
+  distances between the lesion mesh and the liver / cut surface mesh.
+
+Limits: the slab model ignores the lateral extent of the rim (a small lesion is predicted as
+visible as a large one at the same depth), and light paths through vessels or air are not
+modelled. Predictions say where fluorescence is expected, not that it will be seen.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import pyvista as pv
+import SimpleITK as sitk
+from scipy import ndimage
+
+from liverplan import evidence
+from liverplan.errors import PlanningError
+from liverplan.geometry import lps_to_index, same_grid
+from liverplan.meshes import mask_to_mesh
+from liverplan.progress import Steps
+
+PATTERNS = ("rim", "whole")
+RIM_THICKNESS_RANGE_MM = (0.5, 5.0)   # the adjustable range of the ICG_RIM_THICKNESS_MM assumption
+SURFACE_ARRAY = "icg_intensity"
+SPECIMEN_ARRAY = "icg_specimen"
+CAVITY_ARRAY = "icg_cavity"
+_NEGLIGIBLE = 0.01   # a lesion's signal below 1% of the threshold contrast is not computed
+
+
+@dataclass(frozen=True)
+class IcgParameters:
+    """Every knob of the optics model, with published defaults or explicit assumptions."""
+
+    rim_thickness_mm: float = evidence.ICG_RIM_THICKNESS_MM.value
+    tbr: float = evidence.ICG_TBR.value
+    background: float = 1.0
+    mu_eff_per_mm: float = evidence.ICG_MU_EFF_PER_MM.value
+    detection_depth_mm: float = evidence.ICG_DETECTION_DEPTH_MM.value
+    lesion_patterns: tuple[tuple[int, str], ...] = ()   # (lesion id, "whole"); others use "rim"
+
+    def __post_init__(self):
+        lo, hi = RIM_THICKNESS_RANGE_MM
+        checks = [
+            (lo <= self.rim_thickness_mm <= hi, f"rim thickness must be {lo}-{hi} mm"),
+            (1.0 < self.tbr <= 100.0, "the tumour-to-background ratio must be > 1 and <= 100"),
+            (0.0 <= self.background <= 10.0, "the background must be 0-10"),
+            (0.0 < self.mu_eff_per_mm <= 5.0, "the effective attenuation must be > 0 and <= 5 /mm"),
+            (evidence.ICG_RIM_THICKNESS_MM.value < self.detection_depth_mm <= 30.0,
+             f"the detection depth must be > {evidence.ICG_RIM_THICKNESS_MM.value} and <= 30 mm"),
+            (all(p in PATTERNS for _, p in self.lesion_patterns),
+             f"a lesion pattern must be one of {', '.join(PATTERNS)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise PlanningError(f"ICG parameters: {message}.")
+
+    def pattern(self, lesion_id: int) -> str:
+        return dict(self.lesion_patterns).get(int(lesion_id), "rim")
+
+    def with_pattern(self, lesion_id: int, pattern: str) -> "IcgParameters":
+        patterns = dict(self.lesion_patterns)
+        patterns[int(lesion_id)] = pattern
+        return replace(self, lesion_patterns=tuple(sorted(patterns.items())))
+
+    @property
+    def threshold_contrast(self) -> float:
+        """Signal above background of the standard rim around a lesion at the detection depth."""
+        rim = evidence.ICG_RIM_THICKNESS_MM.value
+        return float(rim_behind(np.array(self.detection_depth_mm), rim, evidence.ICG_TBR.value,
+                                self.mu_eff_per_mm))
+
+    @property
+    def threshold(self) -> float:
+        """Expected intensity at which a signal is just visible."""
+        return self.background + self.threshold_contrast
+
+    def reach_mm(self, lesion_id: int) -> float:
+        """Distance from the lesion beyond which its signal is < 1% of the threshold contrast."""
+        peak = self.tbr if self.pattern(lesion_id) == "whole" else self.tbr * math.exp(
+            self.mu_eff_per_mm * self.rim_thickness_mm)
+        return max(math.log(peak / (_NEGLIGIBLE * self.threshold_contrast)), 0.0) / self.mu_eff_per_mm
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["lesion_patterns"] = {str(k): v for k, v in self.lesion_patterns}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "IcgParameters":
+        d = dict(d)
+        d["lesion_patterns"] = tuple(sorted((int(k), v) for k, v in d.get("lesion_patterns", {}).items()))
+        return cls(**d)
+
+
+def rim_behind(s_mm: np.ndarray, rim_mm: float, tbr: float, mu: float) -> np.ndarray:
+    """Signal of a rim lying behind a point at distance s from the lesion (slab model)."""
+    s = np.maximum(s_mm, 0.0)
+    return tbr * (np.exp(-mu * np.maximum(s - rim_mm, 0.0)) - np.exp(-mu * s))
+
+
+def rim_in_front(s_mm: np.ndarray, rim_mm: float, tbr: float, mu: float) -> np.ndarray:
+    """Signal of the part of a rim left on the viewer's side of a cut at margin s."""
+    return tbr * (1.0 - np.exp(-mu * np.clip(rim_mm - np.maximum(s_mm, 0.0), 0.0, None)))
+
+
+def whole_behind(s_mm: np.ndarray, diameter_mm: float, tbr: float, mu: float) -> np.ndarray:
+    """Signal of a whole-lesion emitter behind a point at distance s from it."""
+    return tbr * np.exp(-mu * np.maximum(s_mm, 0.0)) * (1.0 - math.exp(-mu * diameter_mm))
+
+
+# --- results ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LesionSurfaceSignal:
+    lesion_id: int
+    pattern: str
+    depth_mm: float            # lesion surface to liver capsule
+    peak_intensity: float      # background + this lesion's signal, at its brightest vertex
+    visible: bool              # peak_intensity >= threshold
+
+
+@dataclass(frozen=True)
+class SurfaceMap:
+    parameters: IcgParameters
+    threshold: float
+    lesions: tuple[LesionSurfaceSignal, ...]
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"parameters": self.parameters.to_dict(), "threshold": self.threshold,
+                "lesions": [asdict(x) for x in self.lesions], "warnings": list(self.warnings)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SurfaceMap":
+        return cls(IcgParameters.from_dict(d["parameters"]), float(d["threshold"]),
+                   tuple(LesionSurfaceSignal(**x) for x in d["lesions"]), tuple(d.get("warnings", ())))
+
+
+@dataclass(frozen=True)
+class LesionTransectionSignal:
+    lesion_id: int
+    pattern: str
+    resected: bool             # most of the lesion lies in the resected region
+    margin_mm: float           # lesion surface to cut surface; 0 when the cut goes through it
+    peak_specimen: float       # expected intensity on the specimen's cut face
+    peak_cavity: float         # expected intensity in the remnant cavity
+    nir_specimen: bool
+    nir_cavity: bool
+    flag: str = ""             # "likely false positive" / "not seen" explanation, or ""
+
+    @property
+    def nir_positive(self) -> bool:
+        return self.nir_specimen or self.nir_cavity
+
+
+@dataclass(frozen=True)
+class TransectionMap:
+    parameters: IcgParameters
+    threshold: float
+    lesions: tuple[LesionTransectionSignal, ...]
+    warnings: tuple[str, ...] = ()
+    evidence: tuple[str, ...] = field(default_factory=lambda: mimic_statement())
+
+    def to_dict(self) -> dict:
+        return {"parameters": self.parameters.to_dict(), "threshold": self.threshold,
+                "lesions": [dict(asdict(x), nir_positive=x.nir_positive) for x in self.lesions],
+                "warnings": list(self.warnings), "evidence": list(self.evidence)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TransectionMap":
+        lesions = tuple(LesionTransectionSignal(**{k: v for k, v in x.items() if k != "nir_positive"})
+                        for x in d["lesions"])
+        return cls(IcgParameters.from_dict(d["parameters"]), float(d["threshold"]), lesions,
+                   tuple(d.get("warnings", ())), tuple(d.get("evidence", mimic_statement())))
+
+
+def mimic_statement() -> tuple[str, ...]:
+    """How far to trust a real NIR signal on the transection plane (MIMIC trial)."""
+    e = evidence
+    return (
+        f"Fluorescence on the transection plane predicted a tumour-positive margin (< "
+        f"{e.R0_MARGIN_MM.value:g} mm) with sensitivity {e.MIMIC_SENSITIVITY_PERCENT.value:g}%, "
+        f"specificity {e.MIMIC_SPECIFICITY_PERCENT.value:g}%, PPV {e.MIMIC_PPV_PERCENT.value:g}%, "
+        f"NPV {e.MIMIC_NPV_PERCENT.value:g}% (AUROC {e.MIMIC_AUROC.value:g}).",
+        f"Re-resecting fluorescent tissue in the cavity raised R0 from "
+        f"{e.MIMIC_R0_BEFORE_PERCENT.value:g}% to {e.MIMIC_R0_AFTER_PERCENT.value:g}%.",
+        f"Source: {e.MIMIC_SENSITIVITY_PERCENT.source}.",
+    )
+
+
+# --- distance maps ---------------------------------------------------------------------------
+
+def _distance_to_voxels_mm(mask: np.ndarray, spacing_zyx: np.ndarray) -> np.ndarray:
+    """Distance from each voxel centre to the nearest voxel *face* of `mask` (0 inside).
+
+    The EDT finds the nearest mask voxel centre; subtracting half a voxel per axis gives the
+    distance to that voxel's box, so the field is right on anisotropic grids.
+    """
+    if not mask.any():
+        return np.full(mask.shape, np.inf, dtype=np.float32)
+    nearest = ndimage.distance_transform_edt(~mask, sampling=spacing_zyx, return_distances=False,
+                                             return_indices=True)
+    d2 = np.zeros(mask.shape, dtype=np.float32)
+    for axis in range(3):
+        shape = [1, 1, 1]
+        shape[axis] = mask.shape[axis]
+        here = np.arange(mask.shape[axis]).reshape(shape)
+        gap = np.abs(nearest[axis] - here) * spacing_zyx[axis] - spacing_zyx[axis] / 2
+        d2 += np.square(np.maximum(gap, 0.0), dtype=np.float32)
+    return np.sqrt(d2)
+
+
+def signed_distance_mm(mask: np.ndarray, spacing_zyx) -> np.ndarray:
+    """Signed distance to the boundary of `mask` (negative inside), zero on the voxel faces."""
+    spacing_zyx = np.asarray(spacing_zyx, dtype=float)
+    return _distance_to_voxels_mm(mask, spacing_zyx) - _distance_to_voxels_mm(~mask, spacing_zyx)
+
+
+class _Crop:
+    """A box of the grid around one lesion, and the mesh vertices inside it."""
+
+    def __init__(self, lesion: np.ndarray, spacing_zyx: np.ndarray, reach_mm: float,
+                 vertex_index: np.ndarray):
+        nz = np.nonzero(lesion)
+        pad = np.ceil(reach_mm / spacing_zyx).astype(int) + 1
+        self.lo = np.maximum(np.min(nz, axis=1) - pad, 0)
+        self.hi = np.minimum(np.max(nz, axis=1) + pad + 1, lesion.shape)
+        self.slices = tuple(slice(a, b) for a, b in zip(self.lo, self.hi))
+        inside = np.all((vertex_index >= self.lo) & (vertex_index <= self.hi - 1), axis=1)
+        self.vertices = np.nonzero(inside)[0]
+        self.coords = (vertex_index[self.vertices] - self.lo).T
+
+    def sample(self, field_: np.ndarray) -> np.ndarray:
+        return ndimage.map_coordinates(field_, self.coords, order=1, mode="nearest")
+
+
+def _check_masks(liver: sitk.Image, tumors: sitk.Image, *others: sitk.Image) -> None:
+    for image in (tumors, *others):
+        if not same_grid(liver, image):
+            raise PlanningError("The liver, lesion and resection masks are not on the same image "
+                                "grid; recompute them on the planning CT before the ICG map.")
+    if not sitk.GetArrayViewFromImage(liver).any():
+        raise PlanningError("The liver mask is empty; segment the liver before the ICG map.")
+
+
+def _lesion_ids(tumors: np.ndarray) -> list[int]:
+    return [int(i) for i in np.unique(tumors) if i != 0]
+
+
+def _diameter_mm(n_voxels: int, spacing_zyx: np.ndarray) -> float:
+    """Diameter of the sphere with the lesion's volume."""
+    return float((6.0 * n_voxels * np.prod(spacing_zyx) / math.pi) ** (1 / 3))
+
+
+def _min_distance_mm(points: pv.PolyData, surface: pv.PolyData) -> float:
+    """Smallest point-to-surface distance from `points` to `surface` (mm)."""
+    distances = points.compute_implicit_distance(surface)["implicit_distance"]
+    return float(np.min(np.abs(distances)))
+
+
+# --- surface map -----------------------------------------------------------------------------
+
+def surface_fluorescence(liver: sitk.Image, tumors: sitk.Image, params: IcgParameters = IcgParameters(),
+                         *, mesh: pv.PolyData | None = None, progress=None, cancel=None
+                         ) -> tuple[pv.PolyData, SurfaceMap]:
+    """Expected fluorescence on the liver surface seen by a NIR camera.
+
+    liver: 0/1 mask; tumors: 0..N instance ids on the same grid. `mesh` (the liver surface in
+    LPS mm, e.g. from mask_to_mesh) is made from `liver` when not given. Returns the mesh with
+    the point array SURFACE_ARRAY and the per-lesion table.
+    """
+    _check_masks(liver, tumors)
+    steps = Steps(progress, cancel)
+    steps.report(0.0, "ICG: liver surface")
+    mesh = (mask_to_mesh(liver) if mesh is None else mesh).copy()
+    labels = sitk.GetArrayViewFromImage(tumors)
+    spacing = np.asarray(liver.GetSpacing())[::-1]
+    vertex_index = lps_to_index(liver, mesh.points)
+    intensity = np.full(mesh.n_points, params.background)
+    rows, warnings = [], []
+    ids = _lesion_ids(labels)
+    for n, lesion_id in enumerate(ids):
+        steps.report(0.1 + 0.9 * n / max(len(ids), 1), f"ICG: lesion {lesion_id}")
+        lesion = labels == lesion_id
+        diameter = _diameter_mm(int(lesion.sum()), spacing)
+        crop = _Crop(lesion, spacing, params.reach_mm(lesion_id), vertex_index)
+        s = crop.sample(signed_distance_mm(lesion[crop.slices], spacing))
+        signal = _behind(params, lesion_id, s, diameter)
+        intensity[crop.vertices] += signal
+        peak = params.background + (float(signal.max()) if signal.size else 0.0)
+        depth = _min_distance_mm(mask_to_mesh(tumors, label=lesion_id), mesh)
+        rows.append(LesionSurfaceSignal(lesion_id, params.pattern(lesion_id), round(depth, 2),
+                                        peak, peak >= params.threshold))
+    if not ids:
+        warnings.append("No lesions in the lesion mask: the ICG map shows background only.")
+    mesh.point_data[SURFACE_ARRAY] = intensity
+    steps.report(1.0, "ICG: surface map done")
+    return mesh, SurfaceMap(params, params.threshold, tuple(rows), tuple(warnings))
+
+
+def _behind(params: IcgParameters, lesion_id: int, s: np.ndarray, diameter_mm: float) -> np.ndarray:
+    if params.pattern(lesion_id) == "whole":
+        return whole_behind(s, diameter_mm, params.tbr, params.mu_eff_per_mm)
+    return rim_behind(s, params.rim_thickness_mm, params.tbr, params.mu_eff_per_mm)
+
+
+def _in_front(params: IcgParameters, lesion_id: int, s: np.ndarray) -> np.ndarray:
+    if params.pattern(lesion_id) == "whole":
+        return np.zeros_like(s)   # the lesion itself lies on the other side of the cut
+    return rim_in_front(s, params.rim_thickness_mm, params.tbr, params.mu_eff_per_mm)
+
+
+# --- transection map -------------------------------------------------------------------------
+
+def cut_surface(liver: sitk.Image, resected: sitk.Image) -> pv.PolyData:
+    """The transection surface: boundary between resected and remnant liver (LPS mm).
+
+    Normals point from the specimen into the remnant.
+    """
+    _check_masks(liver, resected)
+    live = sitk.GetArrayViewFromImage(liver) != 0
+    cut = sitk.GetArrayViewFromImage(resected) != 0
+    if not (live & cut).any() or not (live & ~cut).any():
+        raise PlanningError("The resection removes no liver or all of it: there is no "
+                            "transection surface for the ICG map.")
+    specimen = sitk.GetImageFromArray((live & cut).astype(np.uint8))
+    specimen.CopyInformation(liver)
+    mesh = mask_to_mesh(specimen)
+    # A vertex on the cut face lies half a voxel from remnant voxels; on the capsule it does not.
+    remnant = (live & ~cut).astype(np.float32)
+    fraction = ndimage.map_coordinates(remnant, lps_to_index(liver, mesh.points).T, order=1,
+                                       mode="nearest")
+    keep = np.nonzero(fraction >= 0.25)[0]
+    return mesh.extract_points(keep, adjacent_cells=False).extract_surface(algorithm='dataset_surface')
+
+
+def transection_fluorescence(liver: sitk.Image, tumors: sitk.Image, resected: sitk.Image,
+                             params: IcgParameters = IcgParameters(), *, progress=None, cancel=None
+                             ) -> tuple[pv.PolyData, TransectionMap]:
+    """Expected fluorescence on both sides of a planned transection.
+
+    resected: 0/1 mask of the region to be removed (liver voxels inside it are the specimen).
+    Returns the cut surface with point arrays SPECIMEN_ARRAY and CAVITY_ARRAY and, per lesion,
+    NIR+/NIR- beside the geometric margin, with flags where the two disagree.
+    """
+    _check_masks(liver, tumors, resected)
+    steps = Steps(progress, cancel)
+    steps.report(0.0, "ICG: transection surface")
+    mesh = cut_surface(liver, resected)
+    labels = sitk.GetArrayViewFromImage(tumors)
+    removed = sitk.GetArrayViewFromImage(resected) != 0
+    spacing = np.asarray(liver.GetSpacing())[::-1]
+    vertex_index = lps_to_index(liver, mesh.points)
+    sides = {SPECIMEN_ARRAY: np.full(mesh.n_points, params.background),
+             CAVITY_ARRAY: np.full(mesh.n_points, params.background)}
+    rows = []
+    ids = _lesion_ids(labels)
+    for n, lesion_id in enumerate(ids):
+        steps.report(0.1 + 0.9 * n / max(len(ids), 1), f"ICG: lesion {lesion_id}")
+        lesion = labels == lesion_id
+        n_resected, n_voxels = int(np.count_nonzero(lesion & removed)), int(lesion.sum())
+        diameter = _diameter_mm(n_voxels, spacing)
+        crop = _Crop(lesion, spacing, params.reach_mm(lesion_id), vertex_index)
+        part, side = lesion[crop.slices], removed[crop.slices]
+        in_specimen = crop.sample(signed_distance_mm(part & side, spacing))
+        in_remnant = crop.sample(signed_distance_mm(part & ~side, spacing))
+        signals = {
+            SPECIMEN_ARRAY: _behind(params, lesion_id, in_specimen, diameter)
+            + _in_front(params, lesion_id, in_remnant),
+            CAVITY_ARRAY: _behind(params, lesion_id, in_remnant, diameter)
+            + _in_front(params, lesion_id, in_specimen)}
+        peaks = {}
+        for name, signal in signals.items():
+            sides[name][crop.vertices] += signal
+            peaks[name] = params.background + (float(signal.max()) if signal.size else 0.0)
+        transected = 0 < n_resected < n_voxels
+        margin = 0.0 if transected else _min_distance_mm(mask_to_mesh(tumors, label=lesion_id), mesh)
+        rows.append(_transection_row(params, lesion_id, 2 * n_resected >= n_voxels, margin,
+                                     peaks[SPECIMEN_ARRAY], peaks[CAVITY_ARRAY]))
+    for name, values in sides.items():
+        mesh.point_data[name] = values
+    steps.report(1.0, "ICG: transection map done")
+    warnings = () if ids else ("No lesions in the lesion mask: the transection map shows "
+                               "background only.",)
+    return mesh, TransectionMap(params, params.threshold, tuple(rows), warnings)
+
+
+def _transection_row(params: IcgParameters, lesion_id: int, resected: bool, margin_mm: float,
+                     peak_specimen: float, peak_cavity: float) -> LesionTransectionSignal:
+    nir_specimen, nir_cavity = peak_specimen >= params.threshold, peak_cavity >= params.threshold
+    r0 = evidence.R0_MARGIN_MM.value
+    flag = ""
+    if (nir_specimen or nir_cavity) and margin_mm >= r0:
+        flag = (f"NIR+ expected although the margin is {margin_mm:.1f} mm (>= {r0:g} mm): a "
+                f"fluorescent signal here would likely be a false positive.")
+    elif margin_mm < r0 and not (nir_specimen or nir_cavity):
+        flag = (f"Margin {margin_mm:.1f} mm (< {r0:g} mm) but NIR- expected: the rim is too weak "
+                f"or too deep to be seen on the transection; do not rely on fluorescence here.")
+    return LesionTransectionSignal(lesion_id, params.pattern(lesion_id), resected,
+                                   round(margin_mm, 2), peak_specimen, peak_cavity,
+                                   bool(nir_specimen), bool(nir_cavity), flag)
