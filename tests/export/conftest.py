@@ -79,3 +79,58 @@ def dciodvfy_errors(path: Path) -> list[str]:
     """The 'Error' lines dciodvfy (dicom3tools) reports for a DICOM file."""
     run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
     return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Orthanc:
+    aet: str
+    port: int
+    http: str
+
+    @property
+    def target(self) -> str:
+        return f"{self.aet}@127.0.0.1:{self.port}"
+
+    def rest(self, path: str):
+        with urllib.request.urlopen(self.http + path, timeout=5) as r:
+            return json.loads(r.read())
+
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory):
+    """A real Orthanc on loopback, configured here, stopped at the end of the session."""
+    assert ORTHANC.exists(), "Orthanc is not installed (Debian package 'orthanc')"
+    root = tmp_path_factory.mktemp("orthanc")
+    dicom_port, http_port = _free_port(), _free_port()
+    config = {"Name": "LiverPlanTest", "StorageDirectory": str(root / "db"),
+              "IndexDirectory": str(root / "db"), "DicomAet": ORTHANC_AET,
+              "DicomPort": dicom_port, "HttpPort": http_port, "RemoteAccessAllowed": False,
+              "AuthenticationEnabled": False, "DicomCheckCalledAet": True, "Plugins": [],
+              "DicomModalities": {}}
+    (root / "orthanc.json").write_text(json.dumps(config))
+    log = open(root / "orthanc.log", "w")
+    proc = subprocess.Popen([str(ORTHANC), str(root / "orthanc.json")], stdout=log,
+                            stderr=subprocess.STDOUT)
+    server = Orthanc(ORTHANC_AET, dicom_port, f"http://127.0.0.1:{http_port}")
+    try:
+        deadline = time.monotonic() + 30
+        while True:   # readiness: poll the REST API, bounded
+            assert proc.poll() is None, (root / "orthanc.log").read_text()
+            try:
+                server.rest("/system")
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "Orthanc did not start within 30 s"
+                time.sleep(0.05)
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
