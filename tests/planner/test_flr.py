@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from liverplan.errors import PlanningError
+from liverplan.geometry import image_from_array
+from liverplan.planner.flr import PlanningContext, PlanResult, Plan, evaluate, reasons_for, verdict_of
+from liverplan.planner.margins import LesionOutcome
+from liverplan.planner.patient import Patient
+from liverplan.planner.remnant import RemnantCheck
+from liverplan.planner.resection import PlaneCut, WedgeResection, preset
+from tests.planner import resection_phantom as ph
+
+
+@pytest.fixture(scope="module")
+def images():
+    return ph.images()
+
+
+@pytest.fixture(scope="module")
+def ctx(images):
+    return PlanningContext(*images)
+
+
+def test_flr_arithmetic_right_hemihepatectomy(ctx, images):
+    liver, tumors, seg, _ = (sitk.GetArrayViewFromImage(i) for i in images)
+    vml = np.prod(ph.SPACING_XYZ) / 1000
+    patient = Patient(20, 100)                       # small body for a small phantom liver
+    r = evaluate(ctx, [preset("right_hemihepatectomy")], patient)
+    left = np.isin(seg, (1, 2, 3, 4))
+    flr = np.count_nonzero(left & (tumors == 0)) * vml
+    functional = np.count_nonzero((liver > 0) & (tumors == 0)) * vml
+    assert r.liver_volume_ml == pytest.approx(np.count_nonzero(liver) * vml)
+    assert r.resected_volume_ml + r.remnant_volume_ml == pytest.approx(r.liver_volume_ml)
+    assert r.flr_ml == pytest.approx(flr)
+    assert r.functional_volume_ml == pytest.approx(functional)
+    assert r.flr_percent == pytest.approx(100 * flr / functional)
+    assert r.sflr_percent == pytest.approx(100 * flr / patient.telv_ml)
+    assert r.flr_bw_percent == pytest.approx(flr / 20_000 * 100)
+    assert r.driving == "sFLR" and r.driving_percent == r.sflr_percent
+    assert r.lesion(1).status == "resected" and r.lesion(2).status == "left in place"
+
+
+def test_without_weight_the_measured_volume_drives_the_verdict(ctx):
+    r = evaluate(ctx, [preset("right_hemihepatectomy")])
+    assert r.driving == "FLR%" and r.sflr_percent is None and r.flr_bw_percent is None
+    assert any("Weight and height unknown" in w for w in r.warnings)
+    assert r.reasons[0].rule.startswith("FLR% >= 20%")
+
+
+def test_complete_plan_is_feasible_and_dropped_lesion_is_borderline(ctx):
+    full = evaluate(ctx, [preset("right_hemihepatectomy"), WedgeResection(2, 10.0)])
+    assert full.verdict == "feasible", [x for x in full.reasons if x.status != "pass"]
+    assert all(les.status == "resected" and les.r0 for les in full.lesions)
+    partial = evaluate(ctx, [preset("right_hemihepatectomy")])
+    assert partial.verdict == "borderline"
+    assert any(x.rule == "All lesions removed" and x.status == "warn" for x in partial.reasons)
+
+
+def test_cut_through_a_lesion_is_not_feasible(ctx, images):
+    centre = ph.lps(images[0], ph.LESIONS[1][0])
+    r = evaluate(ctx, [PlaneCut(centre, ph.lps_direction(images[0], (0, 0, -1)))])
+    assert r.lesion(1).status == "cut through" and r.lesion(1).margin_mm == 0.0
+    assert r.verdict == "not feasible"
+
+
+def _figures(**changes):
+    base = dict(sflr_percent=25.0, flr_percent=40.0, flr_bw_percent=0.8, flr_ml=400.0,
+                driving="sFLR", lesions=(),
+                remnant=RemnantCheck(True, True, (), (2, 3), "ok"))
+    return {**base, **changes}
+
+
+@pytest.mark.parametrize("quality, value, status", [
+    ("normal", 20.0, "pass"), ("normal", 19.99, "fail"),
+    ("chemo", 30.0, "pass"), ("chemo", 29.99, "fail"),
+    ("cirrhosis", 40.0, "pass"), ("cirrhosis", 39.99, "fail")])
+def test_sflr_thresholds_at_their_boundaries(quality, value, status):
+    reasons = reasons_for(_figures(sflr_percent=value), Patient(70, 170, quality=quality))
+    assert reasons[0].status == status
+    assert "consensus" in reasons[0].source
+
+
+@pytest.mark.parametrize("value, status", [(0.5, "pass"), (0.499, "warn")])
+def test_flr_bw_threshold_at_its_boundary(value, status):
+    reasons = reasons_for(_figures(flr_bw_percent=value), Patient(70, 170))
+    bw = next(x for x in reasons if x.rule.startswith("FLR/BW"))
+    assert bw.status == status and "Truant" in bw.source
+    assert verdict_of(reasons) == ("feasible" if status == "pass" else "borderline")
+
+
+@pytest.mark.parametrize("margin, status", [(1.0, "pass"), (0.99, "warn")])
+def test_r0_margin_at_its_boundary(margin, status):
+    les = LesionOutcome(1, 1.0, 10.0, (0, 0, 0), 6, "resected", margin, margin >= 1.0)
+    reasons = reasons_for(_figures(lesions=(les,)), Patient(70, 170))
+    assert next(x for x in reasons if x.rule.startswith("Margin")).status == status
+
+
+def test_failed_remnant_is_not_feasible():
+    bad = RemnantCheck(True, False, (), (3,), "only segment 3")
+    assert verdict_of(reasons_for(_figures(remnant=bad), Patient(70, 170))) == "not feasible"
+
+
+def test_result_and_plan_round_trip(ctx):
+    resections = (preset("right_hemihepatectomy"), WedgeResection(2, 10.0))
+    result = evaluate(ctx, resections, Patient(20, 100))
+    assert PlanResult.from_dict(result.to_dict()) == result
+    plan = Plan(resections, Patient(20, 100), result, "test")
+    assert Plan.from_dict(plan.to_dict()) == plan
+
+
+def test_context_refuses_unusable_masks(images):
+    liver = images[0]
+    with pytest.raises(PlanningError, match="empty"):
+        PlanningContext(image_from_array(np.zeros(ph.SHAPE, np.uint8), liver))
+    other = sitk.Image(images[1])
+    other.SetSpacing((1, 1, 1))
+    with pytest.raises(PlanningError, match="grid"):
+        PlanningContext(liver, other)
+    ctx = PlanningContext(liver)
+    with pytest.raises(PlanningError, match="segment map"):
+        evaluate(ctx, [preset("right_hemihepatectomy")])
+    r = evaluate(ctx, [PlaneCut(ph.lps(liver, (0, 0, 20.5)), ph.lps_direction(liver, (0, 0, -1)))])
+    assert not r.remnant.checked and r.verdict == "borderline"
