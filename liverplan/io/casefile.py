@@ -1,0 +1,127 @@
+"""Save and open a case: a `NAME.liverplan` folder that survives a crash at any moment.
+
+Layout:
+    case.json                     schema_version, source, series, view settings, file names
+    image-<digest>.mha            the CT (HU, LPS), written once and reused while unchanged
+    <label>-<digest>.nii.gz       each label image of the Case
+
+Data files are named by a digest of their content, so a save only writes what changed and never
+overwrites a file that the current case.json points to; case.json is replaced atomically last,
+then files it no longer names are removed. A reader therefore always sees a complete case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from liverplan import __version__
+from liverplan.case import LABEL_NAMES, Case
+from liverplan.errors import InputError
+from liverplan.geometry import same_grid
+from liverplan.io.atomic import atomic_write, ensure_folder
+from liverplan.io.dicom_scan import SeriesInfo
+from liverplan.io.images import read_image, write_image
+from liverplan.progress import Steps
+
+SCHEMA_VERSION = 1
+CASE_SUFFIX = ".liverplan"
+MANIFEST = "case.json"
+
+
+def case_path(path: str | Path) -> Path:
+    """`path` with the case-folder suffix added if it is missing."""
+    path = Path(path)
+    return path if path.name.endswith(CASE_SUFFIX) else path.with_name(path.name + CASE_SUFFIX)
+
+
+def is_case(path: str | Path) -> bool:
+    return (Path(path) / MANIFEST).is_file()
+
+
+def image_digest(image: sitk.Image) -> str:
+    """Digest of an image's voxels, pixel type and geometry (same digest = same image)."""
+    h = hashlib.sha1()
+    h.update(repr((image.GetSize(), image.GetOrigin(), image.GetSpacing(), image.GetDirection(),
+                   image.GetPixelIDTypeAsString())).encode())
+    h.update(np.ascontiguousarray(sitk.GetArrayViewFromImage(image)).data)
+    return h.hexdigest()[:16]
+
+
+def save_case(case: Case, path: str | Path, *, source: str | None = None,
+              view: dict | None = None, progress=None, cancel=None) -> Path:
+    """Write `case` (image, label images, series information) and view settings to a folder."""
+    steps = Steps(progress, cancel)
+    folder = ensure_folder(case_path(path))
+    items = [("image", case.image, ".mha")] + [
+        (name, case.labels[name], ".nii.gz") for name in LABEL_NAMES if name in case.labels]
+    files = {}
+    for n, (name, image, suffix) in enumerate(items):
+        steps.report(n / len(items), f"Saving {name}")
+        files[name] = f"{name}-{image_digest(image)}{suffix}"
+        if not (folder / files[name]).is_file():
+            write_image(image, folder / files[name])
+    steps.report(0.95, "Saving the case description")
+    info = case.info.to_dict() if hasattr(case.info, "to_dict") else None
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "written_by": f"liverplan {__version__}",
+        "source": source,
+        "series": info,
+        "image": files.pop("image"),
+        "labels": files,
+        "warnings": list(case.warnings),
+        "view": view or {},
+    }
+    with atomic_write(folder / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1))
+    keep = {manifest["image"], *files.values(), MANIFEST}
+    for old in folder.iterdir():
+        if old.is_file() and old.name not in keep and not old.name.startswith("."):
+            old.unlink()
+    steps.report(1.0, "Case saved")
+    return folder
+
+
+def read_manifest(path: str | Path) -> dict:
+    folder = Path(path)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise InputError("this folder is not a saved LiverPlan case (no case.json)", path=folder)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"the case description cannot be read ({exc}); the case is damaged",
+                         path=folder / MANIFEST) from exc
+    version = manifest.get("schema_version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise InputError(f"this case was saved by a newer LiverPlan (schema {version}); "
+                         "update LiverPlan to open it", path=folder)
+    return manifest
+
+
+def open_case(path: str | Path, *, progress=None, cancel=None) -> tuple[Case, dict]:
+    """A saved case and its manifest (source, view settings)."""
+    steps = Steps(progress, cancel)
+    folder = Path(path)
+    manifest = read_manifest(folder)
+    steps.report(0.0, "Reading the image")
+    image = read_image(folder / manifest["image"])
+    info = SeriesInfo.from_dict(manifest["series"]) if manifest.get("series") else None
+    case = Case(image=image, info=info, warnings=list(manifest.get("warnings", [])))
+    labels = manifest.get("labels", {})
+    for n, (name, file) in enumerate(labels.items()):
+        steps.report(0.5 + 0.5 * n / len(labels), f"Reading {name}")
+        if name not in LABEL_NAMES:
+            raise InputError(f"unknown label image {name!r} in the case description; the case "
+                             "is damaged or from another program", path=folder / MANIFEST)
+        mask = read_image(folder / file)
+        if not same_grid(mask, image):
+            raise InputError(f"the {name} label image does not lie on the case image's grid; "
+                             "the case is damaged", path=folder / file)
+        case.labels[name] = mask
+    steps.report(1.0, "Case opened")
+    return case, manifest

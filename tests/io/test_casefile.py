@@ -1,0 +1,104 @@
+"""Saved cases: round trip, writes only what changed, refuses damaged or newer cases."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from liverplan.case import LIVER, TUMORS, Case
+from liverplan.errors import InputError
+from liverplan.geometry import image_from_array
+from liverplan.io.casefile import (MANIFEST, SCHEMA_VERSION, case_path, is_case, open_case,
+                                   read_manifest, save_case)
+from liverplan.io.dicom_scan import SeriesInfo
+
+
+def small_case() -> Case:
+    ct = sitk.GetImageFromArray(np.arange(6 * 7 * 8, dtype=np.int16).reshape(6, 7, 8) - 100)
+    ct.SetSpacing((0.8, 0.9, 2.5))
+    ct.SetOrigin((-3.0, 4.0, 10.0))
+    ct.SetDirection((-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    info = SeriesInfo(key="1.2.3", series_instance_uid="1.2.3", study_instance_uid="1.2",
+                      frame_of_reference_uid="1.2.4", patient_name="Doe^Jane", patient_id="P1",
+                      patient_sex="F", study_date="20260101", modality="CT", description="PV",
+                      n_images=6, rows=7, columns=8, pixel_spacing_mm=(0.9, 0.8),
+                      slice_spacing_mm=2.5, phase_hint="portal", weight_kg=70.0, height_cm=170.0,
+                      files=("a", "b"))
+    case = Case(image=ct, info=info, warnings=["slice gap filled"])
+    liver = np.zeros((6, 7, 8), np.uint8)
+    liver[1:5, 2:6, 2:7] = 1
+    case.set_label(LIVER, image_from_array(liver, ct))
+    tumors = np.zeros((6, 7, 8), np.uint16)
+    tumors[2, 3, 3], tumors[3, 4, 5] = 1, 2
+    case.set_label(TUMORS, image_from_array(tumors, ct))
+    return case
+
+
+def arrays_equal(a: sitk.Image, b: sitk.Image) -> bool:
+    return (np.array_equal(sitk.GetArrayViewFromImage(a), sitk.GetArrayViewFromImage(b))
+            and a.GetPixelID() == b.GetPixelID())
+
+
+def test_round_trip_keeps_image_labels_geometry_and_series(tmp_path):
+    case = small_case()
+    folder = save_case(case, tmp_path / "patient", source="/data/dicom", view={"window": [150, 90]})
+    assert folder.name == "patient.liverplan" and is_case(folder)
+    opened, manifest = open_case(folder)
+    assert arrays_equal(opened.image, case.image)
+    assert opened.image.GetDirection() == case.image.GetDirection()
+    assert np.allclose(opened.image.GetSpacing(), case.image.GetSpacing())
+    assert np.allclose(opened.image.GetOrigin(), case.image.GetOrigin())
+    assert set(opened.labels) == {LIVER, TUMORS}
+    for name in opened.labels:
+        assert arrays_equal(opened.labels[name], case.labels[name])
+    assert opened.info == case.info
+    assert opened.warnings == ["slice gap filled"]
+    assert manifest["source"] == "/data/dicom" and manifest["view"] == {"window": [150, 90]}
+    assert manifest["schema_version"] == SCHEMA_VERSION
+
+
+def test_resave_writes_only_what_changed_and_removes_stale_files(tmp_path):
+    case = small_case()
+    folder = save_case(case, tmp_path / "c.liverplan")
+    first = read_manifest(folder)
+    image_inode = (folder / first["image"]).stat().st_ino
+    liver = sitk.GetArrayFromImage(case.labels[LIVER])
+    liver[0, 0, 0] = 1
+    case.set_label(LIVER, image_from_array(liver, case.image))
+    save_case(case, folder)
+    second = read_manifest(folder)
+    assert second["image"] == first["image"]
+    assert (folder / second["image"]).stat().st_ino == image_inode     # not rewritten
+    assert second["labels"][TUMORS] == first["labels"][TUMORS]
+    assert second["labels"][LIVER] != first["labels"][LIVER]
+    assert not (folder / first["labels"][LIVER]).exists()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [MANIFEST, second["image"], *second["labels"].values()])
+    assert sitk.GetArrayFromImage(open_case(folder)[0].labels[LIVER])[0, 0, 0] == 1
+
+
+def test_newer_schema_is_refused_with_advice(tmp_path):
+    folder = save_case(small_case(), tmp_path / "c")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["schema_version"] = SCHEMA_VERSION + 1
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="newer LiverPlan"):
+        open_case(folder)
+
+
+def test_label_off_the_image_grid_is_refused(tmp_path):
+    folder = save_case(small_case(), tmp_path / "c")
+    manifest = read_manifest(folder)
+    moved = sitk.ReadImage(str(folder / manifest["labels"][LIVER]))
+    moved.SetOrigin((0.0, 0.0, 0.0))
+    sitk.WriteImage(moved, str(folder / manifest["labels"][LIVER]))
+    with pytest.raises(InputError, match="grid"):
+        open_case(folder)
+
+
+def test_not_a_case(tmp_path):
+    with pytest.raises(InputError, match="not a saved LiverPlan case"):
+        open_case(tmp_path)
+    assert case_path(tmp_path / "x") == tmp_path / "x.liverplan"
+    assert case_path(tmp_path / "x.liverplan") == tmp_path / "x.liverplan"
