@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from liverplan.io import load, scan
@@ -23,7 +24,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    progress = None if args.json else ProgressBar()
+    progress = None if args.json else ProgressBar(sys.stderr)   # the stream of this call
     if image_suffix(args.path) is not None:
         return _image_file(args.path, args.json)
     result = scan(args.path, progress=progress)
