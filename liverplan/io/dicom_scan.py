@@ -12,7 +12,7 @@ import hashlib
 import os
 import re
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import pydicom

@@ -45,7 +45,9 @@ def load(source, *, series: str | None = None, progress=None, cancel=None) -> Vo
         raise InputError("this file or folder does not exist; check the path", path=path)
     folder = path if path.is_dir() else path.parent
     found = scan(folder, progress=steps.sub(0.0, 0.3).report, cancel=cancel)
-    info = _choose(found, folder, series, None if path.is_dir() else path)
+    # a DICOMDIR stands for its whole folder; any other file for the series it belongs to
+    file = None if path.is_dir() or path.name.upper() == "DICOMDIR" else path
+    info = _choose(found, folder, series, file)
     return _load_series(info, folder, steps.sub(0.3, 1.0))
 
 

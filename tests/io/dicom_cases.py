@@ -48,6 +48,7 @@ def physical_points(image: sitk.Image) -> np.ndarray:
 
 
 def write(image: sitk.Image, folder: Path, **kwargs) -> list[Path]:
+    kwargs.setdefault("patient_name", "Test^Patient")
     return write_series(image, folder, **kwargs)
 
 

@@ -12,7 +12,7 @@ from pydicom.uid import (ComprehensiveSRStorage, EncapsulatedPDFStorage, Explici
                          RTStructureSetStorage, SegmentationStorage, generate_uid)
 
 from liverplan.errors import Cancelled, InputError
-from liverplan.io import scan
+from liverplan.io import load, scan
 from liverplan.io.dicom_scan import phase_hint
 from tests.io.dicom_cases import edit, non_image, ramp_volume, write
 
@@ -128,6 +128,7 @@ def test_dicomdir_is_skipped_and_its_images_found(tmp_path):
     result = scan(tmp_path)
     assert result.series[0].n_images == 8
     assert [k.kind for k in result.skipped] == ["DICOMDIR"]
+    assert load(tmp_path / "DICOMDIR").image.GetSize() == (12, 10, 8)
 
 
 def test_two_series_in_one_folder_are_listed(tmp_path):
