@@ -12,20 +12,34 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import pydicom
+
 from liverplan.errors import ExportError
 
 
 def disk_error(exc: OSError, path: str | Path) -> ExportError:
     """An ExportError for a failed write that says what to do about it."""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    code = _errno(exc)
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         advice = "the disk is full (or the file is larger than allowed); free space or choose " \
                  "another folder, then export again"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
         advice = "the folder is not writable; choose a folder you may write to"
+    elif code == errno.ENOTDIR:
+        advice = "part of the path is a file, not a folder; choose another folder"
     else:
         advice = f"{exc.strerror or exc}; check that the folder exists and is writable"
     return ExportError(f"could not write the file: {advice}. Nothing half-written was kept.",
                        path=path)
+
+
+def _errno(exc: BaseException | None) -> int | None:
+    """The errno of an OSError or of the OSError it wraps (pydicom re-raises without errno)."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return exc.errno
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 @contextmanager
@@ -60,3 +74,11 @@ def ensure_folder(folder: str | Path) -> Path:
         raise ExportError("the export folder is not writable; choose a folder you may write to",
                           path=folder)
     return folder
+
+
+def write_dicom(ds: pydicom.Dataset, path: str | Path) -> Path:
+    """Write a DICOM dataset (with file meta) atomically; return the path."""
+    path = Path(path)
+    with atomic_write(path) as tmp:
+        pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
+    return path

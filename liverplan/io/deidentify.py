@@ -55,8 +55,12 @@ class Deidentifier:
     _uids: dict[str, str] = field(default_factory=dict, repr=False)
 
     def uid(self, original: str) -> str:
-        """The new UID for `original` (well-known DICOM UIDs such as SOP classes are kept)."""
-        if not original or original in UID_dictionary:
+        """The new UID for `original` (well-known DICOM UIDs such as SOP classes are kept).
+
+        Idempotent: a UID this de-identifier produced maps to itself, so an object that
+        references an already de-identified one keeps pointing at it.
+        """
+        if not original or original in UID_dictionary or original in self._uids.values():
             return original
         if original not in self._uids:
             self._uids[original] = generate_uid(prefix=None, entropy_srcs=[self._salt, original])

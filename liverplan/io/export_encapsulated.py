@@ -11,13 +11,11 @@ import datetime as _dt
 from pathlib import Path
 from typing import Sequence
 
-import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import EncapsulatedPDFStorage, ExplicitVRLittleEndian, generate_uid
 
 from liverplan import __version__
 from liverplan.errors import ExportError
-from liverplan.io.atomic import atomic_write
 
 _PATIENT_STUDY = ("PatientName", "PatientID", "IssuerOfPatientID", "PatientBirthDate",
                   "PatientSex", "OtherPatientIDsSequence", "StudyInstanceUID", "StudyDate",
@@ -80,14 +78,6 @@ def encapsulate_pdf(pdf_path: str | Path, source: Dataset, *, title: str = "Live
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     return ds
-
-
-def write_dicom(ds: Dataset, out_path: str | Path) -> Path:
-    """Write a dataset as a DICOM file, atomically."""
-    out_path = Path(out_path)
-    with atomic_write(out_path) as tmp:
-        pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
-    return out_path
 
 
 def extract_pdf(ds: Dataset) -> bytes:

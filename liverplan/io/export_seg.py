@@ -22,7 +22,7 @@ from liverplan import __version__
 from liverplan.case import LIVER, SEGMENTS, TUMORS, VESSELS
 from liverplan.errors import ExportError
 from liverplan.geometry import same_grid
-from liverplan.io.atomic import atomic_write
+from liverplan.io.atomic import write_dicom
 from liverplan.progress import Steps
 
 _ANATOMY = codes.SCT.AnatomicalStructure
@@ -149,13 +149,13 @@ def _slices_in_mask_order(reference: sitk.Image, datasets: list[pydicom.Dataset]
     return ordered
 
 
-def write_seg(labels: Mapping[str, sitk.Image], source_files: Sequence[str | Path],
-              out_path: str | Path, *, series_description: str = "LiverPlan segmentation",
-              series_number: int = 900, progress=None, cancel=None) -> Path:
-    """Write the Case's label images as one DICOM SEG referencing the source CT slices.
+def build_seg(labels: Mapping[str, sitk.Image], source_files: Sequence[str | Path], *,
+              series_description: str = "LiverPlan segmentation", series_number: int = 900,
+              progress=None, cancel=None) -> hd.seg.Segmentation:
+    """The Case's label images as one DICOM SEG dataset referencing the source CT slices.
 
     `labels` maps Case label names (liver, tumors, vessels, segments) to masks on the CT grid;
-    `source_files` are the CT slice files the masks were made on. Written atomically.
+    `source_files` are the CT slice files the masks were made on.
     """
     steps = Steps(progress, cancel)
     masks = {k: v for k, v in labels.items() if v is not None}
@@ -196,9 +196,11 @@ def write_seg(labels: Mapping[str, sitk.Image], source_files: Sequence[str | Pat
             content_label="LIVERPLAN", content_description="Liver, lesions, vessels, segments")
     except (ValueError, TypeError) as exc:
         raise ExportError(f"the segmentation cannot be written as DICOM SEG: {exc}") from exc
-    steps.report(0.8, "Writing the DICOM segmentation")
-    out_path = Path(out_path)
-    with atomic_write(out_path) as tmp:
-        seg.save_as(tmp)
-    steps.report(1.0, "DICOM segmentation written")
-    return out_path
+    steps.report(1.0, "DICOM segmentation built")
+    return seg
+
+
+def write_seg(labels: Mapping[str, sitk.Image], source_files: Sequence[str | Path],
+              out_path: str | Path, **kwargs) -> Path:
+    """`build_seg` written atomically to `out_path`."""
+    return write_dicom(build_seg(labels, source_files, **kwargs), out_path)

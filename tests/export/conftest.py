@@ -19,6 +19,7 @@ from liverplan.case import LIVER, SEGMENTS, TUMORS, VESSELS
 from liverplan.geometry import image_from_array, index_to_lps
 from liverplan.io.dicom_write import write_series
 
+ROOT = Path(__file__).resolve().parents[2]
 ORTHANC = Path("/usr/sbin/Orthanc")
 ORTHANC_AET = "ORTHANCTEST"
 OUR_AET = "LIVERPLAN"
@@ -134,3 +135,29 @@ def orthanc(tmp_path_factory):
         proc.wait(timeout=20)
         log.close()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def small_loaded_case(small_case):
+    """The small case as the app holds it: loaded through liverplan.io, with its masks."""
+    from liverplan.case import Case
+    from liverplan.io import load
+
+    volume = load(small_case.dicom_dir)
+    case = Case(image=volume.image, info=volume.info)
+    for name, mask in small_case.labels.items():
+        case.set_label(name, mask)
+    return case
+
+
+@pytest.fixture(scope="session")
+def small_plan(small_loaded_case):
+    """A real plan from the planner: remove the four 'segments' on the patient's left (+x)."""
+    from liverplan.planner.flr import Plan, PlanningContext, evaluate
+    from liverplan.planner.patient import Patient
+    from liverplan.planner.resection import SegmentResection
+
+    resections = (SegmentResection((2, 4, 6, 8), "left half"),)
+    patient = Patient(weight_kg=70, height_cm=168, sex="F")
+    result = evaluate(PlanningContext.from_case(small_loaded_case), resections, patient)
+    return Plan(resections, patient, result, name="Left half")

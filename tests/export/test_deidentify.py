@@ -1,7 +1,8 @@
 import pydicom
 
 from liverplan.io.deidentify import Deidentifier
-from liverplan.io.export_encapsulated import encapsulate_pdf, write_dicom
+from liverplan.io.atomic import write_dicom
+from liverplan.io.export_encapsulated import encapsulate_pdf
 from liverplan.io.export_seg import write_seg
 
 from .conftest import dciodvfy_errors

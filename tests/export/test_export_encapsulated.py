@@ -3,7 +3,8 @@ import pytest
 from reportlab.pdfgen import canvas
 
 from liverplan.errors import ExportError
-from liverplan.io.export_encapsulated import encapsulate_pdf, extract_pdf, write_dicom
+from liverplan.io.atomic import write_dicom
+from liverplan.io.export_encapsulated import encapsulate_pdf, extract_pdf
 
 from .conftest import dciodvfy_errors
 

@@ -3,7 +3,8 @@ import pytest
 
 from liverplan.errors import ExportError
 from liverplan.io import pacs
-from liverplan.io.export_encapsulated import encapsulate_pdf, write_dicom
+from liverplan.io.atomic import write_dicom
+from liverplan.io.export_encapsulated import encapsulate_pdf
 from liverplan.io.export_seg import write_seg
 
 from .conftest import _free_port
