@@ -45,11 +45,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 import pyvista as pv
 import SimpleITK as sitk
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from liverplan import evidence
 from liverplan.errors import PlanningError
@@ -62,7 +64,7 @@ RIM_THICKNESS_RANGE_MM = (0.5, 5.0)   # the adjustable range of the ICG_RIM_THIC
 SURFACE_ARRAY = "icg_intensity"
 SPECIMEN_ARRAY = "icg_specimen"
 CAVITY_ARRAY = "icg_cavity"
-_NEGLIGIBLE = 0.01   # a lesion's signal below 1% of the threshold contrast is not computed
+_NEGLIGIBLE = 0.05   # a lesion's signal below 5% of the threshold contrast is not computed
 
 
 @dataclass(frozen=True)
@@ -113,10 +115,14 @@ class IcgParameters:
         return self.background + self.threshold_contrast
 
     def reach_mm(self, lesion_id: int) -> float:
-        """Distance from the lesion beyond which its signal is < 1% of the threshold contrast."""
-        peak = self.tbr if self.pattern(lesion_id) == "whole" else self.tbr * math.exp(
-            self.mu_eff_per_mm * self.rim_thickness_mm)
-        return max(math.log(peak / (_NEGLIGIBLE * self.threshold_contrast)), 0.0) / self.mu_eff_per_mm
+        """Distance from the lesion beyond which its signal is < 5% of the threshold contrast."""
+        mu = self.mu_eff_per_mm
+        if self.pattern(lesion_id) == "whole":     # tbr * (1 - exp(-mu D)) * exp(-mu s) < tbr * exp(-mu s)
+            amplitude, start = self.tbr, 0.0
+        else:                                      # rim_behind(s) for s >= rim
+            amplitude = self.tbr * (1.0 - math.exp(-mu * self.rim_thickness_mm))
+            start = self.rim_thickness_mm
+        return start + max(math.log(amplitude / (_NEGLIGIBLE * self.threshold_contrast)), 0.0) / mu
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -234,42 +240,98 @@ def _distance_to_voxels_mm(mask: np.ndarray, spacing_zyx: np.ndarray) -> np.ndar
     The EDT finds the nearest mask voxel centre; subtracting half a voxel per axis gives the
     distance to that voxel's box, so the field is right on anisotropic grids.
     """
-    if not mask.any():
-        return np.full(mask.shape, np.inf, dtype=np.float32)
     nearest = ndimage.distance_transform_edt(~mask, sampling=spacing_zyx, return_distances=False,
                                              return_indices=True)
     d2 = np.zeros(mask.shape, dtype=np.float32)
     for axis in range(3):
         shape = [1, 1, 1]
         shape[axis] = mask.shape[axis]
-        here = np.arange(mask.shape[axis]).reshape(shape)
-        gap = np.abs(nearest[axis] - here) * spacing_zyx[axis] - spacing_zyx[axis] / 2
-        d2 += np.square(np.maximum(gap, 0.0), dtype=np.float32)
+        here = np.arange(mask.shape[axis], dtype=nearest.dtype).reshape(shape)
+        gap = np.abs(nearest[axis] - here).astype(np.float32)
+        gap *= np.float32(spacing_zyx[axis])
+        gap -= np.float32(spacing_zyx[axis] / 2)
+        np.maximum(gap, 0.0, out=gap)
+        d2 += gap * gap
     return np.sqrt(d2)
 
 
 def signed_distance_mm(mask: np.ndarray, spacing_zyx) -> np.ndarray:
-    """Signed distance to the boundary of `mask` (negative inside), zero on the voxel faces."""
+    """Signed distance to the boundary of a non-empty `mask` (negative inside), 0 on its faces.
+
+    The inside part is computed only in the mask's bounding box (plus one voxel): it is small
+    there, and only its sign and its value next to the boundary matter for the optics.
+    """
     spacing_zyx = np.asarray(spacing_zyx, dtype=float)
-    return _distance_to_voxels_mm(mask, spacing_zyx) - _distance_to_voxels_mm(~mask, spacing_zyx)
+    distance = _distance_to_voxels_mm(mask, spacing_zyx)
+    nz = np.nonzero(mask)
+    box = tuple(slice(max(a.min() - 1, 0), b.max() + 2) for a, b in zip(nz, nz))
+    distance[box] -= _distance_to_voxels_mm(~mask[box], spacing_zyx)
+    return distance
 
 
 class _Crop:
-    """A box of the grid around one lesion, and the mesh vertices inside it."""
+    """The part of the grid needed for one lesion: the lesion and the mesh vertices within
+    `reach_mm` of its bounding box (the EDT cost is in this box, so it is kept tight)."""
 
-    def __init__(self, lesion: np.ndarray, spacing_zyx: np.ndarray, reach_mm: float,
-                 vertex_index: np.ndarray):
-        nz = np.nonzero(lesion)
-        pad = np.ceil(reach_mm / spacing_zyx).astype(int) + 1
-        self.lo = np.maximum(np.min(nz, axis=1) - pad, 0)
-        self.hi = np.minimum(np.max(nz, axis=1) + pad + 1, lesion.shape)
-        self.slices = tuple(slice(a, b) for a, b in zip(self.lo, self.hi))
-        inside = np.all((vertex_index >= self.lo) & (vertex_index <= self.hi - 1), axis=1)
-        self.vertices = np.nonzero(inside)[0]
-        self.coords = (vertex_index[self.vertices] - self.lo).T
+    def __init__(self, labels: np.ndarray, box: tuple[slice, ...], lesion_id: int,
+                 spacing_zyx: np.ndarray, reach_mm: float, vertex_index: np.ndarray):
+        lesion_lo = np.array([b.start for b in box]) - 1
+        lesion_hi = np.array([b.stop for b in box]) + 1
+        # vertices within reach of the lesion's bounding box: a cheap slab test along z first,
+        # then the Euclidean distance (mm) to the box
+        pad_z = reach_mm / spacing_zyx[0]
+        z = vertex_index[:, 0]
+        slab = np.nonzero((z >= lesion_lo[0] - pad_z) & (z <= lesion_hi[0] + pad_z))[0]
+        outside = np.maximum(np.maximum(lesion_lo - vertex_index[slab], vertex_index[slab] - lesion_hi), 0)
+        self.vertices = slab[np.sum((outside * spacing_zyx) ** 2, axis=1) <= reach_mm**2]
+        near = vertex_index[self.vertices]
+        lo, hi = lesion_lo, lesion_hi
+        if len(near):
+            lo = np.minimum(lo, np.floor(near.min(axis=0)).astype(int))
+            hi = np.maximum(hi, np.ceil(near.max(axis=0)).astype(int) + 1)
+        self.lo = np.maximum(lo, 0)
+        self.slices = tuple(slice(a, b) for a, b in zip(self.lo, np.minimum(hi, labels.shape)))
+        self.spacing, self.reach_mm = spacing_zyx, reach_mm
+        self.lesion = labels[self.slices] == lesion_id
+        self.coords = (near - self.lo).T
 
-    def sample(self, field_: np.ndarray) -> np.ndarray:
+    def distance(self, mask: np.ndarray) -> np.ndarray:
+        """Signed distance (mm) from each vertex in the crop to `mask` (inf if it is empty)."""
+        if not mask.any():
+            return np.full(len(self.vertices), np.inf)
+        if not len(self.vertices):
+            return np.zeros(0)
+        field_ = signed_distance_mm(mask, self.spacing)
         return ndimage.map_coordinates(field_, self.coords, order=1, mode="nearest")
+
+    def gap_mm(self, distances: np.ndarray, surface_points: np.ndarray,
+               lesion_mesh: Callable[[], pv.PolyData]) -> float:
+        """Distance between the lesion and the surface: from the distance map when a vertex lies
+        within the reach (vertices outside the crop are farther), else between the meshes."""
+        if distances.size and distances.min() <= self.reach_mm:
+            return max(float(distances.min()), 0.0)
+        return _gap_mm(surface_points, lesion_mesh(), float(self.spacing.max()))
+
+
+def _gap_mm(surface_points: np.ndarray, lesion: pv.PolyData, tolerance_mm: float) -> float:
+    """Smallest distance between a surface (its vertices) and a lesion mesh, in mm.
+
+    Only surface vertices that can be closer than the one nearest the lesion centre are
+    searched. The distance is taken point-to-plane at the nearest lesion vertex where that
+    vertex lies within a voxel sideways (removes the vertex spacing error), else point-to-point.
+    """
+    q = np.asarray(lesion.points, dtype=float)
+    normals = np.asarray(lesion.point_normals, dtype=float)
+    tree = cKDTree(q)
+    nearest_centre = surface_points[np.argmin(np.sum((surface_points - q.mean(axis=0)) ** 2, axis=1))]
+    bound = tree.query(nearest_centre)[0]
+    near = np.all((surface_points >= q.min(axis=0) - bound) & (surface_points <= q.max(axis=0) + bound),
+                  axis=1)
+    points = surface_points[near]
+    d, i = tree.query(points)
+    plane = np.abs(np.einsum("ij,ij->i", points - q[i], normals[i]))
+    lateral = np.sqrt(np.maximum(d**2 - plane**2, 0.0))
+    return float(np.min(np.where(lateral <= tolerance_mm, plane, d)))
 
 
 def _check_masks(liver: sitk.Image, tumors: sitk.Image, *others: sitk.Image) -> None:
@@ -281,19 +343,20 @@ def _check_masks(liver: sitk.Image, tumors: sitk.Image, *others: sitk.Image) -> 
         raise PlanningError("The liver mask is empty; segment the liver before the ICG map.")
 
 
-def _lesion_ids(tumors: np.ndarray) -> list[int]:
-    return [int(i) for i in np.unique(tumors) if i != 0]
+def _lesion_boxes(labels: np.ndarray) -> dict[int, tuple[slice, ...]]:
+    return {i + 1: box for i, box in enumerate(ndimage.find_objects(labels)) if box is not None}
+
+
+def _lesion_mesh(tumors: sitk.Image, box: tuple[slice, ...], lesion_id: int) -> pv.PolyData:
+    """Surface of one lesion, meshed from its bounding box only (fast on a large CT)."""
+    index = [int(b.start) for b in reversed(box)]
+    size = [int(b.stop - b.start) for b in reversed(box)]
+    return mask_to_mesh(sitk.RegionOfInterest(tumors, size, index), label=lesion_id)
 
 
 def _diameter_mm(n_voxels: int, spacing_zyx: np.ndarray) -> float:
     """Diameter of the sphere with the lesion's volume."""
     return float((6.0 * n_voxels * np.prod(spacing_zyx) / math.pi) ** (1 / 3))
-
-
-def _min_distance_mm(points: pv.PolyData, surface: pv.PolyData) -> float:
-    """Smallest point-to-surface distance from `points` to `surface` (mm)."""
-    distances = points.compute_implicit_distance(surface)["implicit_distance"]
-    return float(np.min(np.abs(distances)))
 
 
 # --- surface map -----------------------------------------------------------------------------
@@ -304,36 +367,41 @@ def surface_fluorescence(liver: sitk.Image, tumors: sitk.Image, params: IcgParam
     """Expected fluorescence on the liver surface seen by a NIR camera.
 
     liver: 0/1 mask; tumors: 0..N instance ids on the same grid. `mesh` (the liver surface in
-    LPS mm, e.g. from mask_to_mesh) is made from `liver` when not given. Returns the mesh with
-    the point array SURFACE_ARRAY and the per-lesion table.
+    LPS mm from mask_to_mesh, shared with the 3D view) is made from `liver` when not given.
+    Returns a copy of the mesh with the point array SURFACE_ARRAY, and the per-lesion table.
     """
     _check_masks(liver, tumors)
     steps = Steps(progress, cancel)
     steps.report(0.0, "ICG: liver surface")
     mesh = (mask_to_mesh(liver) if mesh is None else mesh).copy()
-    labels = sitk.GetArrayViewFromImage(tumors)
-    spacing = np.asarray(liver.GetSpacing())[::-1]
-    vertex_index = lps_to_index(liver, mesh.points)
     intensity = np.full(mesh.n_points, params.background)
-    rows, warnings = [], []
-    ids = _lesion_ids(labels)
-    for n, lesion_id in enumerate(ids):
-        steps.report(0.1 + 0.9 * n / max(len(ids), 1), f"ICG: lesion {lesion_id}")
-        lesion = labels == lesion_id
-        diameter = _diameter_mm(int(lesion.sum()), spacing)
-        crop = _Crop(lesion, spacing, params.reach_mm(lesion_id), vertex_index)
-        s = crop.sample(signed_distance_mm(lesion[crop.slices], spacing))
-        signal = _behind(params, lesion_id, s, diameter)
+    points = np.asarray(mesh.points, dtype=float)
+    rows = []
+    for lesion_id, box, crop in _lesion_crops(tumors, params, mesh, steps):
+        diameter = _diameter_mm(int(crop.lesion.sum()), crop.spacing)
+        distances = crop.distance(crop.lesion)
+        signal = _behind(params, lesion_id, distances, diameter)
         intensity[crop.vertices] += signal
         peak = params.background + (float(signal.max()) if signal.size else 0.0)
-        depth = _min_distance_mm(mask_to_mesh(tumors, label=lesion_id), mesh)
+        depth = crop.gap_mm(distances, points, lambda: _lesion_mesh(tumors, box, lesion_id))
         rows.append(LesionSurfaceSignal(lesion_id, params.pattern(lesion_id), round(depth, 2),
                                         peak, peak >= params.threshold))
-    if not ids:
-        warnings.append("No lesions in the lesion mask: the ICG map shows background only.")
     mesh.point_data[SURFACE_ARRAY] = intensity
     steps.report(1.0, "ICG: surface map done")
-    return mesh, SurfaceMap(params, params.threshold, tuple(rows), tuple(warnings))
+    warnings = () if rows else ("No lesions in the lesion mask: the ICG map shows background only.",)
+    return mesh, SurfaceMap(params, params.threshold, tuple(rows), warnings)
+
+
+def _lesion_crops(tumors: sitk.Image, params: IcgParameters, mesh: pv.PolyData, steps: Steps):
+    """(lesion id, bounding box, crop) for every lesion, reporting progress."""
+    labels = sitk.GetArrayViewFromImage(tumors)
+    spacing = np.asarray(tumors.GetSpacing())[::-1]
+    vertex_index = lps_to_index(tumors, np.asarray(mesh.points))
+    boxes = _lesion_boxes(labels)
+    for n, (lesion_id, box) in enumerate(boxes.items()):
+        steps.report(0.1 + 0.9 * n / len(boxes), f"ICG: lesion {lesion_id}")
+        yield lesion_id, box, _Crop(labels, box, lesion_id, spacing, params.reach_mm(lesion_id),
+                                    vertex_index)
 
 
 def _behind(params: IcgParameters, lesion_id: int, s: np.ndarray, diameter_mm: float) -> np.ndarray:
@@ -366,42 +434,37 @@ def cut_surface(liver: sitk.Image, resected: sitk.Image) -> pv.PolyData:
     mesh = mask_to_mesh(specimen)
     # A vertex on the cut face lies half a voxel from remnant voxels; on the capsule it does not.
     remnant = (live & ~cut).astype(np.float32)
-    fraction = ndimage.map_coordinates(remnant, lps_to_index(liver, mesh.points).T, order=1,
+    fraction = ndimage.map_coordinates(remnant, lps_to_index(liver, np.asarray(mesh.points)).T, order=1,
                                        mode="nearest")
     keep = np.nonzero(fraction >= 0.25)[0]
-    return mesh.extract_points(keep, adjacent_cells=False).extract_surface(algorithm='dataset_surface')
+    return mesh.extract_points(keep, adjacent_cells=False).extract_surface(algorithm="dataset_surface")
 
 
 def transection_fluorescence(liver: sitk.Image, tumors: sitk.Image, resected: sitk.Image,
-                             params: IcgParameters = IcgParameters(), *, progress=None, cancel=None
+                             params: IcgParameters = IcgParameters(), *,
+                             mesh: pv.PolyData | None = None, progress=None, cancel=None
                              ) -> tuple[pv.PolyData, TransectionMap]:
     """Expected fluorescence on both sides of a planned transection.
 
-    resected: 0/1 mask of the region to be removed (liver voxels inside it are the specimen).
-    Returns the cut surface with point arrays SPECIMEN_ARRAY and CAVITY_ARRAY and, per lesion,
-    NIR+/NIR- beside the geometric margin, with flags where the two disagree.
+    resected: 0/1 mask of the region to be removed (liver voxels inside it are the specimen);
+    `mesh` is cut_surface(liver, resected), made here when not given. Returns a copy of the cut
+    surface with point arrays SPECIMEN_ARRAY and CAVITY_ARRAY and, per lesion, NIR+/NIR-
+    beside the geometric margin, with flags where the two disagree.
     """
     _check_masks(liver, tumors, resected)
     steps = Steps(progress, cancel)
     steps.report(0.0, "ICG: transection surface")
-    mesh = cut_surface(liver, resected)
-    labels = sitk.GetArrayViewFromImage(tumors)
+    mesh = (cut_surface(liver, resected) if mesh is None else mesh).copy()
     removed = sitk.GetArrayViewFromImage(resected) != 0
-    spacing = np.asarray(liver.GetSpacing())[::-1]
-    vertex_index = lps_to_index(liver, mesh.points)
     sides = {SPECIMEN_ARRAY: np.full(mesh.n_points, params.background),
              CAVITY_ARRAY: np.full(mesh.n_points, params.background)}
+    points = np.asarray(mesh.points, dtype=float)
     rows = []
-    ids = _lesion_ids(labels)
-    for n, lesion_id in enumerate(ids):
-        steps.report(0.1 + 0.9 * n / max(len(ids), 1), f"ICG: lesion {lesion_id}")
-        lesion = labels == lesion_id
-        n_resected, n_voxels = int(np.count_nonzero(lesion & removed)), int(lesion.sum())
-        diameter = _diameter_mm(n_voxels, spacing)
-        crop = _Crop(lesion, spacing, params.reach_mm(lesion_id), vertex_index)
-        part, side = lesion[crop.slices], removed[crop.slices]
-        in_specimen = crop.sample(signed_distance_mm(part & side, spacing))
-        in_remnant = crop.sample(signed_distance_mm(part & ~side, spacing))
+    for lesion_id, box, crop in _lesion_crops(tumors, params, mesh, steps):
+        side = removed[crop.slices]
+        n_voxels, n_resected = int(crop.lesion.sum()), int(np.count_nonzero(crop.lesion & side))
+        diameter = _diameter_mm(n_voxels, crop.spacing)
+        in_specimen, in_remnant = crop.distance(crop.lesion & side), crop.distance(crop.lesion & ~side)
         signals = {
             SPECIMEN_ARRAY: _behind(params, lesion_id, in_specimen, diameter)
             + _in_front(params, lesion_id, in_remnant),
@@ -412,14 +475,15 @@ def transection_fluorescence(liver: sitk.Image, tumors: sitk.Image, resected: si
             sides[name][crop.vertices] += signal
             peaks[name] = params.background + (float(signal.max()) if signal.size else 0.0)
         transected = 0 < n_resected < n_voxels
-        margin = 0.0 if transected else _min_distance_mm(mask_to_mesh(tumors, label=lesion_id), mesh)
+        margin = 0.0 if transected else crop.gap_mm(np.minimum(in_specimen, in_remnant), points,
+                                                    lambda: _lesion_mesh(tumors, box, lesion_id))
         rows.append(_transection_row(params, lesion_id, 2 * n_resected >= n_voxels, margin,
                                      peaks[SPECIMEN_ARRAY], peaks[CAVITY_ARRAY]))
     for name, values in sides.items():
         mesh.point_data[name] = values
     steps.report(1.0, "ICG: transection map done")
-    warnings = () if ids else ("No lesions in the lesion mask: the transection map shows "
-                               "background only.",)
+    warnings = () if rows else ("No lesions in the lesion mask: the transection map shows "
+                                "background only.",)
     return mesh, TransectionMap(params, params.threshold, tuple(rows), warnings)
 
 
