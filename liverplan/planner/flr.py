@@ -8,26 +8,24 @@ which keeps re-evaluation after moving a cut interactive.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
+from scipy.spatial import cKDTree
 
 from liverplan import evidence as ev
 from liverplan.case import LIVER, SEGMENTS, TUMORS, VESSELS
 from liverplan.errors import PlanningError
 from liverplan.geometry import index_to_lps, same_grid, voxel_volume_ml
-from liverplan.planner.margins import (SYSTEM_NAMES, LesionOutcome, VesselCrossing,
-                                       lesion_outcomes, surface_distance_mm, vessel_crossings)
+from liverplan.planner.margins import (LesionOutcome, VesselCrossing, lesion_outcomes,
+                                       surface_distance_mm, vessel_crossings)
 from liverplan.planner.patient import Patient
-from liverplan.planner.remnant import RemnantCheck, check_remnant
+from liverplan.planner.remnant import RemnantCheck, VesselGraph, check_remnant
 from liverplan.planner.resection import Resection, resection_from_dict
 from liverplan.progress import Steps
-
-# Half of the 26-neighbourhood: each undirected vessel edge is generated once.
-_HALF_26 = [o for o in np.ndindex(3, 3, 3) if o > (1, 1, 1)]
-
 
 @dataclass(frozen=True)
 class LesionGeometry:
@@ -38,6 +36,9 @@ class LesionGeometry:
     segment: int                   # Couinaud segment holding most of the lesion (0: unknown)
     liver_index: np.ndarray        # the lesion's voxels in the liver voxel list
     boundary_mm: np.ndarray        # (K, 3) crop coordinates in mm of its surface voxels
+    tree: cKDTree                  # of boundary_mm
+    centre_mm: np.ndarray          # crop coordinates in mm of the centroid
+    reach_mm: float                # largest distance from the centre to a boundary voxel
 
 
 class PlanningContext:
@@ -68,8 +69,9 @@ class PlanningContext:
         self.n = len(self.zyx)
         self.index = np.full(liver_c.shape, -1, np.int32)
         self.index[liver_c] = np.arange(self.n, dtype=np.int32)
-        self.mm = (self.zyx * self.spacing_zyx).astype(np.float32)
-        self.faces = self._face_pairs()
+        self.zyx_f = self.zyx.astype(np.float32)
+        self.mm = self.zyx_f * self.spacing_zyx.astype(np.float32)
+        self.faces, self.voxel_faces = self._face_pairs()
         steps.report(0.2, "Couinaud segments")
         self.segment = self._segments(segments, box, liver_c)
         self.contacts = self.faces[self.segment[self.faces[:, 0]] != self.segment[self.faces[:, 1]]]
@@ -79,8 +81,12 @@ class PlanningContext:
         self.tumor = self.tumor_crop[liver_c]
         self.lesions = self._lesions()
         steps.report(0.5, "Vessel graph")
-        self._vessel_graph(vfull[box], liver_c, steps.sub(0.5, 1.0))
+        self.vessels = VesselGraph(vfull[box], self.index, self.segment, self.spacing_zyx,
+                                   steps.sub(0.5, 1.0))
         self._wedges: dict[tuple[int, float], np.ndarray] = {}
+        self._lock = threading.Lock()       # guards the incremental cut-face state below
+        self._last_resected = np.zeros(self.n, bool)
+        self._is_cut = np.zeros(len(self.faces), bool)
         steps.report(1.0, "Planning context ready")
 
     @classmethod
@@ -92,8 +98,9 @@ class PlanningContext:
                    info=case.info, progress=progress, cancel=cancel)
 
     # --- precomputation ---------------------------------------------------------------------
-    def _face_pairs(self) -> np.ndarray:
-        """(F, 2) liver voxel pairs that share a face (6-neighbours), each pair once."""
+    def _face_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(F, 2) liver voxel pairs that share a face (6-neighbours), each pair once, and per
+        voxel the ids of its (up to 6) faces, -1 where the neighbour is not liver."""
         pairs = []
         for axis in range(3):
             lo = [slice(None)] * 3
@@ -102,7 +109,14 @@ class PlanningContext:
             a, b = self.index[tuple(lo)], self.index[tuple(hi)]
             keep = (a >= 0) & (b >= 0)
             pairs.append(np.stack([a[keep], b[keep]], axis=1))
-        return np.concatenate(pairs)
+        voxel_faces = np.full((self.n, 6), -1, np.int32)
+        start = 0
+        for axis, p in enumerate(pairs):
+            ids = np.arange(start, start + len(p), dtype=np.int32)
+            voxel_faces[p[:, 0], 2 * axis] = ids
+            voxel_faces[p[:, 1], 2 * axis + 1] = ids
+            start += len(p)
+        return np.concatenate(pairs), voxel_faces
 
     def _segments(self, segments, box, liver_c) -> np.ndarray:
         """Couinaud number per liver voxel; liver voxels the map leaves at 0 take the nearest
@@ -143,56 +157,14 @@ class PlanningContext:
             counts = np.bincount(self.segment[idx], minlength=9)
             counts[0] = 0
             centroid = index_to_lps(self.reference, self.zyx[idx].mean(axis=0) + self.offset_zyx)
+            boundary_mm = (boundary * self.spacing_zyx).astype(np.float32)
+            centre_mm = self.mm[idx].mean(axis=0)
             lesions[i] = LesionGeometry(
                 i, volume_ml, float(2 * (3 * volume_ml * 1000 / (4 * np.pi)) ** (1 / 3)),
                 tuple(float(c) for c in centroid[0]), int(counts.argmax()) if counts.any() else 0,
-                idx, (boundary * self.spacing_zyx).astype(np.float32))
+                idx, boundary_mm, cKDTree(boundary_mm), centre_mm,
+                float(np.linalg.norm(boundary_mm - centre_mm, axis=1).max()))
         return lesions
-
-    def _vessel_graph(self, vcrop: np.ndarray, liver_c: np.ndarray, steps: Steps) -> None:
-        """Vessel voxels as graph nodes (26-connected within one system), with radius and trunk.
-
-        The trunk of a system (where inflow enters / outflow leaves) is its part outside the
-        liver mask (extrahepatic portal vein, IVC); when the mask holds none, its thickest voxel.
-        """
-        vcrop = np.where(np.isin(vcrop, list(SYSTEM_NAMES)), vcrop, 0).astype(np.uint8)
-        self.vnode_zyx = np.argwhere(vcrop).astype(np.int32)
-        self.vnode_system = vcrop[vcrop > 0]
-        self.vnode_liver = self.index[vcrop > 0]
-        node = np.full(vcrop.shape, -1, np.int32)
-        node[vcrop > 0] = np.arange(len(self.vnode_zyx), dtype=np.int32)
-        self.liver_vnode = np.full(self.n, -1, np.int32)
-        inside = self.vnode_liver >= 0
-        self.liver_vnode[self.vnode_liver[inside]] = np.flatnonzero(inside)
-        radius = np.zeros(len(self.vnode_zyx), np.float32)
-        self.vtrunk = np.zeros(len(self.vnode_zyx), bool)
-        for k, system in enumerate(SYSTEM_NAMES, start=1):
-            steps.report(k / 4, f"{SYSTEM_NAMES[system]} vessel radius")
-            this = self.vnode_system == system
-            if not this.any():
-                continue
-            # Distance to the nearest non-vessel voxel centre, less half a voxel: the wall.
-            edt = ndimage.distance_transform_edt(vcrop == system, sampling=self.spacing_zyx)
-            radius[this] = edt[vcrop == system] - 0.5 * self.spacing_zyx.min()
-            trunk = this & ~inside
-            if not trunk.any():
-                trunk = np.zeros_like(this)
-                trunk[np.flatnonzero(this)[np.argmax(radius[this])]] = True
-            self.vtrunk |= trunk
-        self.vradius_mm = radius
-        edges = []
-        shape = np.array(vcrop.shape)
-        for off in _HALF_26:
-            d = np.array(off) - 1
-            src = tuple(slice(max(-x, 0), n - max(x, 0)) for x, n in zip(d, shape))
-            dst = tuple(slice(max(x, 0), n - max(-x, 0)) for x, n in zip(d, shape))
-            a, b = node[src], node[dst]
-            keep = (a >= 0) & (b >= 0)
-            a, b = a[keep], b[keep]
-            same = self.vnode_system[a] == self.vnode_system[b]
-            edges.append(np.stack([a[same], b[same]], axis=1))
-        steps.report(1.0, "Vessel graph ready")
-        self.vedges = np.concatenate(edges) if edges else np.zeros((0, 2), np.int32)
 
     # --- queries used by resections and results ---------------------------------------------
     def linear(self, direction, point_mm, subset: np.ndarray | None = None) -> np.ndarray:
@@ -203,8 +175,21 @@ class PlanningContext:
         coeff = coeff_xyz[::-1]
         const = n @ (np.asarray(self.reference.GetOrigin()) - np.asarray(point_mm, float))
         const += coeff @ self.offset_zyx
-        zyx = self.zyx if subset is None else self.zyx[subset]
+        zyx = self.zyx_f if subset is None else self.zyx_f[subset]
         return zyx @ coeff.astype(np.float32) + np.float32(const)
+
+    def cut_faces(self, resected: np.ndarray) -> np.ndarray:
+        """(C, 2) faces between a resected and a kept voxel. Updated incrementally from the
+        previous call: only faces of voxels whose side changed are re-examined, which is what
+        keeps dragging a cut interactive."""
+        with self._lock:
+            changed = np.flatnonzero(resected != self._last_resected)
+            fids = self.voxel_faces[changed].ravel()
+            fids = fids[fids >= 0]
+            pair = self.faces[fids]
+            self._is_cut[fids] = resected[pair[:, 0]] != resected[pair[:, 1]]
+            self._last_resected = resected.copy()
+            return self.faces[np.flatnonzero(self._is_cut)]
 
     def wedge(self, lesion_id: int, margin_mm: float) -> np.ndarray:
         """The lesion and the liver voxels within `margin_mm` of its surface (cached; read-only)."""
@@ -328,7 +313,7 @@ def evaluate(ctx: PlanningContext, resections, patient: Patient | None = None) -
     functional_ml = liver_ml - tumor_ml
     flr_ml = np.count_nonzero(~resected & ~tumor) * ctx.voxel_ml
     telv = patient.telv_ml
-    cut = ctx.faces[resected[ctx.faces[:, 0]] != resected[ctx.faces[:, 1]]]
+    cut = ctx.cut_faces(resected)
     lesions = lesion_outcomes(ctx, resected, cut)
     crossings = vessel_crossings(ctx, cut)
     remnant = check_remnant(ctx, resected)

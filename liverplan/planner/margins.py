@@ -14,16 +14,12 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-from scipy.spatial import cKDTree
 
 from liverplan import evidence as ev
+from liverplan.planner.remnant import SYSTEM_NAMES
 
 if TYPE_CHECKING:
     from liverplan.planner.flr import PlanningContext
-
-SYSTEM_NAMES = {1: "portal", 2: "hepatic"}
 
 
 @dataclass(frozen=True)
@@ -72,7 +68,7 @@ def surface_distance_mm(delta_mm: np.ndarray, spacing_zyx: np.ndarray) -> np.nda
 def lesion_outcomes(ctx: "PlanningContext", resected: np.ndarray,
                     cut: np.ndarray) -> tuple[LesionOutcome, ...]:
     """Status and margin of every lesion for the resected voxels and cut faces (C, 2)."""
-    tree = None
+    mids = None
     out = []
     for les in ctx.lesions.values():
         n_out = np.count_nonzero(resected[les.liver_index])
@@ -84,10 +80,16 @@ def lesion_outcomes(ctx: "PlanningContext", resected: np.ndarray,
         else:
             status = "resected"
             if len(cut):
-                if tree is None:
-                    tree = cKDTree((ctx.mm[cut[:, 0]] + ctx.mm[cut[:, 1]]) / 2)
-                _, nearest = tree.query(les.boundary_mm)
-                margin = float(surface_distance_mm(tree.data[nearest] - les.boundary_mm,
+                if mids is None:
+                    mids = (ctx.mm[cut[:, 0]] + ctx.mm[cut[:, 1]]) / 2
+                # Exact distance of the face nearest the lesion centre bounds the margin; a face
+                # whose centre distance minus the lesion's reach exceeds it cannot do better.
+                dc = np.linalg.norm(mids - les.centre_mm, axis=1)
+                first = int(dc.argmin())
+                bound = les.tree.query(mids[first])[0] + ctx.spacing_zyx.max()
+                near = mids[dc - les.reach_mm <= bound]
+                _, nearest = les.tree.query(near)
+                margin = float(surface_distance_mm(near - les.boundary_mm[nearest],
                                                    ctx.spacing_zyx).min())
         r0 = None if margin is None else margin >= ev.R0_MARGIN_MM.value
         out.append(LesionOutcome(les.lesion_id, les.volume_ml, les.diameter_mm,
@@ -97,22 +99,17 @@ def lesion_outcomes(ctx: "PlanningContext", resected: np.ndarray,
 
 def vessel_crossings(ctx: "PlanningContext", cut: np.ndarray) -> tuple[VesselCrossing, ...]:
     """Connected pieces of vessel lying on the cut surface, largest diameter first."""
-    nodes = np.unique(ctx.liver_vnode[cut.ravel()]) if len(cut) else np.zeros(0, int)
+    vessels = ctx.vessels
+    nodes = np.unique(vessels.liver_node[cut.ravel()]) if len(cut) else np.zeros(0, int)
     nodes = nodes[nodes >= 0]
     if not len(nodes):
         return ()
-    local = np.full(len(ctx.vnode_zyx), -1, np.int64)
-    local[nodes] = np.arange(len(nodes))
-    a, b = local[ctx.vedges[:, 0]], local[ctx.vedges[:, 1]]
-    keep = (a >= 0) & (b >= 0)
-    graph = coo_matrix((np.ones(keep.sum(), bool), (a[keep], b[keep])),
-                       shape=(len(nodes), len(nodes)))
-    n, labels = connected_components(graph, directed=False)
+    labels = vessels.pieces(nodes)
     out = []
-    for k in range(n):
+    for k in range(labels.max() + 1):
         piece = nodes[labels == k]
-        centre = ctx.to_lps(ctx.vnode_zyx[piece].mean(axis=0))[0]
-        out.append(VesselCrossing(SYSTEM_NAMES[int(ctx.vnode_system[piece[0]])],
-                                  float(2 * ctx.vradius_mm[piece].max()),
+        centre = ctx.to_lps(vessels.zyx[piece].mean(axis=0))[0]
+        out.append(VesselCrossing(SYSTEM_NAMES[int(vessels.system[piece[0]])],
+                                  float(2 * vessels.radius_mm[piece].max()),
                                   tuple(float(c) for c in centre), len(piece)))
     return tuple(sorted(out, key=lambda c: -c.diameter_mm))

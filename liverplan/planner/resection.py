@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import ndimage
 from scipy.interpolate import RectBivariateSpline
 
 from liverplan.errors import PlanningError
@@ -196,19 +197,22 @@ class SurfaceCut:
 
     def resected(self, ctx: "PlanningContext") -> np.ndarray:
         w = ctx.linear(self.normal, self.origin_mm)
-        # Only voxels whose normal offset lies within the surface's height range need the
-        # spline; a dense sample (plus slack for overshoot) bounds that range.
-        uu, vv = np.meshgrid(np.linspace(self.u_mm[0], self.u_mm[-1], 64),
-                             np.linspace(self.v_mm[0], self.v_mm[-1], 64), indexing="ij")
-        dense = self.height_mm(uu, vv)
-        slack = 0.05 * (np.ptp(dense) + 1.0)
-        lo, hi = dense.min() - slack, dense.max() + slack
+        # The spline is sampled once on a lattice finer than the voxels and interpolated
+        # bilinearly; only voxels whose normal offset lies within the surface's height range
+        # (plus slack) need it, the others are decided by the sign of the offset.
+        step = float(min(ctx.spacing_zyx)) / 2
+        uu = np.arange(self.u_mm[0], self.u_mm[-1] + step, step)
+        vv = np.arange(self.v_mm[0], self.v_mm[-1] + step, step)
+        lattice = self._spline()(np.clip(uu, None, self.u_mm[-1]), np.clip(vv, None, self.v_mm[-1]))
+        slack = 0.05 * (np.ptp(lattice) + 1.0)
+        lo, hi = lattice.min() - slack, lattice.max() + slack
         above = w > hi
         band = np.flatnonzero((w > lo) & (w <= hi))
         if band.size:
-            u = ctx.linear(self.u_axis, self.origin_mm, band)
-            v = ctx.linear(self.v_axis, self.origin_mm, band)
-            above[band] = w[band] > self.height_mm(u, v)
+            u = (ctx.linear(self.u_axis, self.origin_mm, band) - self.u_mm[0]) / step
+            v = (ctx.linear(self.v_axis, self.origin_mm, band) - self.v_mm[0]) / step
+            h = ndimage.map_coordinates(lattice, [u, v], order=1, mode="nearest")
+            above[band] = w[band] > h
         return above if self.side == "along_normal" else ~above
 
     def to_dict(self) -> dict:

@@ -122,3 +122,14 @@ def test_context_refuses_unusable_masks(images):
         evaluate(ctx, [preset("right_hemihepatectomy")])
     r = evaluate(ctx, [PlaneCut(ph.lps(liver, (0, 0, 20.5)), ph.lps_direction(liver, (0, 0, -1)))])
     assert not r.remnant.checked and r.verdict == "borderline"
+
+
+def test_incremental_cut_faces_match_a_full_recount(images):
+    ctx = PlanningContext(*images)
+    ref = images[0]
+    rng = np.random.default_rng(1)
+    for _ in range(6):
+        point = ph.lps(ref, rng.uniform((8, 8, 8), (28, 40, 56)))
+        resected = PlaneCut(point, rng.normal(size=3)).resected(ctx) | WedgeResection(2, 4.0).resected(ctx)
+        full = ctx.faces[resected[ctx.faces[:, 0]] != resected[ctx.faces[:, 1]]]
+        assert np.array_equal(np.unique(ctx.cut_faces(resected), axis=0), np.unique(full, axis=0))

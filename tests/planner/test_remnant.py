@@ -61,7 +61,7 @@ def test_non_contiguous_segments_do_not_count_together(ctx):
 
 
 def test_extrahepatic_trunk_is_never_resected(ctx):
-    assert ctx.vtrunk.any() and np.all(ctx.vnode_liver[ctx.vtrunk] == -1)
+    assert ctx.vessels.trunk.any() and np.all(ctx.vessels.liver[ctx.vessels.trunk] == -1)
 
 
 def test_without_vessels_the_check_says_so(images):
