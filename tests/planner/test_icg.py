@@ -82,6 +82,15 @@ def test_surface_signal_strictly_decreases_with_depth_and_is_visible_only_within
     assert row.peak_intensity == pytest.approx(float(expected), rel=0.08)
 
 
+def test_depth_beyond_the_reach_of_the_distance_map_is_measured_between_meshes():
+    steep = IcgParameters(mu_eff_per_mm=2.0)           # the map then reaches only ~9.5 mm
+    assert steep.reach_mm(1) < 11.0 < IcgParameters().reach_mm(1)
+    row, depth = _peak(11.5, steep)
+    assert row.depth_mm == pytest.approx(depth, abs=0.5) and not row.visible
+    _, far, _ = _cut_case(12.0, mu_eff_per_mm=2.0)
+    assert far.margin_mm == pytest.approx(12.0, abs=0.5)
+
+
 def test_threshold_is_the_standard_rim_at_the_detection_depth():
     p = IcgParameters()
     at_limit = p.background + rim_behind(np.array(p.detection_depth_mm),

@@ -1,0 +1,78 @@
+import json
+
+import numpy as np
+import pytest
+import pyvista as pv
+import SimpleITK as sitk
+from PIL import Image
+
+from liverplan.geometry import image_from_array
+from liverplan.planner.icg import SURFACE_ARRAY, IcgParameters, surface_fluorescence
+from liverplan.planner.icg_view import (LIVER_RGB, LaparoscopeView, default_view, overlay_colors,
+                                        render_nir_view, write_icg_outputs)
+
+
+@pytest.fixture(scope="module")
+def right_lobe_lesion():
+    """An ellipsoidal 'liver' with one superficial anterior lesion on the patient's right
+    (LPS: x < 0) and one deep lesion; direction matrix flipped to catch axis mistakes."""
+    ref = sitk.Image([120, 90, 50], sitk.sitkUInt8)
+    ref.SetSpacing((1.2, 1.2, 2.0))
+    ref.SetDirection((-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    ref.SetOrigin((72.0, 54.0, -50.0))
+    z, y, x = np.indices((50, 90, 120)).astype(float)
+    X, Y, Z = 72.0 - 1.2 * x, 54.0 - 1.2 * y, -50.0 + 2.0 * z
+    liver = (X / 60) ** 2 + (Y / 40) ** 2 + (Z / 40) ** 2 <= 1
+    tumors = np.zeros(liver.shape, np.uint16)
+    tumors[((X + 30) ** 2 + (Y + 22) ** 2 + Z ** 2) <= 36] = 1       # right, anterior, ~5 mm deep
+    tumors[(X ** 2 + Y ** 2 + Z ** 2) <= 64] = 2                     # central, deep
+    lm = image_from_array(liver.astype(np.uint8), ref)
+    tm = image_from_array(tumors, ref)
+    return surface_fluorescence(lm, tm)
+
+
+def test_overlay_is_liver_coloured_below_threshold_and_greener_above():
+    colors = overlay_colors(np.array([1.0, 1.5, 1.6, 3.0, 10.0]), threshold=1.52, contrast=0.52)
+    assert np.array_equal(colors[0], np.round(255 * LIVER_RGB).astype(np.uint8))
+    assert np.array_equal(colors[1], colors[0])                 # below threshold: no tint
+    green = colors[:, 1].astype(int) - colors[:, 0]
+    assert green[2] > green[1] and green[3] > green[2] and green[4] >= green[3]
+
+
+def test_default_view_puts_the_patients_right_on_the_image_left(right_lobe_lesion):
+    mesh, surface_map = right_lobe_lesion
+    assert [r.visible for r in surface_map.lesions] == [True, False]
+    image = render_nir_view(mesh, surface_map, window_size=(400, 300))
+    assert image.shape == (300, 400, 3)
+    r, g, b = (image[..., i].astype(int) for i in range(3))
+    green = (g > r + 40) & (g > b + 40)
+    liver = (r > g + 20) & (r > 60)
+    assert green.sum() > 50 and liver.sum() > 10 * green.sum()
+    cols = np.nonzero(green)[1]
+    assert cols.mean() < 200                     # patient's right lobe on the image left
+    assert image[0, 0].max() < 10                # dark corners of the laparoscope field
+
+
+def test_view_round_trips_and_is_configurable(right_lobe_lesion):
+    mesh, surface_map = right_lobe_lesion
+    view = default_view(mesh)
+    assert view.view_angle_deg == 70.0
+    again = LaparoscopeView.from_dict(json.loads(json.dumps(view.to_dict())))
+    assert again == view
+    # from behind (posterior) the anterior lesion's glow is hidden
+    behind = LaparoscopeView(tuple(np.array(mesh.center) + [0, 150, 0]), tuple(mesh.center))
+    image = render_nir_view(mesh, surface_map, behind, window_size=(400, 300))
+    r, g, b = (image[..., i].astype(int) for i in range(3))
+    assert ((g > r + 40) & (g > b + 40)).sum() == 0
+
+
+def test_outputs_are_written_and_read_back(right_lobe_lesion, tmp_path, output_dir):
+    mesh, surface_map = right_lobe_lesion
+    vtp, png = write_icg_outputs(tmp_path / "plan", mesh, surface_map)
+    assert vtp.name == "icg_surface.vtp" and png.name == "icg_view.png"
+    back = pv.read(vtp)
+    assert np.allclose(back[SURFACE_ARRAY], mesh[SURFACE_ARRAY])
+    assert np.allclose(back.points, mesh.points)
+    assert Image.open(png).size == (1024, 768)
+    assert not [p for p in (tmp_path / "plan").iterdir() if p.name.startswith(".")]  # no temp left
+    Image.open(png).save(output_dir / "icg_view_synthetic.png")
