@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
 from liverplan.errors import InputError
@@ -115,7 +116,7 @@ class _Slice:
 
 
 def _sop_class(ds) -> str:
-    return str(ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID", ""))
+    return _Header(ds).text("SOPClassUID") or str(ds.file_meta.get("MediaStorageSOPClassUID", ""))
 
 
 def _is_image_class(ds) -> bool:
@@ -149,6 +150,41 @@ def _read_header(path: str):
     return ds, None
 
 
+class _Header:
+    """The per-file values the grouping needs, parsed from the raw bytes.
+
+    pydicom's full value conversion (validation, DSfloat objects) costs as much as reading the
+    file; these tags are ASCII strings (DS, IS, UI, CS) or unsigned shorts, so parsing them
+    directly halves the scan time. Anything unusual (big endian, converted values) goes through
+    pydicom.
+    """
+
+    def __init__(self, ds):
+        self.ds = ds
+        self.little = ds.original_encoding[1] is not False
+
+    def text(self, keyword: str) -> str:
+        elem = self.ds.get_item(keyword)
+        if elem is None or elem.value is None:
+            return ""
+        if isinstance(elem.value, bytes):
+            return elem.value.decode("latin-1").strip("\x00 ")
+        value = self.ds[keyword].value
+        return "\\".join(str(v) for v in value) if isinstance(value, MultiValue) else str(value)
+
+    def numbers(self, keyword: str) -> tuple[float, ...]:
+        text = self.text(keyword)
+        return tuple(float(v) for v in text.split("\\")) if text else ()
+
+    def ushort(self, keyword: str, default: int) -> int:
+        elem = self.ds.get_item(keyword)
+        if elem is None or not elem.value:
+            return default
+        if isinstance(elem.value, bytes) and self.little:
+            return int.from_bytes(elem.value[:2], "little")
+        return int(self.ds[keyword].value)
+
+
 def _slice(path: str, ds) -> tuple[_Slice | None, SkippedFile | None]:
     """An image slice, or the reason the file is not one."""
     if "DirectoryRecordSequence" in ds:
@@ -156,44 +192,43 @@ def _slice(path: str, ds) -> tuple[_Slice | None, SkippedFile | None]:
                                  "DICOMDIR")
     if not _is_image_class(ds):
         return None, _not_image(path, ds, "not an image (a non-image object); skipped")
+    h = _Header(ds)
+    rows, cols = h.ushort("Rows", 0), h.ushort("Columns", 0)
+    if not rows or not cols:   # an image class without its image tags: a cut-off header
+        return None, SkippedFile(path, f"unreadable: {_not_image(path, ds, '').kind} header is "
+                                 "incomplete (file damaged or truncated)", "unreadable")
     try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        iop = tuple(float(v) for v in ds.ImageOrientationPatient)
-        ipp = tuple(float(v) for v in ds.ImagePositionPatient)
-        spacing = tuple(float(v) for v in ds.PixelSpacing)
-    except (AttributeError, TypeError, ValueError):
-        if "Rows" not in ds:   # an image class without its image tags: a cut-off header
-            return None, SkippedFile(path, f"unreadable: {_not_image(path, ds, '').kind} header "
-                                     "is incomplete (file damaged or truncated)", "unreadable")
+        iop, ipp = h.numbers("ImageOrientationPatient"), h.numbers("ImagePositionPatient")
+        spacing, frames = h.numbers("PixelSpacing"), int((h.numbers("NumberOfFrames") or (1,))[0])
+    except ValueError:
+        iop = ()
+    if len(iop) != 6 or len(ipp) != 3 or len(spacing) != 2 or min(spacing) <= 0:
         return None, _not_image(path, ds, "image without valid patient position, orientation or "
                                 "pixel spacing; it cannot be placed in 3-D")
-    frames = int(ds.get("NumberOfFrames") or 1)
     if frames > 1:
         return None, _not_image(path, ds, f"multi-frame image ({frames} frames) is not "
                                 "supported; export the series as single-frame images")
-    if len(iop) != 6 or len(ipp) != 3 or len(spacing) != 2 or min(spacing) <= 0:
-        return None, _not_image(path, ds, "malformed position, orientation or pixel spacing")
-    bits = int(ds.get("BitsAllocated") or 0)
-    bits_stored = int(ds.get("BitsStored") or bits)
-    nbytes = rows * cols * max(bits, 8) // 8 * int(ds.get("SamplesPerPixel") or 1)
+    bits = h.ushort("BitsAllocated", 16)
+    bits_stored, samples = h.ushort("BitsStored", bits), h.ushort("SamplesPerPixel", 1)
+    nbytes = rows * cols * max(bits, 8) // 8 * samples
     native = str(ds.file_meta.get("TransferSyntaxUID", "")) in _NATIVE_LE
     if native and not _pixels_complete(path, nbytes):
         return None, SkippedFile(path, f"truncated file: its {rows}x{cols} pixel data is "
                                  "incomplete", "truncated")
     raw = None
-    if (native and bits == 16 and int(ds.get("SamplesPerPixel") or 1) == 1
-            and ds.get("PhotometricInterpretation") == "MONOCHROME2"):
-        raw = "<i2" if int(ds.get("PixelRepresentation") or 0) else "<u2"
+    if native and bits == 16 and samples == 1 and h.text("PhotometricInterpretation") == \
+            "MONOCHROME2":
+        raw = "<i2" if h.ushort("PixelRepresentation", 0) else "<u2"
         if raw == "<i2" and bits_stored != 16:
             raw = None   # sign extension of short signed values: left to the general reader
-    splitters = {k: ds.get(k) for k in ("EchoNumbers", "TemporalPositionIdentifier",
+    splitters = {k: h.text(k) for k in ("EchoNumbers", "TemporalPositionIdentifier",
                                         "TriggerTime", "AcquisitionNumber")}
-    splitters = {k: str(v) for k, v in splitters.items() if v not in (None, "")}
-    rescale = (_float(ds.get("RescaleSlope"), 1.0), _float(ds.get("RescaleIntercept"), 0.0))
+    rescale = (_float(h.text("RescaleSlope"), 1.0), _float(h.text("RescaleIntercept"), 0.0))
     geometry_key = (tuple(round(v, 3) for v in iop), rows, cols,
                     tuple(round(v, 4) for v in spacing))
-    return _Slice(path, str(ds.get("SeriesInstanceUID") or ""), str(ds.get("SOPInstanceUID", "")),
-                  geometry_key, iop, spacing, ipp, rescale, splitters, raw, bits_stored), None
+    return _Slice(path, h.text("SeriesInstanceUID"), h.text("SOPInstanceUID"), geometry_key, iop,
+                  spacing, ipp, rescale, {k: v for k, v in splitters.items() if v}, raw,
+                  bits_stored), None
 
 
 def pixel_data_at_end(path: str, nbytes: int) -> bool:
