@@ -121,8 +121,9 @@ def _sop_class(ds) -> str:
 
 def _is_image_class(ds) -> bool:
     """False for SOP classes known to hold no image slices (SR, SEG, RTSTRUCT, PDF, ...)."""
-    name = UID(_sop_class(ds)).name if _sop_class(ds) else ""
-    return not name or name == _sop_class(ds) or "Image" in name
+    sop = _sop_class(ds)
+    name = UID(sop).name
+    return not sop or name == sop or "Image" in name   # unknown classes are tried as images
 
 
 def _not_image(path: str, ds, reason: str) -> SkippedFile:
@@ -259,11 +260,16 @@ def _pixels_complete(path: str, nbytes: int) -> bool:
     return elem is not None and elem.value_tell + elem.length <= os.path.getsize(path)
 
 
-def _files(root: Path) -> list[str]:
+def _files(root: Path, skipped: list[SkippedFile]) -> list[str]:
     if root.is_file():
         return [str(root)]
     out = []
-    for dirpath, dirnames, filenames in os.walk(root):
+
+    def unreadable(exc: OSError) -> None:
+        skipped.append(SkippedFile(str(exc.filename), f"folder not readable ({exc.strerror})",
+                                   "unreadable"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
         dirnames.sort()
         out.extend(os.path.join(dirpath, f) for f in sorted(filenames))
     return out
@@ -275,9 +281,9 @@ def scan(path, *, progress=None, cancel=None) -> ScanResult:
     if not root.exists():
         raise InputError("this file or folder does not exist; check the path", path=root)
     steps = Steps(progress, cancel)
-    files = _files(root)
     slices: list[_Slice] = []
     skipped: list[SkippedFile] = []
+    files = _files(root, skipped)
     headers: dict[str, object] = {}    # first header of each UID group, for series-level tags
     for i, f in enumerate(files):
         if i % 32 == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 
@@ -220,3 +221,17 @@ def test_real_cases(shared_data):
     (s,) = result.series
     assert s.n_images == 20 and s.weight_kg == 79 and s.phase_hint.startswith("contrast")
     assert {k.kind for k in result.skipped} == {"not DICOM"}
+
+
+def test_unreadable_subfolder_is_listed(tmp_path):
+    write(ramp_volume(), tmp_path / "good")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0)
+    try:
+        result = scan(tmp_path)
+    finally:
+        locked.chmod(0o700)
+    assert result.series[0].n_images == 8
+    if os.geteuid() != 0:   # root reads any folder
+        assert [(k.path, k.kind) for k in result.skipped] == [(str(locked), "unreadable")]
