@@ -51,6 +51,14 @@ def test_slices_are_ordered_by_position_not_by_file(tmp_path):
                                np.rint(ramp_hu(physical_points(out))), atol=0.5)
 
 
+def test_spacing_comes_from_positions_not_slice_thickness(tmp_path):
+    files = write(ramp_volume(), tmp_path)     # 2.5 mm apart
+    edit(files, SliceThickness="5", SpacingBetweenSlices="5")   # overlapping 5 mm slices
+    volume = load(tmp_path)
+    assert volume.image.GetSpacing()[2] == pytest.approx(2.5)
+    assert volume.info.slice_spacing_mm == pytest.approx(2.5)
+
+
 def test_rescale_slope_and_intercept_give_hu(tmp_path):
     files = write(ramp_volume(), tmp_path)
     stored = [pydicom.dcmread(f).pixel_array.astype(float) for f in files]
