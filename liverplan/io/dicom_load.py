@@ -104,14 +104,22 @@ def _read_raw(info: SeriesInfo, steps: Steps) -> np.ndarray | None:
 
 
 def _rescale(stored: np.ndarray, rescale) -> np.ndarray:
+    """Stored values to output units, slice by slice (no full-size temporary)."""
     slopes = np.array([s for s, _ in rescale])
     intercepts = np.array([b for _, b in rescale])
     if np.all(slopes == 1) and np.all(intercepts == 0):
         return stored
     if np.all(slopes == 1) and np.all(intercepts == np.round(intercepts)):
-        return stored.astype(np.int32) + intercepts.astype(np.int32)[:, None, None]
-    return (stored.astype(np.float32) * slopes.astype(np.float32)[:, None, None]
-            + intercepts.astype(np.float32)[:, None, None])
+        low = int(stored.min()) + int(intercepts.min())
+        high = int(stored.max()) + int(intercepts.max())
+        out = np.empty(stored.shape, np.int16 if -32768 <= low and high <= 32767 else np.int32)
+        for k in range(len(stored)):
+            out[k] = stored[k].astype(np.int32) + int(intercepts[k])
+        return out
+    out = np.empty(stored.shape, np.float32)
+    for k in range(len(stored)):
+        out[k] = stored[k].astype(np.float32) * np.float32(slopes[k]) + np.float32(intercepts[k])
+    return out
 
 
 def _compact(pixels: np.ndarray) -> np.ndarray:

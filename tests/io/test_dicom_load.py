@@ -70,6 +70,15 @@ def test_rescale_slope_and_intercept_give_hu(tmp_path):
         np.testing.assert_allclose(out[k], raw * slope + intercept)
 
 
+def test_values_beyond_int16_are_kept(tmp_path):
+    image = sitk.Cast(ramp_volume(), sitk.sitkInt32)
+    image[3, 4, 5] = 40000          # e.g. a metal implant on an extended-range scanner
+    write(image, tmp_path)
+    out = load(tmp_path).image
+    assert out.GetPixelID() == sitk.sitkInt32 and out[3, 4, 5] == 40000
+    np.testing.assert_array_equal(sitk.GetArrayViewFromImage(out), sitk.GetArrayViewFromImage(image))
+
+
 def test_missing_slice_is_interpolated_onto_a_regular_grid_with_a_warning(tmp_path):
     image = ramp_volume(size=(12, 10, 9))
     files = write(image, tmp_path)
