@@ -59,11 +59,16 @@ def test_spacing_comes_from_positions_not_slice_thickness(tmp_path):
     assert volume.info.slice_spacing_mm == pytest.approx(2.5)
 
 
-def test_rescale_slope_and_intercept_give_hu(tmp_path):
+@pytest.mark.parametrize("syntax", [None, RLELossless])   # direct read / GDCM
+def test_rescale_slope_and_intercept_give_hu(tmp_path, syntax):
     files = write(ramp_volume(), tmp_path)
     stored = [pydicom.dcmread(f).pixel_array.astype(float) for f in files]
     for f in files[::2]:
         edit([f], RescaleSlope="0.5", RescaleIntercept="-1000")
+    for f in files if syntax else []:
+        ds = pydicom.dcmread(f)
+        ds.compress(syntax)
+        ds.save_as(f)
     out = sitk.GetArrayFromImage(load(tmp_path).image)
     for k, raw in enumerate(stored):
         slope, intercept = (0.5, -1000.0) if k % 2 == 0 else (1.0, -1024.0)
