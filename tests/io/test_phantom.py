@@ -1,0 +1,209 @@
+"""The synthetic patient: deterministic, anatomically oriented, and its truth matches its masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+from scipy import ndimage
+
+from liverplan.errors import InputError
+from liverplan.geometry import lps_to_index, same_grid, voxel_volume_ml
+from liverplan.io import load, scan
+from liverplan.io import phantom
+
+RIGHT_LIVER = (5, 6, 7, 8)
+
+
+def _arrays(case):
+    return {name: sitk.GetArrayFromImage(case.mask(name))
+            for name in ("liver", "tumors", "vessels", "segments")}
+
+
+@pytest.fixture(scope="module")
+def baseline(synthetic_patient):
+    volume = load(synthetic_patient.dicom_dir)
+    return synthetic_patient, volume, sitk.GetArrayFromImage(volume.image), _arrays(synthetic_patient)
+
+
+@pytest.fixture(scope="module")
+def followup(synthetic_patient):
+    case = synthetic_patient.followup
+    volume = load(case.dicom_dir)
+    return case, volume, sitk.GetArrayFromImage(volume.image), _arrays(case)
+
+
+def _coarse_render(seed: int):
+    """Body, liver and CT of the anatomy for `seed` on a coarse 6 mm grid (fast)."""
+    anatomy = phantom._build_anatomy(seed)
+    grid = phantom._Grid((64, 64, 40), (6.0, 6.0, 6.0))
+    body = phantom._render_body(anatomy, grid)
+    region, segments, tumors = phantom._render_liver(anatomy, grid)
+    tissue, liver, segments, tumors, _ = phantom._composite(body, region, segments, tumors)
+    lesion_hu = np.r_[0, [les.core_hu for les in anatomy.lesions]].astype(np.float32)
+    ct = phantom._ct(tissue, tumors, lesion_hu, grid, np.random.default_rng([seed, 0]))
+    return ct, liver, segments
+
+
+def test_same_seed_same_voxels_other_seed_other_patient():
+    a, b, c = _coarse_render(0), _coarse_render(0), _coarse_render(1)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    assert not np.array_equal(a[1], c[1]), "seed 1 gave the same liver as seed 0"
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_masks_share_the_ct_grid_and_truth_volumes_match_the_masks(baseline):
+    case, volume, _, masks = baseline
+    for name in masks:
+        assert same_grid(case.mask(name), volume.image), name
+    voxel_ml = voxel_volume_ml(volume.image)
+    truth = case.truth
+    assert truth["liver_volume_ml"] == pytest.approx(np.count_nonzero(masks["liver"]) * voxel_ml,
+                                                     abs=1e-3)
+    assert truth["tumor_volume_ml"] == pytest.approx(np.count_nonzero(masks["tumors"]) * voxel_ml,
+                                                     abs=1e-3)
+    for seg, ml in truth["segment_volume_ml"].items():
+        assert ml == pytest.approx(np.count_nonzero(masks["segments"] == int(seg)) * voxel_ml,
+                                   abs=1e-3)
+    for lesion in truth["lesions"]:
+        n = np.count_nonzero(masks["tumors"] == lesion["id"])
+        assert lesion["volume_ml"] == pytest.approx(n * voxel_ml, abs=1e-3)
+    assert 1400 <= truth["liver_volume_ml"] <= 1800
+
+
+def test_lesions_inside_the_liver_sized_and_at_various_depths(baseline):
+    case, volume, _, masks = baseline
+    lesions = case.truth["lesions"]
+    assert len(lesions) >= 3
+    assert set(np.unique(masks["tumors"])) - {0} == {les["id"] for les in lesions}
+    assert np.all(masks["liver"][masks["tumors"] > 0] == 1), "a tumour voxel lies outside the liver"
+    for lesion in lesions:
+        assert 8 <= lesion["diameter_mm"] <= 40, lesion
+        assert lesion["max_diameter_mm"] <= 40, lesion
+        # the centroid really is in the lesion, in the segment the truth names
+        zyx = np.rint(lps_to_index(volume.image, lesion["centroid_lps_mm"])[0]).astype(int)
+        assert masks["tumors"][tuple(zyx)] == lesion["id"]
+    depths = [les["depth_mm"] for les in lesions]
+    assert min(depths) < 5 and max(depths) > 25, depths
+    assert len({les["segment"] for les in lesions}) >= 3
+    right = [les for les in lesions if les["segment"] in RIGHT_LIVER and les["diameter_mm"] >= 10]
+    assert len(right) >= 2
+    assert any(les["segment"] in (2, 3) for les in lesions)
+    assert any(les["rim"] for les in lesions) and not all(les["rim"] for les in lesions)
+
+
+def test_depth_is_the_distance_to_the_liver_surface(baseline):
+    case, volume, _, masks = baseline
+    spacing = np.array(volume.image.GetSpacing())[::-1]
+    depth = ndimage.distance_transform_edt(masks["liver"], sampling=spacing)
+    for lesion in case.truth["lesions"]:
+        assert lesion["depth_mm"] == pytest.approx(depth[masks["tumors"] == lesion["id"]].min(),
+                                                   abs=0.05)
+
+
+def test_segments_partition_the_liver(baseline):
+    case, _, _, masks = baseline
+    seg, liver = masks["segments"], masks["liver"]
+    np.testing.assert_array_equal(seg > 0, liver > 0)
+    assert set(np.unique(seg)) == set(range(9))
+    volumes = case.truth["segment_volume_ml"]
+    right = sum(volumes[str(k)] for k in RIGHT_LIVER) / case.truth["liver_volume_ml"]
+    assert 0.55 <= right <= 0.70
+    assert volumes["1"] < min(volumes[str(k)] for k in range(2, 9)), "the caudate is the smallest"
+
+
+def test_patient_left_is_larger_x_after_loading(baseline):
+    case, volume, ct, masks = baseline
+    markers = case.truth["markers"]
+    spine, spleen, liver = (np.array(markers[k]) for k in
+                            ("spine_centroid_lps_mm", "spleen_centroid_lps_mm",
+                             "liver_centroid_lps_mm"))
+    assert spleen[0] > spine[0] + 50, "the spleen must lie on the patient's left (larger LPS x)"
+    assert liver[0] < spine[0] - 20, "the liver must lie on the patient's right"
+    # the markers are where the loaded CT shows these organs
+    for point, lo, hi in ((spleen, 105, 135), (spine, 250, 1100)):
+        z, y, x = np.rint(lps_to_index(volume.image, point)[0]).astype(int)
+        assert lo <= np.median(ct[z - 1:z + 2, y - 2:y + 3, x - 2:x + 3]) <= hi
+    liver_x = np.argwhere(masks["liver"])[:, 2].mean()
+    assert volume.image.TransformContinuousIndexToPhysicalPoint((liver_x, 0, 0))[0] < spine[0]
+    # slice 0 is the most caudal, like a scanner's series
+    files = scan(case.dicom_dir).series[0].files
+    z_first = float(pydicom.dcmread(files[0]).ImagePositionPatient[2])
+    assert z_first == pytest.approx(volume.image.GetOrigin()[2], abs=1e-3)
+    assert z_first < float(pydicom.dcmread(files[-1]).ImagePositionPatient[2])
+
+
+def _inner(mask, image, mm):
+    """Voxels of `mask` at least `mm` from its boundary (free of partial volume)."""
+    return ndimage.distance_transform_edt(mask, sampling=np.array(image.GetSpacing())[::-1]) >= mm
+
+
+def test_hu_of_each_tissue(baseline):
+    case, volume, ct, masks = baseline
+    liver, tumors, vessels = masks["liver"] > 0, masks["tumors"], masks["vessels"]
+    grown = ndimage.binary_dilation((tumors > 0) | (vessels > 0), iterations=2)
+    parenchyma = _inner(liver, volume.image, 4.0) & ~grown
+    assert 105 <= ct[parenchyma].mean() <= 115
+    assert 10 <= ct[parenchyma].std() <= 16          # noise
+    for lesion in case.truth["lesions"]:
+        core = _inner(tumors == lesion["id"], volume.image, 5.0 if lesion["rim"] else 2.0)
+        assert 30 <= ct[core].mean() <= 60, lesion["name"]
+    assert 170 <= np.median(ct[_inner(vessels == 1, volume.image, 2.5)]) <= 190   # portal vein
+    assert 150 <= np.median(ct[_inner(vessels == 2, volume.image, 2.5)]) <= 170   # hepatic v., IVC
+    air = ct[:, :5, :]                                              # in front of the patient
+    assert np.all(air < -900)
+    z, y, x = np.rint(lps_to_index(volume.image, (0.0, -106.0, 0.0))[0]).astype(int)
+    assert -120 <= np.median(ct[z - 2:z + 3, y, x - 5:x + 5]) <= -80    # subcutaneous fat
+    z, y, x = np.rint(lps_to_index(volume.image, (0.0, -94.0, 0.0))[0]).astype(int)
+    assert 35 <= np.median(ct[z - 2:z + 3, y, x - 5:x + 5]) <= 65       # abdominal wall muscle
+
+
+def test_dicom_headers_describe_the_patient(synthetic_patient):
+    info = scan(synthetic_patient.dicom_dir).series[0]
+    assert info.weight_kg == pytest.approx(78.0) and info.height_cm == pytest.approx(176.0)
+    assert info.description == "Portal venous phase"
+    assert info.modality == "CT" and info.patient_sex == "M"
+    ds = pydicom.dcmread(info.files[0])
+    assert ds.ContrastBolusAgent and ds.StudyDate == "20260302"
+
+
+def test_followup_is_the_same_patient_after_right_pve(synthetic_patient, followup):
+    base = scan(synthetic_patient.dicom_dir).series[0]
+    case, volume, ct, masks = followup
+    after = scan(case.dicom_dir).series[0]
+    assert after.patient_id == base.patient_id
+    assert after.study_instance_uid != base.study_instance_uid
+    assert after.series_instance_uid != base.series_instance_uid
+    assert after.frame_of_reference_uid != base.frame_of_reference_uid
+    assert after.study_date > base.study_date
+    truth = case.truth
+    assert truth["weeks_after_pve"] == 4.0
+    assert truth["hypertrophy"]["segments"] == [2, 3, 4]
+
+
+def test_followup_left_liver_grew_by_the_requested_percentage(synthetic_patient, followup):
+    case, volume, ct, masks = followup
+    base_seg = sitk.GetArrayFromImage(synthetic_patient.mask("segments"))
+    voxel_ml = voxel_volume_ml(volume.image)
+    left_before = np.count_nonzero(np.isin(base_seg, (2, 3, 4))) * voxel_ml
+    left_after = np.count_nonzero(np.isin(masks["segments"], (2, 3, 4))) * voxel_ml
+    requested = case.truth["hypertrophy"]["requested_growth_percent"]
+    assert 100 * (left_after / left_before - 1) == pytest.approx(requested, abs=2.0)
+    assert case.truth["hypertrophy"]["followup_volume_ml"] == pytest.approx(left_after, abs=1e-3)
+    right_before = np.count_nonzero(np.isin(base_seg, RIGHT_LIVER))
+    right_after = np.count_nonzero(np.isin(masks["segments"], RIGHT_LIVER))
+    assert right_after < right_before, "the embolized right liver should atrophy"
+    np.testing.assert_array_equal(masks["segments"] > 0, masks["liver"] > 0)
+    # embolized right portal branches no longer enhance: little portal lumen left in the right liver
+    base_portal = sitk.GetArrayFromImage(synthetic_patient.mask("vessels")) == 1
+    right_portal_before = np.count_nonzero(base_portal & np.isin(base_seg, RIGHT_LIVER))
+    right_portal_after = np.count_nonzero((masks["vessels"] == 1)
+                                          & np.isin(masks["segments"], RIGHT_LIVER))
+    assert right_portal_after < 0.3 * right_portal_before
+
+
+def test_open_refuses_a_folder_without_truth(tmp_path):
+    with pytest.raises(InputError, match="truth.json"):
+        phantom.PhantomCase.open(tmp_path)
