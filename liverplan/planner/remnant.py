@@ -4,9 +4,11 @@ Rule (from the segment and vessel masks):
 - a segment belongs to the remnant when at least REMNANT_SEGMENT_MIN_FRACTION of its parenchyma
   is kept;
 - it has portal inflow when kept portal voxels inside it are still connected, through kept
-  portal voxels, to the portal trunk (the portal vein outside the liver mask, else its thickest
-  voxel); hepatic venous outflow likewise with the hepatic veins and the IVC;
-- vessel voxels in resected parenchyma are gone; vessel voxels outside the liver never are;
+  portal voxels, to the portal trunk (the portal vein outside the liver mask, else its main
+  stem around the thickest voxel); hepatic venous outflow likewise with the hepatic veins and
+  the IVC;
+- vessel voxels in resected parenchyma are gone; the trunks (and anything outside the liver)
+  never are, as a hepatectomy preserves the hilar portal vein and the IVC;
 - segments are contiguous when kept voxels of the two touch face to face.
 The check passes when the largest contiguous group of remnant segments with inflow and outflow
 has at least two segments.
@@ -32,6 +34,9 @@ SYSTEM_NAMES = {1: "portal", 2: "hepatic"}
 # Half of the 26-neighbourhood: each undirected vessel edge is generated once.
 _HALF_26 = [np.array(o) - 1 for o in np.ndindex(3, 3, 3) if o > (1, 1, 1)]
 CLUSTER_BLOCK_MM = 5.0
+# Main stem of an intrahepatic-only vessel mask: voxels at least this fraction as thick as the
+# thickest (a geometric choice, not a clinical threshold).
+TRUNK_RADIUS_FRACTION = 0.75
 
 
 def _graph_labels(n: int, edges: np.ndarray) -> np.ndarray:
@@ -43,8 +48,8 @@ class VesselGraph:
     """Vessel voxels of the planning crop as a 26-connected graph (within one system), with
     radius, segment and trunk per voxel.
 
-    The trunk of a system (where inflow enters / outflow leaves) is its part outside the liver
-    mask (extrahepatic portal vein, IVC); when the mask holds none, its thickest voxel.
+    The trunk of a system (where inflow enters / outflow leaves, see `_trunk`) is preserved by
+    every resection: hepatectomies keep the hilar portal vein and the IVC.
 
     For speed the voxels are grouped once into clusters (connected pieces within 5 mm blocks).
     A cluster whose voxels are all kept is one node; only clusters the cut passes through are
@@ -74,11 +79,6 @@ class VesselGraph:
             # Distance to the nearest non-vessel voxel centre, less half a voxel: the wall.
             edt = ndimage.distance_transform_edt(vcrop == system, sampling=spacing_zyx)
             self.radius_mm[this] = edt[vcrop == system] - 0.5 * spacing_zyx.min()
-            trunk = this & ~inside
-            if not trunk.any():
-                trunk = np.zeros_like(this)
-                trunk[np.flatnonzero(this)[np.argmax(self.radius_mm[this])]] = True
-            self.trunk |= trunk
         node = np.full(vcrop.shape, -1, np.int32)
         node[on] = np.arange(m, dtype=np.int32)
         edges = []
@@ -90,6 +90,8 @@ class VesselGraph:
             a, b = a[keep], b[keep]
             edges.append(np.stack([a, b], axis=1)[self.system[a] == self.system[b]])
         self.edges = np.concatenate(edges)
+        for system in SYSTEM_NAMES:
+            self.trunk |= self._trunk(system)
         steps.report(0.8, "Vessel clusters")
         block = (self.zyx // np.maximum(np.round(CLUSTER_BLOCK_MM / spacing_zyx), 1)).astype(np.int64)
         key = (block[:, 0] * 100_000 + block[:, 1]) * 100_000 + block[:, 2]
@@ -108,6 +110,20 @@ class VesselGraph:
         self.incident = eid[order]
         self.incident_ptr = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=self.n_clusters))])
         steps.report(1.0, "Vessel graph ready")
+
+    def _trunk(self, system: int) -> np.ndarray:
+        """The system's part outside the liver mask (extrahepatic portal vein, IVC); when the
+        mask holds none, its main stem: the voxels at least TRUNK_RADIUS_FRACTION as thick as
+        the thickest one and connected to it through such voxels."""
+        this = self.system == system
+        outside = this & (self.liver < 0)
+        if outside.any() or not this.any():
+            return outside
+        thick = this & (self.radius_mm >= TRUNK_RADIUS_FRACTION * self.radius_mm[this].max())
+        e = self.edges[thick[self.edges[:, 0]] & thick[self.edges[:, 1]]]
+        labels = _graph_labels(len(self), e)
+        seed = np.flatnonzero(this)[np.argmax(self.radius_mm[this])]
+        return thick & (labels == labels[seed])
 
     def __len__(self) -> int:
         return len(self.zyx)
@@ -129,9 +145,9 @@ class VesselGraph:
         return _graph_labels(len(nodes), e[(e[:, 0] >= 0) & (e[:, 1] >= 0)])
 
     def alive(self, resected: np.ndarray) -> np.ndarray:
-        """Voxels kept by the resection (those outside the liver always are)."""
+        """Voxels kept by the resection: those outside the liver and the trunk always are."""
         alive = np.ones(len(self), bool)
-        inside = self.liver >= 0
+        inside = (self.liver >= 0) & ~self.trunk
         alive[inside] = ~resected[self.liver[inside]]
         return alive
 

@@ -87,7 +87,8 @@ def rank_strategies(result: PlanResult, resections, patient: Patient) -> tuple[S
     candidates = []
     # One stage.
     blockers = _blockers((plan_broken, broken), (not flr_ok, f"FLR too small: {flr_text}"),
-                         (left, f"lesions {', '.join(map(str, left))} left in place"))
+                         (left, f"lesions {', '.join(map(str, left))} left in place: add "
+                                "parenchyma-sparing wedges for them to the plan"))
     candidates.append(("one_stage", "One-stage hepatectomy", blockers,
                        f"all lesions removed and {flr_text}", (f"Resection: {major_text}"
                        + (f" with {wedge_text}" if wedges else ""),), (0.0, 0.0), rule_flr,

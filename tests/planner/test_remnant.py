@@ -76,3 +76,19 @@ def test_without_vessels_the_check_says_so(images):
 def test_round_trip(ctx):
     rem = _check(ctx, (5, 6, 7, 8))
     assert RemnantCheck.from_dict(rem.to_dict()) == rem
+
+
+def test_intrahepatic_vessel_mask_uses_the_thickest_stem_as_trunk(images):
+    """Without vessels outside the liver the trunk is the main stem, and it is never resected."""
+    liver, tumors, seg, vessels = images
+    v = sitk.GetArrayFromImage(vessels)
+    v[sitk.GetArrayViewFromImage(liver) == 0] = 0
+    z, y, x = np.indices(v.shape)
+    # A thick portal stem (about 8 mm across) along x through the liver centre.
+    v[(abs(y - 24) <= 4) & (abs(z - 18) <= 2) & (x >= 6) & (x < 58)] = 1
+    ctx = PlanningContext(liver, tumors, seg, image_from_array(v, vessels))
+    trunk = ctx.vessels.trunk & (ctx.vessels.system == 1)
+    assert trunk.any() and np.all(ctx.vessels.liver[trunk] >= 0)
+    centre = np.flatnonzero((ctx.vessels.zyx + ctx.offset_zyx == (18, 24, 32)).all(axis=1))
+    assert trunk[centre].all()
+    assert ctx.vessels.alive(np.ones(ctx.n, bool))[trunk].all()
