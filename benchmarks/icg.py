@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))   # run from a checkout even when the package is n
 
 from liverplan.geometry import image_from_array, index_to_lps  # noqa: E402
 from liverplan.meshes import mask_to_mesh  # noqa: E402
-from liverplan.planner.icg import cut_surface, surface_fluorescence, transection_fluorescence  # noqa: E402
+from liverplan.planner.icg import (cut_surface, surface_fluorescence,  # noqa: E402
+                                   transection_fluorescence)
 from liverplan.planner.icg_view import write_icg_outputs  # noqa: E402
 
 IRCADB = ROOT.parent / "shared/data/ircadb-01/labels.nii.gz"

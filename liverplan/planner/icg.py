@@ -30,11 +30,12 @@ Model (every parameter is a field of `IcgParameters`, stored in the plan file):
   from two sides: the specimen's cut face and the remnant cavity. Each side sees the rims of the
   lesion parts behind it, plus the part of the rim of a lesion on the other side that the cut
   leaves on its side (rim beyond a margin m < rim: tbr * (1 - exp(-mu_eff (rim - m)))).
-- Computation. Per lesion, signed distance maps (scipy EDT with the voxel spacing, corrected to
-  the voxel faces) are computed in a crop around the lesion reaching as far as its signal can
-  matter (1% of the threshold contrast), then sampled at the mesh vertices by trilinear
-  interpolation. Depth below the capsule and the margin to the cut are exact point-to-surface
-  distances between the lesion mesh and the liver / cut surface mesh.
+- Computation. Per lesion, a signed distance map (scipy EDT with the voxel spacing, corrected
+  from voxel centres to voxel faces) is computed in a crop holding the lesion and the mesh
+  vertices within its reach (where its signal is still >= 5% of the threshold contrast; beyond,
+  it is dropped), then sampled at the vertices by trilinear interpolation. Depth below the
+  capsule and margin to the cut are the smallest sampled distance; for a lesion beyond its reach
+  they are measured between the lesion mesh and the surface mesh instead.
 
 Limits: the slab model ignores the lateral extent of the rim (a small lesion is predicted as
 visible as a large one at the same depth), and light paths through vessels or air are not
@@ -44,8 +45,8 @@ modelled. Predictions say where fluorescence is expected, not that it will be se
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
-from typing import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Callable, ClassVar
 
 import numpy as np
 import pyvista as pv
@@ -117,7 +118,7 @@ class IcgParameters:
     def reach_mm(self, lesion_id: int) -> float:
         """Distance from the lesion beyond which its signal is < 5% of the threshold contrast."""
         mu = self.mu_eff_per_mm
-        if self.pattern(lesion_id) == "whole":     # tbr * (1 - exp(-mu D)) * exp(-mu s) < tbr * exp(-mu s)
+        if self.pattern(lesion_id) == "whole":     # whole_behind(s) < tbr * exp(-mu s)
             amplitude, start = self.tbr, 0.0
         else:                                      # rim_behind(s) for s >= rim
             amplitude = self.tbr * (1.0 - math.exp(-mu * self.rim_thickness_mm))
@@ -132,7 +133,8 @@ class IcgParameters:
     @classmethod
     def from_dict(cls, d: dict) -> "IcgParameters":
         d = dict(d)
-        d["lesion_patterns"] = tuple(sorted((int(k), v) for k, v in d.get("lesion_patterns", {}).items()))
+        patterns = d.get("lesion_patterns", {})
+        d["lesion_patterns"] = tuple(sorted((int(k), v) for k, v in patterns.items()))
         return cls(**d)
 
 
@@ -164,23 +166,6 @@ class LesionSurfaceSignal:
 
 
 @dataclass(frozen=True)
-class SurfaceMap:
-    parameters: IcgParameters
-    threshold: float
-    lesions: tuple[LesionSurfaceSignal, ...]
-    warnings: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict:
-        return {"parameters": self.parameters.to_dict(), "threshold": self.threshold,
-                "lesions": [asdict(x) for x in self.lesions], "warnings": list(self.warnings)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SurfaceMap":
-        return cls(IcgParameters.from_dict(d["parameters"]), float(d["threshold"]),
-                   tuple(LesionSurfaceSignal(**x) for x in d["lesions"]), tuple(d.get("warnings", ())))
-
-
-@dataclass(frozen=True)
 class LesionTransectionSignal:
     lesion_id: int
     pattern: str
@@ -198,24 +183,77 @@ class LesionTransectionSignal:
 
 
 @dataclass(frozen=True)
-class TransectionMap:
+class _IcgMap:
+    """Parameters, detection threshold, one row per lesion, warnings (plan-file round trip)."""
+
     parameters: IcgParameters
     threshold: float
-    lesions: tuple[LesionTransectionSignal, ...]
+    lesions: tuple
     warnings: tuple[str, ...] = ()
-    evidence: tuple[str, ...] = field(default_factory=lambda: mimic_statement())
+    _row: ClassVar[type]
 
     def to_dict(self) -> dict:
         return {"parameters": self.parameters.to_dict(), "threshold": self.threshold,
-                "lesions": [dict(asdict(x), nir_positive=x.nir_positive) for x in self.lesions],
-                "warnings": list(self.warnings), "evidence": list(self.evidence)}
+                "lesions": [asdict(x) for x in self.lesions], "warnings": list(self.warnings)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TransectionMap":
-        lesions = tuple(LesionTransectionSignal(**{k: v for k, v in x.items() if k != "nir_positive"})
-                        for x in d["lesions"])
-        return cls(IcgParameters.from_dict(d["parameters"]), float(d["threshold"]), lesions,
-                   tuple(d.get("warnings", ())), tuple(d.get("evidence", mimic_statement())))
+    def from_dict(cls, d: dict):
+        names = {f.name for f in fields(cls._row)}
+        rows = tuple(cls._row(**{k: v for k, v in x.items() if k in names}) for x in d["lesions"])
+        return cls(IcgParameters.from_dict(d["parameters"]), float(d["threshold"]), rows,
+                   tuple(d.get("warnings", ())))
+
+
+@dataclass(frozen=True)
+class SurfaceMap(_IcgMap):
+    _row: ClassVar[type] = LesionSurfaceSignal
+
+    def lines(self) -> list[str]:
+        """Plain-language summary for the terminal and the report."""
+        visible = sum(r.visible for r in self.lesions)
+        out = [f"ICG on the liver surface ({_describe(self.parameters)}): {visible} of "
+               f"{len(self.lesions)} lesions expected visible."]
+        for r in self.lesions:
+            seen = "expected visible" if r.visible else "not expected visible (too deep or too dim)"
+            out.append(f"  lesion {r.lesion_id} ({r.pattern}): {r.depth_mm:.1f} mm below the "
+                       f"capsule, {seen}")
+        return out + list(self.warnings)
+
+
+@dataclass(frozen=True)
+class TransectionMap(_IcgMap):
+    _row: ClassVar[type] = LesionTransectionSignal
+
+    @property
+    def evidence(self) -> tuple[str, ...]:
+        """The MIMIC figures to show beside the prediction."""
+        return mimic_statement()
+
+    def lines(self) -> list[str]:
+        """Plain-language summary for the terminal and the report, with the MIMIC evidence."""
+        out = [f"ICG on the transection ({_describe(self.parameters)}):"]
+        for r in self.lesions:
+            sides = [name for name, on in (("specimen face", r.nir_specimen),
+                                           ("remnant cavity", r.nir_cavity)) if on]
+            nir = f"NIR+ expected on the {' and '.join(sides)}" if sides else "NIR- expected"
+            where = "resected" if r.resected else "left in the remnant"
+            out.append(f"  lesion {r.lesion_id} ({where}): margin {r.margin_mm:.1f} mm, {nir}")
+            if r.flag:
+                out.append(f"    ! {r.flag}")
+        return out + list(self.warnings) + ["How far to trust a real NIR signal:"] + [
+            f"  {line}" for line in self.evidence]
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        for row, x in zip(d["lesions"], self.lesions):
+            row["nir_positive"] = x.nir_positive
+        d["evidence"] = list(self.evidence)
+        return d
+
+
+def _describe(p: IcgParameters) -> str:
+    return (f"rim {p.rim_thickness_mm:g} mm (assumed), TBR {p.tbr:g}, attenuation "
+            f"{p.mu_eff_per_mm:g}/mm, detection depth {p.detection_depth_mm:g} mm")
 
 
 def mimic_statement() -> tuple[str, ...]:
@@ -282,7 +320,8 @@ class _Crop:
         pad_z = reach_mm / spacing_zyx[0]
         z = vertex_index[:, 0]
         slab = np.nonzero((z >= lesion_lo[0] - pad_z) & (z <= lesion_hi[0] + pad_z))[0]
-        outside = np.maximum(np.maximum(lesion_lo - vertex_index[slab], vertex_index[slab] - lesion_hi), 0)
+        near_z = vertex_index[slab]
+        outside = np.maximum(np.maximum(lesion_lo - near_z, near_z - lesion_hi), 0)
         self.vertices = slab[np.sum((outside * spacing_zyx) ** 2, axis=1) <= reach_mm**2]
         near = vertex_index[self.vertices]
         lo, hi = lesion_lo, lesion_hi
@@ -323,10 +362,10 @@ def _gap_mm(surface_points: np.ndarray, lesion: pv.PolyData, tolerance_mm: float
     q = np.asarray(lesion.points, dtype=float)
     normals = np.asarray(lesion.point_normals, dtype=float)
     tree = cKDTree(q)
-    nearest_centre = surface_points[np.argmin(np.sum((surface_points - q.mean(axis=0)) ** 2, axis=1))]
-    bound = tree.query(nearest_centre)[0]
-    near = np.all((surface_points >= q.min(axis=0) - bound) & (surface_points <= q.max(axis=0) + bound),
-                  axis=1)
+    centre_gap = np.sum((surface_points - q.mean(axis=0)) ** 2, axis=1)
+    bound = tree.query(surface_points[np.argmin(centre_gap)])[0]
+    lo, hi = q.min(axis=0) - bound, q.max(axis=0) + bound
+    near = np.all((surface_points >= lo) & (surface_points <= hi), axis=1)
     points = surface_points[near]
     d, i = tree.query(points)
     plane = np.abs(np.einsum("ij,ij->i", points - q[i], normals[i]))
@@ -361,8 +400,9 @@ def _diameter_mm(n_voxels: int, spacing_zyx: np.ndarray) -> float:
 
 # --- surface map -----------------------------------------------------------------------------
 
-def surface_fluorescence(liver: sitk.Image, tumors: sitk.Image, params: IcgParameters = IcgParameters(),
-                         *, mesh: pv.PolyData | None = None, progress=None, cancel=None
+def surface_fluorescence(liver: sitk.Image, tumors: sitk.Image,
+                         params: IcgParameters = IcgParameters(), *,
+                         mesh: pv.PolyData | None = None, progress=None, cancel=None
                          ) -> tuple[pv.PolyData, SurfaceMap]:
     """Expected fluorescence on the liver surface seen by a NIR camera.
 
@@ -388,7 +428,8 @@ def surface_fluorescence(liver: sitk.Image, tumors: sitk.Image, params: IcgParam
                                         peak, peak >= params.threshold))
     mesh.point_data[SURFACE_ARRAY] = intensity
     steps.report(1.0, "ICG: surface map done")
-    warnings = () if rows else ("No lesions in the lesion mask: the ICG map shows background only.",)
+    warnings = () if rows else ("No lesions in the lesion mask: the ICG map shows background "
+                                "only.",)
     return mesh, SurfaceMap(params, params.threshold, tuple(rows), warnings)
 
 
@@ -434,10 +475,11 @@ def cut_surface(liver: sitk.Image, resected: sitk.Image) -> pv.PolyData:
     mesh = mask_to_mesh(specimen)
     # A vertex on the cut face lies half a voxel from remnant voxels; on the capsule it does not.
     remnant = (live & ~cut).astype(np.float32)
-    fraction = ndimage.map_coordinates(remnant, lps_to_index(liver, np.asarray(mesh.points)).T, order=1,
-                                       mode="nearest")
+    index = lps_to_index(liver, np.asarray(mesh.points))
+    fraction = ndimage.map_coordinates(remnant, index.T, order=1, mode="nearest")
     keep = np.nonzero(fraction >= 0.25)[0]
-    return mesh.extract_points(keep, adjacent_cells=False).extract_surface(algorithm="dataset_surface")
+    cut = mesh.extract_points(keep, adjacent_cells=False)
+    return cut.extract_surface(algorithm="dataset_surface")
 
 
 def transection_fluorescence(liver: sitk.Image, tumors: sitk.Image, resected: sitk.Image,
@@ -464,7 +506,8 @@ def transection_fluorescence(liver: sitk.Image, tumors: sitk.Image, resected: si
         side = removed[crop.slices]
         n_voxels, n_resected = int(crop.lesion.sum()), int(np.count_nonzero(crop.lesion & side))
         diameter = _diameter_mm(n_voxels, crop.spacing)
-        in_specimen, in_remnant = crop.distance(crop.lesion & side), crop.distance(crop.lesion & ~side)
+        in_specimen = crop.distance(crop.lesion & side)
+        in_remnant = crop.distance(crop.lesion & ~side)
         signals = {
             SPECIMEN_ARRAY: _behind(params, lesion_id, in_specimen, diameter)
             + _in_front(params, lesion_id, in_remnant),

@@ -79,7 +79,7 @@ def render_nir_view(mesh: pv.PolyData, surface_map: SurfaceMap, view: Laparoscop
         plotter.set_background(BACKGROUND_RGB)
         plotter.add_mesh(mesh, scalars=colors, rgb=True, smooth_shading=True, specular=0.35,
                          specular_power=20, ambient=0.15, diffuse=0.85)
-        plotter.add_light(pv.Light(light_type="headlight", intensity=1.0))   # light through the scope
+        plotter.add_light(pv.Light(light_type="headlight"))   # the scope carries its light
         plotter.camera.position = view.position_lps_mm
         plotter.camera.focal_point = view.focal_point_lps_mm
         plotter.camera.up = view.view_up_lps
@@ -87,8 +87,8 @@ def render_nir_view(mesh: pv.PolyData, surface_map: SurfaceMap, view: Laparoscop
         plotter.camera.reset_clipping_range()
         visible = sum(r.visible for r in surface_map.lesions)
         plotter.add_text(f"Simulated NIR (ICG), expected not measured: {visible} of "
-                         f"{len(surface_map.lesions)} lesions expected visible", position="lower_edge",
-                         font_size=9, color="white")
+                         f"{len(surface_map.lesions)} lesions expected visible",
+                         position="lower_edge", font_size=9, color="white")
         image = plotter.screenshot(return_img=True)
     finally:
         plotter.close()

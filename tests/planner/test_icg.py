@@ -1,11 +1,12 @@
 import json
+import threading
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
 from liverplan import evidence
-from liverplan.errors import PlanningError
+from liverplan.errors import Cancelled, PlanningError
 from liverplan.geometry import image_from_array, index_to_lps
 from liverplan.planner.icg import (CAVITY_ARRAY, SPECIMEN_ARRAY, SURFACE_ARRAY, IcgParameters,
                                    SurfaceMap, TransectionMap, rim_behind, signed_distance_mm,
@@ -180,6 +181,28 @@ def test_a_cut_through_the_lesion_has_zero_margin_and_lights_both_sides():
     _, result = transection_fluorescence(lm, tm, image_from_array(resected, tm))
     row = result.lesions[0]
     assert row.margin_mm == 0.0 and row.nir_specimen and row.nir_cavity
+
+
+def test_summaries_name_each_lesion_and_show_the_mimic_figures():
+    lm, tm, _ = _flat_case(4.0)
+    _, surface = surface_fluorescence(lm, tm)
+    text = "\n".join(surface.lines())
+    assert "1 of 1 lesions expected visible" in text and "rim 2 mm (assumed)" in text
+    _, _, transection = _cut_case(3.0)
+    text = "\n".join(transection.lines())
+    assert "margin 3.0 mm, NIR+ expected on the specimen face" in text
+    assert "false positive" in text and "PPV 54%" in text and "92.4%" in text
+
+
+def test_progress_reaches_the_end_and_cancel_stops_the_work():
+    lm, tm, _ = _flat_case(4.0)
+    seen = []
+    surface_fluorescence(lm, tm, progress=lambda f, m: seen.append(f))
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        surface_fluorescence(lm, tm, cancel=stop)
 
 
 def test_parameters_and_results_round_trip_through_json():
