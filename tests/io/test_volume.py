@@ -8,6 +8,7 @@ import SimpleITK as sitk
 
 from liverplan.errors import InputError
 from liverplan.evidence import PLANNING_MIN_EXTENT_MM
+from liverplan.geometry import mask_volume_ml, same_grid
 from liverplan.io import load, require_3d, write_image
 from tests.io.dicom_cases import ramp_volume, write
 
@@ -57,3 +58,18 @@ def test_long_enough_volume_passes_the_planning_check(tmp_path):
     path = write_image(ramp_volume(size=(4, 4, n - 1)), tmp_path / "short.mha")
     with pytest.raises(InputError):
         require_3d(load(path))
+
+
+def test_synthetic_patient_loads_onto_its_truth_grid(synthetic_patient):
+    volume = load(synthetic_patient.dicom_dir)
+    require_3d(volume)
+    assert volume.warnings == ()
+    liver = synthetic_patient.mask("liver")
+    assert same_grid(liver, volume.image)
+    truth = synthetic_patient.truth
+    assert mask_volume_ml(liver) == pytest.approx(truth["liver_volume_ml"], rel=1e-3)
+    info = volume.info
+    assert (info.weight_kg, info.height_cm, info.patient_sex) == \
+        (truth["weight_kg"], truth["height_cm"], truth["sex"])
+    hu = sitk.GetArrayViewFromImage(volume.image)
+    assert 60 < np.median(hu[sitk.GetArrayViewFromImage(liver) > 0]) < 200   # enhanced liver
