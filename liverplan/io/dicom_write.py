@@ -9,7 +9,6 @@ a round trip through a DICOM reader.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from liverplan import __version__
 from liverplan.errors import Cancelled, ExportError
+from liverplan.io.atomic import atomic_write, ensure_folder
 from liverplan.progress import Steps
 
 RESCALE_INTERCEPT = -1024   # stored value 0 is -1024 HU, so unsigned 16-bit storage covers CT
@@ -90,15 +90,6 @@ def _series_dataset(image: sitk.Image, *, modality, patient_name, patient_id, pa
     return ds
 
 
-def _write_atomic(ds: Dataset, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_series(image: sitk.Image, out_dir, *, modality: str = "CT",
                  patient_name: str = "Anonymous", patient_id: str = "000000",
                  patient_sex: str | None = None, weight_kg: float | None = None,
@@ -130,7 +121,7 @@ def write_series(image: sitk.Image, out_dir, *, modality: str = "CT",
 
     written: list[Path] = []
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        ensure_folder(out_dir)
         n = stored.shape[0]
         for k in range(n):
             steps.report(k / n, f"Writing slice {k + 1} of {n}")
@@ -146,19 +137,12 @@ def write_series(image: sitk.Image, out_dir, *, modality: str = "CT",
             ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
             ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
             path = out_dir / f"IMG{k + 1:04d}"
-            _write_atomic(ds, path)
+            with atomic_write(path) as tmp:
+                pydicom.dcmwrite(tmp, ds, enforce_file_format=True)
             written.append(path)
         steps.report(1.0, f"Wrote {n} slices")
-    except Cancelled:
-        _remove(written)
+    except (Cancelled, ExportError):
+        for p in written:
+            p.unlink(missing_ok=True)
         raise
-    except OSError as exc:
-        _remove(written)
-        raise ExportError(f"could not write the DICOM series ({exc.strerror or exc}); check that "
-                          "the folder is writable and the disk is not full", path=out_dir) from exc
     return written
-
-
-def _remove(paths: list[Path]) -> None:
-    for p in paths:
-        p.unlink(missing_ok=True)

@@ -9,7 +9,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from liverplan.errors import Cancelled
+from liverplan.errors import Cancelled, ExportError
 from liverplan.io.dicom_write import write_series
 
 
@@ -98,3 +98,24 @@ def test_cancel_leaves_no_files(tmp_path, oblique_volume):
     with pytest.raises(Cancelled):
         write_series(oblique_volume, tmp_path, progress=progress, cancel=cancel)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_folder_is_an_export_error(tmp_path, oblique_volume):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ExportError):
+        write_series(oblique_volume, blocker / "series")
+
+
+def test_round_trip_through_liverplan_load(tmp_path, oblique_volume):
+    from liverplan.io import load
+
+    write_series(oblique_volume, tmp_path, weight_kg=70, height_cm=165)
+    volume = load(tmp_path)
+    np.testing.assert_allclose(volume.image.GetOrigin(), oblique_volume.GetOrigin(), atol=1e-3)
+    np.testing.assert_allclose(volume.image.GetSpacing(), oblique_volume.GetSpacing(), atol=1e-4)
+    np.testing.assert_allclose(volume.image.GetDirection(), oblique_volume.GetDirection(),
+                               atol=1e-5)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(volume.image),
+                                  sitk.GetArrayViewFromImage(oblique_volume))
+    assert volume.info.weight_kg == 70 and volume.info.height_cm == pytest.approx(165)
