@@ -168,8 +168,8 @@ def _first_undecodable(files) -> str | None:
 def _regularize(pixels: np.ndarray, geo: SliceGeometry) -> np.ndarray:
     """Linear interpolation along the normal onto positions first + k * step."""
     d = geo.distances_mm - geo.distances_mm[0]
-    n_out = int(round(d[-1] / geo.step_mm)) + 1
-    target = np.minimum(np.arange(n_out) * geo.step_mm, d[-1])
+    n_out = int(np.floor(d[-1] / geo.step_mm + 1e-6)) + 1   # never beyond the last slice
+    target = np.arange(n_out) * geo.step_mm
     upper = np.clip(np.searchsorted(d, target, side="right"), 1, len(d) - 1)
     lower = upper - 1
     w = ((target - d[lower]) / (d[upper] - d[lower])).astype(np.float32)[:, None, None]
