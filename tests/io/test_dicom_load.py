@@ -100,8 +100,8 @@ def test_missing_slice_is_interpolated_onto_a_regular_grid_with_a_warning(tmp_pa
 def test_uneven_last_step_is_not_extrapolated(tmp_path):
     image = ramp_volume(size=(12, 10, 4))
     files = write(image, tmp_path)
-    ds = pydicom.dcmread(files[3])                        # slice 3 moved from +7.5 to +8.5 mm
-    ds.ImagePositionPatient = [*ds.ImagePositionPatient[:2], str(-100.0 + 8.5)]
+    ds = pydicom.dcmread(files[3])                        # slice 3 moved from +7.5 to +9 mm
+    ds.ImagePositionPatient = [*ds.ImagePositionPatient[:2], str(-100.0 + 9.0)]
     ds.save_as(files[3])
     volume = load(tmp_path)
     out = volume.image
@@ -109,9 +109,9 @@ def test_uneven_last_step_is_not_extrapolated(tmp_path):
     a = sitk.GetArrayViewFromImage(out)
     original = sitk.GetArrayViewFromImage(image)
     np.testing.assert_array_equal(a[:3], original[:3])
-    # output slice 3 (+7.5 mm) lies 2.5/3.5 of the way from slice 2 (+5 mm) to the moved slice
-    # (+8.5 mm), whose pixels are unchanged; nothing is placed beyond the last slice
-    w = 2.5 / 3.5
+    # output slice 3 (+7.5 mm) lies 2.5/4 of the way from slice 2 (+5 mm) to the moved slice
+    # (+9 mm), whose pixels are unchanged; no slice is placed at +10 mm, beyond the last one
+    w = 2.5 / 4.0
     np.testing.assert_allclose(a[3], np.rint(original[2] * (1 - w) + original[3] * w), atol=1)
     assert out.TransformIndexToPhysicalPoint((0, 0, 3))[2] == pytest.approx(-92.5)
 
