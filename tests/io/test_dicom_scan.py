@@ -162,6 +162,9 @@ def test_acquisitions_at_the_same_positions_are_split(tmp_path, tag, label):
     result = scan(tmp_path)
     assert sorted(s.key for s in result.series) == [f"{uid}:{label}-1", f"{uid}:{label}-2"]
     assert all(s.n_images == 8 and not s.warnings for s in result.series)
+    assert load(tmp_path, series=f"{uid}:{label}-2").image.GetSize() == (12, 10, 8)
+    with pytest.raises(InputError, match="was split into 2 stacks; choose one by key"):
+        load(tmp_path, series=uid)
 
 
 def test_different_acquisition_numbers_without_overlap_stay_one_series(tmp_path):
