@@ -33,6 +33,9 @@ def read_series(info: SeriesInfo, *, progress=None, cancel=None) -> tuple[sitk.I
     if info.n_images < 2:
         raise InputError(f"series {info.key} has a single image: a 3-D volume needs a series of "
                          "slices; choose the axial CT series", path=where)
+    if len(info.orientation) != 6 or len(info.positions_mm) != info.n_images:
+        raise InputError(f"series {info.key}: the slice positions are not known (a saved series "
+                         "description without geometry); open the DICOM folder again", path=where)
     geo = analyse(info.orientation, info.positions_mm, info.pixel_spacing_mm)
     if geo.duplicates:
         raise InputError(f"series {info.key}: {geo.duplicates} image(s) lie at the same position "

@@ -191,6 +191,14 @@ def test_one_file_loads_its_series_and_a_series_info_loads_directly(tmp_path):
     assert volume.info == info and volume.image.GetSize()[2] == 8
 
 
+def test_series_info_without_geometry_is_refused(tmp_path):
+    write(ramp_volume(), tmp_path)
+    info = scan(tmp_path).series[0]
+    bare = type(info).from_dict({k: v for k, v in info.to_dict().items() if k != "positions_mm"})
+    with pytest.raises(InputError, match="slice positions are not known"):
+        load(bare)
+
+
 @pytest.mark.parametrize("syntax", [RLELossless, JPEG2000Lossless, JPEGLSLossless])
 def test_compressed_series_decode_to_the_same_hu(tmp_path, syntax):
     image = ramp_volume(size=(32, 32, 4), spacing=(0.3, 0.3, 2.5))   # OpenJPEG needs >= 32x32
