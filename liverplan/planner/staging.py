@@ -62,6 +62,9 @@ def rank_strategies(result: PlanResult, resections, patient: Patient) -> tuple[S
     left = [les.lesion_id for les in result.lesions if les.status == "left in place"]
     cut = [les.lesion_id for les in result.lesions if les.status == "cut through"]
     n_nodules = len(result.lesions)
+    close = tuple(f"Lesion {les.lesion_id}: margin {les.margin_mm:.1f} mm < "
+                  f"{ev.R0_MARGIN_MM.value:g} mm (R1 risk). Source: {ev.R0_MARGIN_MM.source}"
+                  for les in result.lesions if les.status == "resected" and not les.r0)
     plan_broken = cut or (result.remnant.checked and not result.remnant.passed)
     flr_text = (f"{result.driving} {result.driving_percent:.1f}% vs minimum {thr.value:g}% "
                 f"({thr.note}); FLR {result.flr_ml:.0f} mL, target {target_ml:.0f} mL")
@@ -92,7 +95,7 @@ def rank_strategies(result: PlanResult, resections, patient: Patient) -> tuple[S
     candidates.append(("one_stage", "One-stage hepatectomy", blockers,
                        f"all lesions removed and {flr_text}", (f"Resection: {major_text}"
                        + (f" with {wedge_text}" if wedges else ""),), (0.0, 0.0), rule_flr,
-                       thr.source, ()))
+                       thr.source, close))
     # PVE, then one stage.
     blockers = _blockers((plan_broken, broken), (flr_ok, "FLR already sufficient"),
                          (left, f"lesions {', '.join(map(str, left))} left in place: the remnant "
@@ -103,7 +106,7 @@ def rank_strategies(result: PlanResult, resections, patient: Patient) -> tuple[S
                         f"Re-image after 3-6 weeks: FLR, DH and KGR (>= "
                         f"{ev.KGR_LOW_RISK_PERCENT_PER_WEEK.value:g}%/week)",
                         f"Resection: {major_text}" + (f" with {wedge_text}" if wedges else "")),
-                       pve_days, pve_rule, pve_source, ()))
+                       pve_days, pve_rule, pve_source, close))
     # Two stage.
     clears_remnant = bool(wedges) or bool(left)
     blockers = _blockers((plan_broken, broken), (flr_ok, "FLR already sufficient"),
@@ -118,7 +121,7 @@ def rank_strategies(result: PlanResult, resections, patient: Patient) -> tuple[S
                         "other side",
                         "Re-image: FLR, KGR and progression",
                         f"Stage 2: {major_text}"),
-                       pve_days, pve_rule, pve_source, (dropout,) + nodule_risk))
+                       pve_days, pve_rule, pve_source, (dropout,) + nodule_risk + close))
     # ALPPS.
     blockers = _blockers((plan_broken, broken), (flr_ok, "FLR already sufficient"))
     candidates.append((
@@ -137,7 +140,8 @@ def rank_strategies(result: PlanResult, resections, patient: Patient) -> tuple[S
         f"{ev.ALPPS_GROWTH_MAX_ML_PER_DAY.value:g} mL/day after ALPPS stage 1 (median hypertrophy "
         f"{ev.ALPPS_MEDIAN_HYPERTROPHY_PERCENT.value:g}%); first choice only when PVE would need "
         f"more than {ev.PVE_WAIT_MAX_DAYS.value:g} days",
-        f"{ev.ALPPS_GROWTH_MIN_ML_PER_DAY.source}; {ev.PVE_WAIT_MAX_DAYS.source}", nodule_risk))
+        f"{ev.ALPPS_GROWTH_MIN_ML_PER_DAY.source}; {ev.PVE_WAIT_MAX_DAYS.source}",
+        nodule_risk + close))
 
     # Preference among the applicable: one stage; else the PVE route that suits the disease
     # (two-stage when the remnant must be cleared), ALPPS first only when growth must be fast.

@@ -89,6 +89,12 @@ def test_more_than_ten_nodules_flagged(n, flagged):
     assert any("HR about 4" in r for r in two.risks) == flagged
 
 
+def test_close_margin_is_a_risk_of_every_strategy():
+    close = dataclasses.replace(_lesion(1), margin_mm=0.5, r0=False)
+    s = rank_strategies(_result(30.0, (close,)), [preset("right_hemihepatectomy")], PATIENT)
+    assert s[0].key == "one_stage" and any("R1 risk" in r for r in s[0].risks)
+
+
 def test_a_failing_plan_makes_every_strategy_inapplicable():
     s = rank_strategies(_result(30.0, remnant_ok=False), [preset("right_hemihepatectomy")], PATIENT)
     assert _ranked(s) == [] and all("adjust the resection" in x.summary for x in s)
