@@ -7,7 +7,8 @@ patient's truth masks (truth/liver.nii.gz, truth/tumors.nii.gz). The transection
 plane through the liver's centroid, the patient's right side resected (a right-hemiliver-like
 cut). Meshing (shared with the 3D view) is timed apart from the ICG maps; the map is also timed
 on the surface decimated to about 200k vertices. Target (issue 6): <= 1 s for a 200k-vertex
-surface. With --out the table's files (icg_surface.vtp, icg_view.png) are written there.
+surface. With --out the files of each case (icg_surface.vtp, icg_view.png, icg_transection.vtp,
+icg_cavity.png) are written there.
 """
 
 from __future__ import annotations
@@ -80,19 +81,22 @@ def bench(name: str, liver: sitk.Image, tumors: sitk.Image, out: Path | None) ->
     print(f"\n{name}: {n_lesions} lesions; meshing the liver {t_mesh:.2f} s, "
           f"the cut surface {t_cut:.2f} s (shared with the 3D view, not part of the map)")
     print(f"{'surface':<28} {'vertices':>9} {'wall s':>7} {'CPU s':>6}  result")
-    surface_map = None
+    maps = []
     for label, m in meshes:
-        seconds, (painted, surface_map) = timed(lambda: surface_fluorescence(liver, tumors, mesh=m))
-        visible = sum(r.visible for r in surface_map.lesions)
+        seconds, result = timed(lambda: surface_fluorescence(liver, tumors, mesh=m))
+        maps.append(result)
+        visible = sum(r.visible for r in result[1].lesions)
         print(f"{label:<28} {m.n_points:>9} {seconds[0]:>7.2f} {seconds[1]:>6.2f}  "
               f"{visible} of {n_lesions} visible")
-        if out is not None and label == "liver surface":
-            write_icg_outputs(out / name.split()[0], painted, surface_map)
-    seconds, (_, transection) = timed(lambda: transection_fluorescence(liver, tumors, resected,
-                                                                        mesh=cut))
+    seconds, (painted_cut, transection) = timed(
+        lambda: transection_fluorescence(liver, tumors, resected, mesh=cut))
     positive = sum(r.nir_positive for r in transection.lesions)
     print(f"{'transection (both sides)':<28} {cut.n_points:>9} {seconds[0]:>7.2f} "
           f"{seconds[1]:>6.2f}  {positive} of {n_lesions} NIR+")
+    if out is not None:
+        painted, surface_map = maps[0]
+        write_icg_outputs(out / name.split()[0], painted, surface_map,
+                          transection=(painted_cut, transection, resected))
 
 
 def main() -> int:

@@ -474,12 +474,19 @@ def cut_surface(liver: sitk.Image, resected: sitk.Image) -> pv.PolyData:
     specimen.CopyInformation(liver)
     mesh = mask_to_mesh(specimen)
     # A vertex on the cut face lies half a voxel from remnant voxels; on the capsule it does not.
-    remnant = (live & ~cut).astype(np.float32)
-    index = lps_to_index(liver, np.asarray(mesh.points))
-    fraction = ndimage.map_coordinates(remnant, index.T, order=1, mode="nearest")
-    keep = np.nonzero(fraction >= 0.25)[0]
-    cut = mesh.extract_points(keep, adjacent_cells=False)
-    return cut.extract_surface(algorithm="dataset_surface")
+    return sub_surface(mesh, mask_fraction(live & ~cut, liver, mesh.points) >= 0.25)
+
+
+def mask_fraction(mask: np.ndarray, reference: sitk.Image, points: np.ndarray) -> np.ndarray:
+    """Trilinear value of a (z, y, x) 0/1 array on `reference`'s grid at LPS points (0..1)."""
+    index = lps_to_index(reference, np.asarray(points))
+    return ndimage.map_coordinates(mask.astype(np.float32), index.T, order=1, mode="nearest")
+
+
+def sub_surface(mesh: pv.PolyData, keep: np.ndarray) -> pv.PolyData:
+    """The triangles of `mesh` whose three vertices are kept (point arrays come along)."""
+    part = mesh.extract_points(np.nonzero(keep)[0], adjacent_cells=False)
+    return part.extract_surface(algorithm="dataset_surface")
 
 
 def transection_fluorescence(liver: sitk.Image, tumors: sitk.Image, resected: sitk.Image,

@@ -14,18 +14,23 @@ from pathlib import Path
 
 import numpy as np
 import pyvista as pv
+import SimpleITK as sitk
 from PIL import Image
 
 from liverplan.io.atomic import atomic_write, ensure_folder
-from liverplan.planner.icg import SURFACE_ARRAY, SurfaceMap
+from liverplan.planner.icg import (CAVITY_ARRAY, SURFACE_ARRAY, SurfaceMap, TransectionMap,
+                                   mask_fraction, sub_surface)
 
 LIVER_RGB = np.array([0.60, 0.27, 0.22])     # white-light parenchyma
 NIR_RGB = np.array([0.25, 1.0, 0.35])        # overlay green
 BACKGROUND_RGB = (0.03, 0.02, 0.02)
 _SATURATION = 3.0    # full green at threshold + 3x the threshold contrast
 _ONSET = 0.35        # a just-visible signal is already a clear tint
+_PORT_DIRECTION = np.array([0.0, -1.0, -0.6]) / np.linalg.norm([0.0, -1.0, -0.6])  # ant., caudal
 SURFACE_FILE = "icg_surface.vtp"
 VIEW_FILE = "icg_view.png"
+TRANSECTION_FILE = "icg_transection.vtp"
+CAVITY_FILE = "icg_cavity.png"
 
 
 @dataclass(frozen=True)
@@ -50,12 +55,18 @@ def default_view(mesh: pv.PolyData, view_angle_deg: float = 70.0) -> Laparoscope
 
     The whole liver fits in the field of view; the patient's right is on the image's left.
     """
+    return _looking_at(mesh, _PORT_DIRECTION, view_angle_deg, margin=1.05)
+
+
+def _looking_at(mesh: pv.PolyData, approach: np.ndarray, view_angle_deg: float,
+                margin: float) -> LaparoscopeView:
+    """Camera on the `approach` side of the mesh, far enough to see all of it, superior up."""
     centre = np.asarray(mesh.center)
     radius = 0.5 * float(np.linalg.norm(np.ptp(mesh.points, axis=0)))
-    approach = np.array([0.0, -1.0, -0.6])               # anterior (-P) and caudal (-S)
-    approach /= np.linalg.norm(approach)
-    distance = radius / math.tan(math.radians(view_angle_deg / 2)) * 1.05
-    up = np.array([0.0, 0.0, 1.0]) - approach * approach[2]    # superior, square to the view
+    distance = radius / math.tan(math.radians(view_angle_deg / 2)) * margin
+    up = np.array([0.0, 0.0, 1.0]) - approach * approach[2]
+    if np.linalg.norm(up) < 1e-6:              # looking straight up or down: anterior up
+        up = np.array([0.0, -1.0, 0.0])
     return LaparoscopeView(tuple(centre + approach * distance), tuple(centre),
                            tuple(up / np.linalg.norm(up)), view_angle_deg)
 
@@ -67,28 +78,72 @@ def overlay_colors(intensity: np.ndarray, threshold: float, contrast: float) -> 
     return np.round(255 * ((1 - alpha) * LIVER_RGB + alpha * NIR_RGB)).astype(np.uint8)
 
 
-def render_nir_view(mesh: pv.PolyData, surface_map: SurfaceMap, view: LaparoscopeView | None = None,
-                    *, window_size: tuple[int, int] = (1024, 768)) -> np.ndarray:
+def render_nir_view(mesh: pv.PolyData, surface_map: SurfaceMap,
+                    view: LaparoscopeView | None = None, *,
+                    window_size: tuple[int, int] = (1024, 768)) -> np.ndarray:
     """The simulated NIR overlay image (H, W, 3 uint8) of a mesh carrying SURFACE_ARRAY."""
-    view = view or default_view(mesh)
-    params = surface_map.parameters
+    p = surface_map.parameters
     colors = overlay_colors(np.asarray(mesh[SURFACE_ARRAY]), surface_map.threshold,
-                            params.threshold_contrast)
+                            p.threshold_contrast)
+    visible = sum(r.visible for r in surface_map.lesions)
+    caption = (f"Simulated NIR (ICG), expected not measured: {visible} of "
+               f"{len(surface_map.lesions)} lesions expected visible")
+    return _render([(mesh, colors)], view or default_view(mesh), caption, window_size)
+
+
+def remnant_surface(liver_surface: pv.PolyData, resected: sitk.Image) -> pv.PolyData:
+    """The part of the liver surface (with its point arrays) that stays in the patient."""
+    removed = mask_fraction(sitk.GetArrayViewFromImage(resected) != 0, resected,
+                            liver_surface.points)
+    return sub_surface(liver_surface, removed < 0.5)
+
+
+def cavity_view(cut: pv.PolyData, view_angle_deg: float = 70.0) -> LaparoscopeView:
+    """Into the resection cavity: from where the specimen was, obliquely from anterior and
+    caudal as through an umbilical port, onto the remnant's cut face."""
+    normal = np.asarray(cut.point_normals).mean(axis=0)     # specimen -> remnant
+    normal /= np.linalg.norm(normal)
+    port = _PORT_DIRECTION - normal * (_PORT_DIRECTION @ normal)
+    approach = -normal + 0.6 * port / max(np.linalg.norm(port), 1e-9)
+    approach /= np.linalg.norm(approach)
+    return _looking_at(cut, approach, view_angle_deg, margin=1.1)
+
+
+def render_cavity_view(remnant: pv.PolyData, cut: pv.PolyData, transection: TransectionMap,
+                       view: LaparoscopeView | None = None, *,
+                       window_size: tuple[int, int] = (1024, 768)) -> np.ndarray:
+    """The resection cavity after the planned transection: the remnant's cut face coloured by
+    the expected fluorescence (CAVITY_ARRAY), the remnant's capsule by SURFACE_ARRAY if present."""
+    p = transection.parameters
+    meshes = [(cut, overlay_colors(np.asarray(cut[CAVITY_ARRAY]), transection.threshold,
+                                   p.threshold_contrast))]
+    if remnant.n_points:
+        intensity = (np.asarray(remnant[SURFACE_ARRAY]) if SURFACE_ARRAY in remnant.point_data
+                     else np.full(remnant.n_points, p.background))
+        meshes.append((remnant, overlay_colors(intensity, transection.threshold,
+                                               p.threshold_contrast)))
+    positive = sum(r.nir_cavity for r in transection.lesions)
+    caption = f"Simulated NIR of the cavity (expected): {positive} lesion(s) may fluoresce"
+    return _render(meshes, view or cavity_view(cut), caption, window_size)
+
+
+def _render(meshes: list[tuple[pv.PolyData, np.ndarray]], view: LaparoscopeView, caption: str,
+            window_size: tuple[int, int]) -> np.ndarray:
+    """Off-screen render of coloured meshes through a laparoscope: headlight, wet specular
+    surface, round field."""
     plotter = pv.Plotter(off_screen=True, window_size=list(window_size), lighting="none")
     try:
         plotter.set_background(BACKGROUND_RGB)
-        plotter.add_mesh(mesh, scalars=colors, rgb=True, smooth_shading=True, specular=0.35,
-                         specular_power=20, ambient=0.15, diffuse=0.85)
+        for mesh, colors in meshes:
+            plotter.add_mesh(mesh, scalars=colors, rgb=True, smooth_shading=True, specular=0.25,
+                             specular_power=20, ambient=0.15, diffuse=0.75)
         plotter.add_light(pv.Light(light_type="headlight"))   # the scope carries its light
         plotter.camera.position = view.position_lps_mm
         plotter.camera.focal_point = view.focal_point_lps_mm
         plotter.camera.up = view.view_up_lps
         plotter.camera.view_angle = view.view_angle_deg
         plotter.camera.reset_clipping_range()
-        visible = sum(r.visible for r in surface_map.lesions)
-        plotter.add_text(f"Simulated NIR (ICG), expected not measured: {visible} of "
-                         f"{len(surface_map.lesions)} lesions expected visible",
-                         position="lower_edge", font_size=9, color="white")
+        plotter.add_text(caption, position="lower_edge", font_size=9, color="white")
         image = plotter.screenshot(return_img=True)
     finally:
         plotter.close()
@@ -105,13 +160,30 @@ def _scope_field(image: np.ndarray) -> np.ndarray:
 
 
 def write_icg_outputs(folder: str | Path, mesh: pv.PolyData, surface_map: SurfaceMap,
-                      view: LaparoscopeView | None = None) -> tuple[Path, Path]:
-    """Write icg_surface.vtp (expected intensity per vertex) and icg_view.png, atomically."""
+                      view: LaparoscopeView | None = None, *,
+                      transection: tuple[pv.PolyData, TransectionMap, sitk.Image] | None = None
+                      ) -> list[Path]:
+    """Write icg_surface.vtp (expected intensity per vertex) and icg_view.png atomically; with
+    `transection` = (cut surface, its map, the resected mask) also icg_transection.vtp
+    (specimen and cavity intensities per vertex) and icg_cavity.png."""
     folder = ensure_folder(folder)
-    surface, picture = folder / SURFACE_FILE, folder / VIEW_FILE
-    with atomic_write(surface) as tmp:
+    written = [_save_mesh(mesh, folder / SURFACE_FILE),
+               _save_png(render_nir_view(mesh, surface_map, view), folder / VIEW_FILE)]
+    if transection is not None:
+        cut, transection_map, resected = transection
+        image = render_cavity_view(remnant_surface(mesh, resected), cut, transection_map)
+        written += [_save_mesh(cut, folder / TRANSECTION_FILE),
+                    _save_png(image, folder / CAVITY_FILE)]
+    return written
+
+
+def _save_mesh(mesh: pv.PolyData, path: Path) -> Path:
+    with atomic_write(path) as tmp:
         mesh.save(tmp)
-    image = render_nir_view(mesh, surface_map, view)
-    with atomic_write(picture) as tmp:
+    return path
+
+
+def _save_png(image: np.ndarray, path: Path) -> Path:
+    with atomic_write(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
-    return surface, picture
+    return path

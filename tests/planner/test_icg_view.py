@@ -7,9 +7,12 @@ import SimpleITK as sitk
 from PIL import Image
 
 from liverplan.geometry import image_from_array
-from liverplan.planner.icg import SURFACE_ARRAY, IcgParameters, surface_fluorescence
+from liverplan.planner.icg import (CAVITY_ARRAY, SURFACE_ARRAY, surface_fluorescence,
+                                   transection_fluorescence)
 from liverplan.planner.icg_view import (LIVER_RGB, LaparoscopeView, default_view, overlay_colors,
-                                        render_nir_view, write_icg_outputs)
+                                        remnant_surface, render_cavity_view, render_nir_view,
+                                        write_icg_outputs)
+from tests.planner.test_icg import SPACING, _flat_case
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +79,41 @@ def test_outputs_are_written_and_read_back(right_lobe_lesion, tmp_path, output_d
     assert Image.open(png).size == (1024, 768)
     assert not [p for p in (tmp_path / "plan").iterdir() if p.name.startswith(".")]  # no temp left
     Image.open(png).save(output_dir / "icg_view_synthetic.png")
+
+
+
+def _plane_cut_masks(margin_mm: float):
+    """Liver block, lesion 14 mm deep, resected slab ending `margin_mm` beyond it."""
+    lm, tm, _ = _flat_case(14.0)
+    a = sitk.GetArrayViewFromImage(tm)
+    last_x = np.nonzero(a.any(axis=(0, 1)))[0].max()
+    resected = np.zeros(a.shape, np.uint8)
+    resected[:, :, : last_x + 1 + int(round(margin_mm / SPACING[0]))] = 1
+    return lm, tm, image_from_array(resected, tm)
+
+
+@pytest.mark.parametrize("margin_mm, glows", [(0.6, True), (12.0, False)])
+def test_cavity_view_shows_the_rim_left_behind_by_a_close_cut(margin_mm, glows):
+    lm, tm, resected = _plane_cut_masks(margin_mm)
+    cut, transection = transection_fluorescence(lm, tm, resected)
+    assert transection.lesions[0].nir_cavity == glows
+    image = render_cavity_view(pv.PolyData(), cut, transection, window_size=(400, 300))
+    r, g, b = (image[..., i].astype(int) for i in range(3))
+    assert ((r > 60) | (g > 60)).sum() > 20000            # the cut face fills the view
+    assert (((g > r + 40) & (g > b + 40)).sum() > 50) == glows
+
+
+def test_transection_outputs_are_written(tmp_path, output_dir):
+    lm, tm, resected = _plane_cut_masks(0.6)
+    mesh, surface_map = surface_fluorescence(lm, tm)
+    cut, transection = transection_fluorescence(lm, tm, resected)
+    remnant = remnant_surface(mesh, resected)
+    assert 0 < remnant.n_points < mesh.n_points
+    # the specimen's capsule (x = 5.7 mm from the origin) is gone: the remnant starts at the cut
+    assert remnant.points[:, 0].min() >= cut.points[:, 0].min() - 0.5
+    paths = write_icg_outputs(tmp_path, mesh, surface_map, transection=(cut, transection, resected))
+    assert [p.name for p in paths] == ["icg_surface.vtp", "icg_view.png", "icg_transection.vtp",
+                                       "icg_cavity.png"]
+    back = pv.read(paths[2])
+    assert np.allclose(back[CAVITY_ARRAY], cut[CAVITY_ARRAY])
+    Image.open(paths[3]).save(output_dir / "icg_cavity_synthetic.png")
