@@ -33,7 +33,8 @@ def add_parser(subparsers) -> None:
     sub.add_argument("path", type=Path, help="the CT: DICOM folder or file, or NIfTI/NRRD/MHA")
     what = sub.add_mutually_exclusive_group()
     what.add_argument("--resection", choices=sorted(PRESETS), help="named anatomical resection")
-    what.add_argument("--segments", type=_segments, help="Couinaud segments to resect, e.g. 5,6,7,8")
+    what.add_argument("--segments", type=_segments,
+                      help="Couinaud segments to resect, e.g. 5,6,7,8")
     sub.add_argument("--wedge", action="append", type=_wedge, default=[], metavar="LESION[:MARGIN]",
                      help=f"wedge resection around a lesion id with a margin in mm (default "
                           f"{DEFAULT_WEDGE_MARGIN_MM:g}); repeat for several lesions")
@@ -137,8 +138,9 @@ def summary(plan: Plan, strategies: tuple[Strategy, ...]) -> list[str]:
                      f"{les.status}{margin}")
     if r.crossings:
         lines.append("Vessels crossed by the cut:")
-        lines += [f"  {c.system} {c.diameter_mm:.1f} mm at ({', '.join(f'{v:.0f}' for v in c.position_lps_mm)}) LPS mm"
-                  for c in r.crossings]
+        for c in r.crossings:
+            where = ", ".join(f"{v:.0f}" for v in c.position_lps_mm)
+            lines.append(f"  {c.system} {c.diameter_mm:.1f} mm at ({where}) LPS mm")
     lines.append(f"Remnant: {r.remnant.detail}")
     lines.append(f"VERDICT: {r.verdict.upper()}")
     for reason in r.reasons:

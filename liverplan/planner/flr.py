@@ -207,7 +207,8 @@ class PlanningContext:
             nearest = ndimage.distance_transform_edt(outside, sampling=self.spacing_zyx,
                                                      return_distances=False, return_indices=True)
             delta = (np.indices(outside.shape) - nearest).reshape(3, -1).T * self.spacing_zyx
-            near = (surface_distance_mm(delta, self.spacing_zyx) <= margin_mm).reshape(outside.shape)
+            near = surface_distance_mm(delta, self.spacing_zyx) <= margin_mm
+            near = near.reshape(outside.shape)
             idx = self.index[sl][near | ~outside]
             mask = np.zeros(self.n, bool)
             mask[idx[idx >= 0]] = True

@@ -93,7 +93,8 @@ class VesselGraph:
         for system in SYSTEM_NAMES:
             self.trunk |= self._trunk(system)
         steps.report(0.8, "Vessel clusters")
-        block = (self.zyx // np.maximum(np.round(CLUSTER_BLOCK_MM / spacing_zyx), 1)).astype(np.int64)
+        block_vox = np.maximum(np.round(CLUSTER_BLOCK_MM / spacing_zyx), 1)
+        block = (self.zyx // block_vox).astype(np.int64)
         key = (block[:, 0] * 100_000 + block[:, 1]) * 100_000 + block[:, 2]
         a, b = self.edges[:, 0], self.edges[:, 1]
         self.cluster = _graph_labels(m, self.edges[key[a] == key[b]])
@@ -108,7 +109,8 @@ class VesselGraph:
         eid = np.concatenate([np.arange(len(a)), np.flatnonzero(between)])
         order = np.argsort(owner, kind="stable")
         self.incident = eid[order]
-        self.incident_ptr = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=self.n_clusters))])
+        counts = np.bincount(owner, minlength=self.n_clusters)
+        self.incident_ptr = np.concatenate([[0], np.cumsum(counts)])
         steps.report(1.0, "Vessel graph ready")
 
     def _trunk(self, system: int) -> np.ndarray:
@@ -214,7 +216,8 @@ def check_remnant(ctx: "PlanningContext", resected: np.ndarray) -> RemnantCheck:
     total = np.bincount(ctx.segment, minlength=9)
     remaining = np.bincount(ctx.segment[kept], minlength=9)
     fraction = np.divide(remaining, total, out=np.zeros(9), where=total > 0)
-    in_remnant = [s for s in range(1, 9) if total[s] and fraction[s] >= ev.REMNANT_SEGMENT_MIN_FRACTION.value]
+    in_remnant = [s for s in range(1, 9)
+                  if total[s] and fraction[s] >= ev.REMNANT_SEGMENT_MIN_FRACTION.value]
     vessels = ctx.vessels
     missing = [name for system, name in SYSTEM_NAMES.items() if not vessels.has(system)]
     if not total[1:].any() or missing:

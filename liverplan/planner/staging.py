@@ -8,7 +8,7 @@ decision support for the multidisciplinary team, not a decision.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from liverplan import evidence as ev
 from liverplan.planner.flr import PlanResult
@@ -43,6 +43,12 @@ class Strategy:
 
 def _days(deficit_ml: float, slow: ev.Evidence, fast: ev.Evidence) -> tuple[float, float]:
     return deficit_ml / fast.value, deficit_ml / slow.value
+
+
+def _candidate(key, name, blockers, why, steps, days, rule, source, risks):
+    """(blockers, Strategy) with the rank left to the ranking."""
+    return blockers, Strategy(key, name, 0, why, tuple(steps), days[0], days[1], rule, source,
+                              tuple(risks))
 
 
 def _blockers(*pairs) -> list[str]:
@@ -92,7 +98,7 @@ def rank_strategies(result: PlanResult, resections, patient: Patient) -> tuple[S
     blockers = _blockers((plan_broken, broken), (not flr_ok, f"FLR too small: {flr_text}"),
                          (left, f"lesions {', '.join(map(str, left))} left in place: add "
                                 "parenchyma-sparing wedges for them to the plan"))
-    candidates.append(("one_stage", "One-stage hepatectomy", blockers,
+    candidates.append(_candidate("one_stage", "One-stage hepatectomy", blockers,
                        f"all lesions removed and {flr_text}", (f"Resection: {major_text}"
                        + (f" with {wedge_text}" if wedges else ""),), (0.0, 0.0), rule_flr,
                        thr.source, close))
@@ -100,7 +106,7 @@ def rank_strategies(result: PlanResult, resections, patient: Patient) -> tuple[S
     blockers = _blockers((plan_broken, broken), (flr_ok, "FLR already sufficient"),
                          (left, f"lesions {', '.join(map(str, left))} left in place: the remnant "
                                 "must be cleared (two-stage)"))
-    candidates.append(("pve_one_stage", "Portal vein embolization, then one-stage hepatectomy",
+    candidates.append(_candidate("pve_one_stage", "Portal vein embolization, then one-stage hepatectomy",
                        blockers, f"{flr_text}; {need_growth}",
                        ("Portal vein embolization of the side to be resected",
                         f"Re-image after 3-6 weeks: FLR, DH and KGR (>= "
@@ -112,10 +118,11 @@ def rank_strategies(result: PlanResult, resections, patient: Patient) -> tuple[S
     blockers = _blockers((plan_broken, broken), (flr_ok, "FLR already sufficient"),
                          (not clears_remnant, "no lesion in the future remnant to clear first"))
     dropout = (f"About {ev.TWO_STAGE_DROPOUT_PERCENT.value:g}% do not reach stage 2, mostly from "
-               f"progression: re-stage before stage 2. Source: {ev.TWO_STAGE_DROPOUT_PERCENT.source}")
+               f"progression: re-stage before stage 2. "
+               f"Source: {ev.TWO_STAGE_DROPOUT_PERCENT.source}")
     stage1 = (wedge_text if wedges else
               f"clearance of lesions {', '.join(map(str, left))} (add wedges to the plan)")
-    candidates.append(("two_stage", "Two-stage hepatectomy", blockers,
+    candidates.append(_candidate("two_stage", "Two-stage hepatectomy", blockers,
                        f"the future remnant holds disease; {flr_text}; {need_growth}",
                        (f"Stage 1: {stage1} and portal vein embolization (or ligation) of the "
                         "other side",
@@ -124,7 +131,7 @@ def rank_strategies(result: PlanResult, resections, patient: Patient) -> tuple[S
                        pve_days, pve_rule, pve_source, (dropout,) + nodule_risk + close))
     # ALPPS.
     blockers = _blockers((plan_broken, broken), (flr_ok, "FLR already sufficient"))
-    candidates.append((
+    candidates.append(_candidate(
         "alpps", "ALPPS (associating liver partition and portal vein ligation)",
         blockers,
         f"{flr_text}; {need_growth}" + ("; PVE would need longer than "
@@ -146,14 +153,11 @@ def rank_strategies(result: PlanResult, resections, patient: Patient) -> tuple[S
     # Preference among the applicable: one stage; else the PVE route that suits the disease
     # (two-stage when the remnant must be cleared), ALPPS first only when growth must be fast.
     pve_first = ["two_stage", "pve_one_stage"] if clears_remnant else ["pve_one_stage", "two_stage"]
-    order = ["one_stage"] + (["alpps"] + pve_first if growth_must_be_fast else pve_first + ["alpps"])
-    applicable = [c for c in candidates if not c[2]]
-    applicable.sort(key=lambda c: order.index(c[0]))
-    out = []
-    for rank, (key, name, blockers, why, steps, days, rule, source, risks) in enumerate(applicable, 1):
-        out.append(Strategy(key, name, rank, why, steps, days[0], days[1], rule, source, risks))
-    for key, name, blockers, why, steps, days, rule, source, risks in candidates:
-        if blockers:
-            out.append(Strategy(key, name, 0, "Not applicable: " + "; ".join(blockers), steps,
-                                None, None, rule, source, risks))
+    order = ["one_stage"] + (["alpps"] + pve_first if growth_must_be_fast
+                             else pve_first + ["alpps"])
+    applicable = sorted((c for blockers, c in candidates if not blockers),
+                        key=lambda c: order.index(c.key))
+    out = [replace(c, rank=rank) for rank, c in enumerate(applicable, 1)]
+    out += [replace(c, summary="Not applicable: " + "; ".join(blockers), days_min=None,
+                    days_max=None) for blockers, c in candidates if blockers]
     return tuple(out)
