@@ -436,6 +436,8 @@ def surface_fluorescence(liver: sitk.Image, tumors: sitk.Image,
 def _lesion_crops(tumors: sitk.Image, params: IcgParameters, mesh: pv.PolyData, steps: Steps):
     """(lesion id, bounding box, crop) for every lesion, reporting progress."""
     labels = sitk.GetArrayViewFromImage(tumors)
+    if labels.dtype.kind not in "iu":            # e.g. a float NIfTI: instance ids are integers
+        labels = np.rint(labels).astype(np.int32)
     spacing = np.asarray(tumors.GetSpacing())[::-1]
     vertex_index = lps_to_index(tumors, np.asarray(mesh.points))
     boxes = _lesion_boxes(labels)

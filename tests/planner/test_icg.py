@@ -226,6 +226,13 @@ def test_out_of_range_parameters_are_refused(bad):
         IcgParameters(**bad)
 
 
+def test_a_float_lesion_image_gives_the_same_map():
+    lm, tm, _ = _flat_case(4.0)
+    _, ints = surface_fluorescence(lm, tm)
+    _, floats = surface_fluorescence(lm, sitk.Cast(tm, sitk.sitkFloat32))
+    assert floats == ints
+
+
 def test_masks_on_different_grids_are_refused():
     lm, tm, _ = _flat_case(4.0)
     other = sitk.Image(tm)
