@@ -1,0 +1,418 @@
+"""Couinaud segments 1-8 from the portal tree (portal territories) or from landmark planes.
+
+Portal territories: every portal branch is labelled with the segment it feeds, from the tree's
+geometry: the right or left portal vein at the bifurcation; on the right, the anterior (5, 8) or
+posterior (6, 7) sectoral branch, and above (7, 8) or below (5, 6) the bifurcation; on the left,
+the side of the umbilical portion (4 medial to it, 2 and 3 lateral, 2 posterior and 3 anterior)
+and the caudate (1) branches behind the bifurcation. Each liver voxel then belongs to the segment
+of its nearest labelled branch. Trunks that feed several segments are not used as seeds.
+
+Landmark planes (fallback when the tree does not reach every segment, or on request): vertical
+planes through the IVC and the right / middle hepatic veins and the umbilical fissure separate the
+sectors, the horizontal plane of the portal bifurcation separates 5/6 from 8/7, the left hepatic
+vein separates 2 from 3, and the caudate (1) lies between the IVC and the bifurcation.
+
+LPS: +x is the patient's left, +y posterior, +z superior.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage as ndi
+from scipy.spatial import cKDTree
+
+from liverplan.errors import InputError, SegmentationError
+from liverplan.geometry import image_from_array, index_to_lps, mask_volume_ml, same_grid
+from liverplan.progress import Steps
+from liverplan.volumetry.vessels import VesselResult, subtree_volume_mm3
+
+PORTAL_TERRITORIES = "portal territories"
+LANDMARK_PLANES = "landmark planes"
+SEGMENTS = tuple(range(1, 9))
+SECTORS = {"right anterior": (5, 8), "right posterior": (6, 7), "left medial": (4,),
+           "left lateral": (2, 3)}
+HEMILIVERS = {"right": (5, 6, 7, 8), "left": (2, 3, 4), "caudate": (1,)}
+_CAUDATE_BEHIND_MM = 8.0     # caudate branches run this far behind the bifurcation or more
+
+
+@dataclass(frozen=True)
+class Landmarks:
+    """Points (LPS mm) that define the landmark planes; all editable in the GUI."""
+    ivc_lps_mm: tuple
+    portal_bifurcation_lps_mm: tuple
+    right_hepatic_vein_lps_mm: tuple
+    middle_hepatic_vein_lps_mm: tuple
+    left_hepatic_vein_lps_mm: tuple
+    umbilical_fissure_lps_mm: tuple
+
+    def to_dict(self) -> dict:
+        return {k: list(map(float, v)) for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Landmarks":
+        return cls(**{k: tuple(map(float, v)) for k, v in d.items()})
+
+
+@dataclass
+class SegmentsResult:
+    segments: sitk.Image                  # UInt8 1-8 inside the liver, 0 outside
+    method: str                           # PORTAL_TERRITORIES or LANDMARK_PLANES
+    landmarks: Landmarks | None
+    assignments: dict                     # portal branch id -> segment (the seeds used)
+    warnings: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"method": self.method,
+                "landmarks": None if self.landmarks is None else self.landmarks.to_dict(),
+                "assignments": {str(k): int(v) for k, v in self.assignments.items()},
+                "warnings": list(self.warnings)}
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
+                      landmarks: Landmarks | None = None, assignments: dict | None = None,
+                      method: str | None = None, working_spacing_mm: float = 2.0,
+                      progress=None, cancel=None) -> SegmentsResult:
+    """Couinaud segments of `liver` (0/1 mask).
+
+    vessels: the vessel result (its portal tree and landmarks); may be None with `landmarks`.
+    landmarks / assignments: user corrections that replace the automatic ones (assignments:
+    portal branch id -> segment 1-8, 0 to drop a branch as a seed).
+    method: force PORTAL_TERRITORIES or LANDMARK_PLANES; by default territories when the
+    labelled tree reaches all eight segments, else landmark planes.
+    """
+    steps = Steps(progress, cancel)
+    if vessels is not None and not same_grid(vessels.vessels, liver):
+        raise InputError("The vessels and the liver mask are not on the same grid.")
+    if not np.any(sitk.GetArrayViewFromImage(liver)):
+        raise SegmentationError("The liver mask is empty; segment or draw the liver first.")
+    warnings: list[str] = []
+    auto = automatic_landmarks(vessels, warnings) if vessels is not None else None
+    marks = landmarks or auto
+    labels = dict(branch_segments(vessels, marks)) if vessels is not None else {}
+    labels.update(assignments or {})
+    labels = {b: s for b, s in labels.items() if s}
+    covered = set(labels.values())
+    if method is None:
+        method = PORTAL_TERRITORIES if covered == set(SEGMENTS) else LANDMARK_PLANES
+        if method == LANDMARK_PLANES and vessels is not None:
+            missing = sorted(set(SEGMENTS) - covered)
+            warnings.append("The portal tree does not reach segment(s) "
+                            f"{', '.join(map(str, missing))}; landmark planes were used instead.")
+    if method == LANDMARK_PLANES and marks is None:
+        raise SegmentationError("Couinaud segments need either a portal tree that reaches every "
+                                "segment or the landmarks (IVC, hepatic veins, portal bifurcation, "
+                                "umbilical fissure); place the landmarks and try again.")
+    steps.report(0.1, "Couinaud segments")
+    grid, inside = _working_grid(liver, working_spacing_mm)
+    zyx = np.argwhere(inside)
+    points = index_to_lps(grid, zyx)
+    if method == PORTAL_TERRITORIES:
+        seeds = np.concatenate([np.asarray(vessels.branches[b].points_lps_mm) for b in labels])
+        seed_seg = np.concatenate([np.full(len(vessels.branches[b].points_lps_mm), s)
+                                   for b, s in labels.items()])
+        _, j = cKDTree(seeds).query(points, workers=-1)
+        seg = seed_seg[j]
+    else:
+        seg = plane_segments(points, marks)
+    steps.report(0.6, "Couinaud segments: contiguity")
+    coarse = np.zeros(inside.shape, np.uint8)
+    coarse[tuple(zyx.T)] = seg
+    coarse = _contiguous(coarse)
+    out = _to_liver_grid(image_from_array(coarse, grid), liver)
+    for s in SEGMENTS:
+        if not (sitk.GetArrayViewFromImage(out) == s).any():
+            warnings.append(f"Segment {s} is empty.")
+    steps.report(1.0, "Couinaud segments done")
+    return SegmentsResult(out, method, marks, labels if method == PORTAL_TERRITORIES else {},
+                          warnings)
+
+
+def _working_grid(liver: sitk.Image, spacing_mm: float):
+    """The liver's bounding box on an isotropic grid (fast enough to recompute on every edit);
+    a coarse voxel belongs to the liver if it overlaps it."""
+    a = sitk.GetArrayViewFromImage(liver) > 0
+    nz = [np.nonzero(a.any(axis=tuple(j for j in range(3) if j != i)))[0] for i in range(3)]
+    lo = np.array([n[0] for n in nz]) - 1
+    hi = np.array([n[-1] for n in nz]) + 1
+    origin = index_to_lps(liver, lo)[0]
+    extent_mm = (hi - lo)[::-1] * np.array(liver.GetSpacing())
+    size = [int(np.ceil(e / spacing_mm)) + 1 for e in extent_mm]
+    ref = sitk.Image(size, sitk.sitkUInt8)
+    ref.SetOrigin(tuple(origin))
+    ref.SetSpacing([spacing_mm] * 3)
+    ref.SetDirection(liver.GetDirection())
+    frac = sitk.Resample(sitk.Cast(liver > 0, sitk.sitkFloat32), ref, sitk.Transform(),
+                         sitk.sitkLinear, 0.0)
+    return ref, sitk.GetArrayFromImage(frac) > 0.0
+
+
+def _to_liver_grid(coarse: sitk.Image, liver: sitk.Image) -> sitk.Image:
+    """Nearest-neighbour back onto the CT grid, inside the liver only, contiguous again (the
+    work is done in the liver's bounding box)."""
+    inside_all = sitk.GetArrayViewFromImage(liver) > 0
+    nz = [np.nonzero(inside_all.any(axis=tuple(j for j in range(3) if j != i)))[0]
+          for i in range(3)]
+    box = tuple(slice(int(n[0]), int(n[-1]) + 1) for n in nz)
+    region = sitk.RegionOfInterest(liver, [box[2].stop - box[2].start, box[1].stop - box[1].start,
+                                           box[0].stop - box[0].start],
+                                   [box[2].start, box[1].start, box[0].start])
+    a = sitk.GetArrayFromImage(sitk.Resample(coarse, region, sitk.Transform(),
+                                             sitk.sitkNearestNeighbor, 0))
+    inside = inside_all[box]
+    a[~inside] = 0
+    if (inside & (a == 0)).any():     # liver voxels the coarse grid missed
+        a = _fill_from_nearest(a, inside)
+    out = np.zeros(inside_all.shape, np.uint8)
+    out[box] = _contiguous(a)
+    return image_from_array(out, liver)
+
+
+def _fill_from_nearest(a: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    hole = inside & (a == 0)
+    labelled = np.argwhere(a > 0)
+    _, j = cKDTree(labelled).query(np.argwhere(hole))
+    a = a.copy()
+    a[hole] = a[tuple(labelled[j].T)]
+    return a
+
+
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    """Keep one face-connected piece per segment; stray pieces join the neighbouring segment
+    they touch most (repeated until stable)."""
+    a = a.copy()
+    for _ in range(4):
+        changed = False
+        for s in SEGMENTS:
+            pieces = sitk.GetArrayFromImage(sitk.RelabelComponent(sitk.ConnectedComponent(
+                sitk.GetImageFromArray((a == s).astype(np.uint8)), False)))
+            for k, box in enumerate(ndi.find_objects(pieces)[1:], start=2):   # 1 = largest
+                if box is None:
+                    continue
+                box = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box)
+                piece = pieces[box] == k
+                ring = ndi.binary_dilation(piece) & ~piece & (a[box] > 0) & (a[box] != s)
+                a[box][piece] = np.bincount(a[box][ring]).argmax() if ring.any() else 0
+                changed = True
+        if not changed:
+            break
+    return a
+
+
+# --------------------------------------------------------------------------------------------
+# Branch labels and landmarks from the portal tree
+
+
+def _stem(vessels: VesselResult, starts: list[int]) -> list[int]:
+    """The main stem from the largest of `starts`: follow the child with the largest subtree
+    volume down to a leaf."""
+    mass = subtree_volume_mm3(vessels)
+    stem = [max(starts, key=lambda b: mass.get(b, 0.0))]
+    while vessels.branches[stem[-1]].children:
+        stem.append(max(vessels.branches[stem[-1]].children, key=lambda c: mass.get(c, 0.0)))
+    return stem
+
+
+def _points(vessels: VesselResult, branch_ids) -> np.ndarray:
+    return np.concatenate([np.asarray(vessels.branches[b].points_lps_mm) for b in branch_ids])
+
+
+def automatic_landmarks(vessels: VesselResult, warnings: list) -> Landmarks | None:
+    """Landmarks read from the vessel trees; None (with a warning) if one cannot be found."""
+    bif = vessels.portal_bifurcation_lps_mm
+    left = vessels.portal_sides.get("left")
+    hv = vessels.hepatic_veins
+    missing = [n for n, ok in (("portal bifurcation", bif is not None),
+                               ("left portal vein", bool(left)),
+                               ("right, middle and left hepatic veins", len(hv) == 3)) if not ok]
+    if missing:
+        warnings.append("Landmarks not found in the vessel trees: " + ", ".join(missing)
+                        + "; place them by hand if the segments look wrong.")
+        return None
+
+    def centroid(b):
+        return tuple(_points(vessels, vessels.subtree(b)).mean(axis=0))
+    # the veins start where they join the IVC: their mean start is the confluence
+    confluence = np.mean([vessels.branches[hv[n]].points_lps_mm[0] for n in hv], axis=0)
+    return Landmarks(
+        ivc_lps_mm=tuple(confluence),
+        portal_bifurcation_lps_mm=tuple(bif),
+        right_hepatic_vein_lps_mm=centroid(hv["right"]),
+        middle_hepatic_vein_lps_mm=centroid(hv["middle"]),
+        left_hepatic_vein_lps_mm=centroid(hv["left"]),
+        umbilical_fissure_lps_mm=_umbilical_point(vessels, left))
+
+
+def _umbilical_split(vessels: VesselResult, stem: list[int]) -> int:
+    """Index of the first stem branch after the umbilical portion: the stem of the left portal
+    vein runs forward in the umbilical fissure, then turns to the patient's left (segment 3)."""
+    seen_forward = False
+    for i, b in enumerate(stem):
+        p = np.asarray(vessels.branches[b].points_lps_mm)
+        dx, dy = p[-1][0] - p[0][0], p[-1][1] - p[0][1]
+        if -dy > abs(dx):
+            seen_forward = True
+        elif seen_forward and dx > abs(dy):
+            return i
+    return len(stem) - 1 if len(stem) > 1 else len(stem)
+
+
+def _umbilical_point(vessels: VesselResult, left: list[int]) -> tuple:
+    """The end of the umbilical portion of the left portal vein (its most anterior point)."""
+    stem = _stem(vessels, left)
+    points = _points(vessels, stem[:max(_umbilical_split(vessels, stem), 1)])
+    return tuple(points[np.argmin(points[:, 1])])
+
+
+def branch_segments(vessels: VesselResult, landmarks: Landmarks | None) -> dict:
+    """Portal branch id -> segment it feeds (trunks feeding several segments are left out)."""
+    right = vessels.portal_sides.get("right")
+    left = vessels.portal_sides.get("left")
+    bif = vessels.portal_bifurcation_lps_mm
+    if not right or not left or bif is None:
+        return {}
+    own: dict[int, int] = {}
+    # right liver: anterior (5, 8) or posterior (6, 7) sector, above or below the bifurcation
+    for sector, (low, high) in _sectors(vessels, right):
+        for b in vessels.subtree(sector):
+            z = np.asarray(vessels.branches[b].points_lps_mm)[:, 2].mean()
+            own[b] = high if z >= bif[2] else low
+    # left liver: each branch leaving the stem (left portal vein and umbilical portion) feeds
+    # one segment with its whole subtree: medial to the umbilical portion 4 (or 1 behind the
+    # bifurcation), lateral to it 2 (the posterior group) or 3 (the anterior one)
+    stem = _stem(vessels, left)
+    k = _umbilical_split(vessels, stem)
+    umb_x = _umbilical_point(vessels, left)[0]
+    firsts = [c for b in stem[:k] for c in vessels.branches[b].children if c not in stem]
+    firsts += stem[k:k + 1] + [b for b in left if b not in stem]
+    lateral = {}
+    for first in firsts:
+        c = _points(vessels, vessels.subtree(first)).mean(axis=0)
+        if c[1] > bif[1] + _CAUDATE_BEHIND_MM and c[0] < umb_x:
+            label = 1
+        elif c[0] < umb_x:
+            label = 4
+        else:
+            lateral[first] = c[1]
+            continue
+        own.update({b: label for b in vessels.subtree(first)})
+    posterior = _posterior_group(lateral)
+    for first in lateral:
+        own.update({b: 2 if first in posterior else 3 for b in vessels.subtree(first)})
+    # a branch whose subtree feeds several segments is a trunk, not a seed
+    return {b: s for b, s in own.items()
+            if all(own.get(d, s) == s for d in vessels.subtree(b))}
+
+
+def _posterior_group(y_of: dict) -> set:
+    """The keys of the posterior (larger y) group when the values split best into two groups
+    (two-means in one dimension)."""
+    if len(y_of) < 2:
+        return set()
+    keys = sorted(y_of, key=y_of.get)
+    y = np.array([y_of[k] for k in keys])
+    cost = [y[:i].var() * i + y[i:].var() * (len(y) - i) for i in range(1, len(y))]
+    return set(keys[int(np.argmin(cost)) + 1:])
+
+
+def _sectors(vessels: VesselResult, right: list[int]) -> list:
+    """[(anterior branch, (5, 8)), (posterior branch, (6, 7))]: the first split of the right
+    portal vein into two substantial subtrees (or the two right branches of a trifurcation);
+    the one lying further forward (smaller y) is anterior."""
+    mass = subtree_volume_mm3(vessels)
+    kids = sorted(right, key=lambda c: mass.get(c, 0.0), reverse=True)
+    while len(kids) < 2 or mass[kids[1]] < 0.2 * mass[kids[0]]:
+        nxt = sorted(vessels.branches[kids[0]].children, key=lambda c: mass.get(c, 0.0),
+                     reverse=True)
+        if not nxt:
+            return [(kids[0], (5, 8))]
+        kids = nxt + kids[1:]
+        kids.sort(key=lambda c: mass.get(c, 0.0), reverse=True)
+    a, b = kids[0], kids[1]
+    y = {c: _points(vessels, vessels.subtree(c))[:, 1].mean() for c in (a, b)}
+    anterior, posterior = (a, b) if y[a] < y[b] else (b, a)
+    return [(anterior, (5, 8)), (posterior, (6, 7))]
+
+
+# --------------------------------------------------------------------------------------------
+# Landmark planes
+
+
+def plane_segments(points: np.ndarray, m: Landmarks) -> np.ndarray:
+    """Segment of each LPS point (N, 3) from the landmark planes."""
+    ivc = np.asarray(m.ivc_lps_mm)
+    bif = np.asarray(m.portal_bifurcation_lps_mm)
+
+    def azimuth(p):
+        """Angle around the IVC's vertical axis from the patient's right (0) through the front
+        (90) to the left (180); behind the IVC on the left continues past 180."""
+        d = np.atleast_2d(p) - ivc
+        ang = np.degrees(np.arctan2(-d[:, 1], -d[:, 0]))
+        return np.where(ang < -90.0, ang + 360.0, ang)
+    a = azimuth(points)
+    a_rhv, a_mhv, a_umb = (azimuth(np.asarray(v))[0] for v in
+                           (m.right_hepatic_vein_lps_mm, m.middle_hepatic_vein_lps_mm,
+                            m.umbilical_fissure_lps_mm))
+    above = points[:, 2] >= bif[2]
+    seg = np.where(a < a_rhv, np.where(above, 7, 6),
+                   np.where(a < a_mhv, np.where(above, 8, 5),
+                            np.where(a < a_umb, 4, 3)))
+    # 2 vs 3: the side of the left hepatic vein's plane (through the IVC, containing the vein
+    # and the horizontal perpendicular to it); 2 lies above/behind it
+    lhv = np.asarray(m.left_hepatic_vein_lps_mm) - ivc
+    horizontal = np.cross([0.0, 0.0, 1.0], lhv)
+    normal = np.cross(lhv, horizontal)
+    normal *= np.sign(normal[2]) or 1.0
+    seg = np.where((seg == 3) & ((points - ivc) @ normal > 0), 2, seg)
+    # caudate: behind the bifurcation, in front of the IVC's back wall, medial to the fissure,
+    # right of the IVC's centre only slightly, below the hepatic vein confluence
+    caudate = ((points[:, 1] > bif[1] + _CAUDATE_BEHIND_MM) & (points[:, 1] < ivc[1] + 10.0)
+               & (points[:, 0] > ivc[0] - 15.0) & (points[:, 0] < m.umbilical_fissure_lps_mm[0])
+               & (points[:, 2] < ivc[2]))
+    return np.where(caudate, 1, seg).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------------------------
+# Volumes and lesions
+
+
+def segment_volumes_ml(segments: sitk.Image) -> dict[int, float]:
+    return {s: mask_volume_ml(segments, s) for s in SEGMENTS}
+
+
+def sector_volumes_ml(segments: sitk.Image) -> dict[str, float]:
+    v = segment_volumes_ml(segments)
+    return {name: sum(v[s] for s in segs) for name, segs in SECTORS.items()}
+
+
+def hemiliver_volumes_ml(segments: sitk.Image) -> dict[str, float]:
+    """Right liver (5-8), left liver (2-4) and the caudate (1) reported on its own."""
+    v = segment_volumes_ml(segments)
+    return {name: sum(v[s] for s in segs) for name, segs in HEMILIVERS.items()}
+
+
+def lesion_segments(tumors: sitk.Image, segments: sitk.Image, *,
+                    min_fraction: float = 0.05) -> dict[int, dict[int, float]]:
+    """Lesion id -> {segment: fraction of the lesion's volume in it}, for every segment holding
+    at least `min_fraction` of the lesion (the largest one always), largest first."""
+    if not same_grid(tumors, segments):
+        raise InputError("The lesion map and the segments are not on the same grid.")
+    t = sitk.GetArrayViewFromImage(tumors)
+    s = sitk.GetArrayViewFromImage(segments)
+    out = {}
+    for lesion in np.unique(t[t > 0]):
+        inside = s[t == lesion]
+        counts = np.bincount(inside[inside > 0], minlength=9)[1:]
+        if counts.sum() == 0:
+            out[int(lesion)] = {}
+            continue
+        frac = counts / counts.sum()
+        keep = [(i + 1, float(f)) for i, f in enumerate(frac)
+                if f >= min_fraction or i == int(np.argmax(frac))]
+        out[int(lesion)] = dict(sorted(keep, key=lambda kv: -kv[1]))
+    return out
