@@ -3,8 +3,9 @@
 Pixels are read once per file: uncompressed little-endian 16-bit files straight from disk (the
 pixel data element is the last one in the file, which is checked byte by byte), everything else
 (JPEG 2000, JPEG lossless, JPEG-LS, RLE, big endian, 8/32-bit) through SimpleITK's GDCM reader on
-our own sorted file list. Geometry never comes from the reader: origin, spacing and direction are
-set from ImagePositionPatient / ImageOrientationPatient. Missing slices are filled by linear
+our own sorted file list, and frames of enhanced multi-frame files through pydicom. Geometry
+never comes from a reader: origin, spacing and direction are set from the slice positions and
+orientation found by the scan. Missing slices are filled by linear
 interpolation onto a regular grid (with a warning naming each gap), gantry tilt is resampled onto
 an untilted grid; anything else irregular is refused.
 """
@@ -19,7 +20,9 @@ import SimpleITK as sitk
 
 from liverplan.errors import Cancelled, InputError
 from liverplan.evidence import MAX_INTERPOLATED_GAP_MM
-from liverplan.io.dicom_scan import SeriesInfo, pixel_data_at_end
+from liverplan.io.dicom_multiframe import read_frames
+from liverplan.io.dicom_header import pixel_data_at_end
+from liverplan.io.dicom_scan import SeriesInfo
 from liverplan.io.slice_geometry import SliceGeometry, analyse
 from liverplan.progress import Steps, check_cancel
 
@@ -79,7 +82,10 @@ def read_series(info: SeriesInfo, *, progress=None, cancel=None) -> tuple[sitk.I
 
 def _read_pixels(info: SeriesInfo, steps: Steps) -> np.ndarray:
     """(n, rows, columns) in rescaled units (HU for CT), in the order of info.files."""
-    pixels = _read_raw(info, steps) if info.raw_dtype else None
+    if info.frames:
+        pixels = _rescale(read_frames(info.files, info.frames, steps), info.rescale)
+    else:
+        pixels = _read_raw(info, steps) if info.raw_dtype else None
     if pixels is None:
         pixels = _read_gdcm(info, steps)
     if pixels.shape != (info.n_images, info.rows, info.columns):

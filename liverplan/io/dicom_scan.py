@@ -3,7 +3,8 @@
 Files of any name are tried (no extension, DICOMDIR or not). Images are grouped by
 SeriesInstanceUID; a UID that mixes orientations or matrix sizes, or that holds several
 acquisitions at the same positions (MR echoes, dynamic phases, repeated scans), is split into
-one series per stack. Everything that is not an image slice is listed as skipped with its kind.
+one series per stack. Each frame of an enhanced (multi-frame) image counts as a slice. Everything
+that is not an image slice is listed as skipped with its kind.
 """
 
 from __future__ import annotations
@@ -17,16 +18,16 @@ from pathlib import Path
 
 import pydicom
 from pydicom.errors import InvalidDicomError
-from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
 from liverplan.errors import InputError
+from liverplan.io import dicom_multiframe as multiframe
+from liverplan.io.dicom_header import Header, pixels_complete
 from liverplan.io.slice_geometry import analyse
 from liverplan.progress import Steps
 
 # Uncompressed little-endian transfer syntaxes whose pixel bytes the loader may read directly.
 _NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
-_PIXEL_TAG = b"\xe0\x7f\x10\x00"   # (7FE0,0010) little endian
 
 # Series description words that name the contrast phase (checked in this order).
 _PHASES = (
@@ -72,13 +73,14 @@ class SeriesInfo:
     rescale: tuple[tuple[float, float], ...] = ()   # (slope, intercept) per file
     raw_dtype: str | None = None   # "<i2"/"<u2" when the pixels may be read directly
     bits_stored: int = 16
+    frames: tuple[int, ...] = ()   # frame of each file to use, when multi-frame files are in it
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "SeriesInfo":
-        tuples = {"pixel_spacing_mm", "files", "warnings", "orientation"}
+        tuples = {"pixel_spacing_mm", "files", "warnings", "orientation", "frames"}
         values = {f.name: data[f.name] for f in fields(cls) if f.name in data}
         for name in tuples & values.keys():
             values[name] = tuple(values[name])
@@ -113,10 +115,11 @@ class _Slice:
     splitters: dict         # EchoNumbers etc.: tell acquisitions at the same positions apart
     raw_dtype: str | None
     bits_stored: int
+    frame: int | None = None   # frame number in a multi-frame file
 
 
 def _sop_class(ds) -> str:
-    return _Header(ds).text("SOPClassUID") or str(ds.file_meta.get("MediaStorageSOPClassUID", ""))
+    return Header(ds).text("SOPClassUID") or str(ds.file_meta.get("MediaStorageSOPClassUID", ""))
 
 
 def _is_image_class(ds) -> bool:
@@ -151,71 +154,51 @@ def _read_header(path: str):
     return ds, None
 
 
-class _Header:
-    """The per-file values the grouping needs, parsed from the raw bytes.
-
-    pydicom's full value conversion (validation, DSfloat objects) costs as much as reading the
-    file; these tags are ASCII strings (DS, IS, UI, CS) or unsigned shorts, so parsing them
-    directly halves the scan time. Anything unusual (big endian, converted values) goes through
-    pydicom.
-    """
-
-    def __init__(self, ds):
-        self.ds = ds
-        self.little = ds.original_encoding[1] is not False
-
-    def text(self, keyword: str) -> str:
-        elem = self.ds.get_item(keyword)
-        if elem is None or elem.value is None:
-            return ""
-        if isinstance(elem.value, bytes):
-            return elem.value.decode("latin-1").strip("\x00 ")
-        value = self.ds[keyword].value
-        return "\\".join(str(v) for v in value) if isinstance(value, MultiValue) else str(value)
-
-    def numbers(self, keyword: str) -> tuple[float, ...]:
-        text = self.text(keyword)
-        return tuple(float(v) for v in text.split("\\")) if text else ()
-
-    def ushort(self, keyword: str, default: int) -> int:
-        elem = self.ds.get_item(keyword)
-        if elem is None or not elem.value:
-            return default
-        if isinstance(elem.value, bytes) and self.little:
-            return int.from_bytes(elem.value[:2], "little")
-        return int(self.ds[keyword].value)
+def _geometry_key(iop, rows: int, cols: int, spacing) -> tuple:
+    return (tuple(round(v, 3) for v in iop), rows, cols, tuple(round(v, 4) for v in spacing))
 
 
-def _slice(path: str, ds) -> tuple[_Slice | None, SkippedFile | None]:
-    """An image slice, or the reason the file is not one."""
+def _slices(path: str, ds) -> tuple[list[_Slice], SkippedFile | None]:
+    """The image slices in a file (one, or one per frame), or the reason it holds none."""
     if "DirectoryRecordSequence" in ds:
-        return None, SkippedFile(path, "DICOMDIR index (the files it lists are scanned directly)",
-                                 "DICOMDIR")
+        return [], SkippedFile(path, "DICOMDIR index (the files it lists are scanned directly)",
+                               "DICOMDIR")
     if not _is_image_class(ds):
-        return None, _not_image(path, ds, "not an image (a non-image object); skipped")
-    h = _Header(ds)
+        return [], _not_image(path, ds, "not an image (a non-image object); skipped")
+    h = Header(ds)
     rows, cols = h.ushort("Rows", 0), h.ushort("Columns", 0)
     if not rows or not cols:   # an image class without its image tags: a cut-off header
-        return None, SkippedFile(path, f"unreadable: {_not_image(path, ds, '').kind} header is "
-                                 "incomplete (file damaged or truncated)", "unreadable")
+        return [], SkippedFile(path, f"unreadable: {_not_image(path, ds, '').kind} header is "
+                               "incomplete (file damaged or truncated)", "unreadable")
+    bits = h.ushort("BitsAllocated", 16)
+    bits_stored, samples = h.ushort("BitsStored", bits), h.ushort("SamplesPerPixel", 1)
+    try:
+        n_frames = int((h.numbers("NumberOfFrames") or (1,))[0])
+    except ValueError:
+        n_frames = 1
+    nbytes = rows * cols * max(bits, 8) // 8 * samples
+    native = str(ds.file_meta.get("TransferSyntaxUID", "")) in _NATIVE_LE
+    if native and not pixels_complete(path, nbytes * n_frames):
+        return [], SkippedFile(path, f"truncated file: its {rows}x{cols} pixel data is "
+                               "incomplete", "truncated")
+    uid, sop = h.text("SeriesInstanceUID"), h.text("SOPInstanceUID")
+    if n_frames > 1:
+        try:
+            per_frame = multiframe.frames(ds)
+        except (ValueError, TypeError, AttributeError) as exc:
+            return [], _not_image(path, ds, f"multi-frame image whose frames cannot be placed "
+                                  f"in 3-D ({exc})")
+        return [_Slice(path, uid, f"{sop}#{k}", _geometry_key(f.orientation, rows, cols, f.spacing),
+                       f.orientation, f.spacing, f.position, f.rescale, f.splitters, None,
+                       bits_stored, frame=k) for k, f in enumerate(per_frame)], None
     try:
         iop, ipp = h.numbers("ImageOrientationPatient"), h.numbers("ImagePositionPatient")
-        spacing, frames = h.numbers("PixelSpacing"), int((h.numbers("NumberOfFrames") or (1,))[0])
+        spacing = h.numbers("PixelSpacing")
     except ValueError:
         iop = ()
     if len(iop) != 6 or len(ipp) != 3 or len(spacing) != 2 or min(spacing) <= 0:
-        return None, _not_image(path, ds, "image without valid patient position, orientation or "
-                                "pixel spacing; it cannot be placed in 3-D")
-    if frames > 1:
-        return None, _not_image(path, ds, f"multi-frame image ({frames} frames) is not "
-                                "supported; export the series as single-frame images")
-    bits = h.ushort("BitsAllocated", 16)
-    bits_stored, samples = h.ushort("BitsStored", bits), h.ushort("SamplesPerPixel", 1)
-    nbytes = rows * cols * max(bits, 8) // 8 * samples
-    native = str(ds.file_meta.get("TransferSyntaxUID", "")) in _NATIVE_LE
-    if native and not _pixels_complete(path, nbytes):
-        return None, SkippedFile(path, f"truncated file: its {rows}x{cols} pixel data is "
-                                 "incomplete", "truncated")
+        return [], _not_image(path, ds, "image without valid patient position, orientation or "
+                              "pixel spacing; it cannot be placed in 3-D")
     raw = None
     if native and bits == 16 and samples == 1 and h.text("PhotometricInterpretation") == \
             "MONOCHROME2":
@@ -225,39 +208,8 @@ def _slice(path: str, ds) -> tuple[_Slice | None, SkippedFile | None]:
     splitters = {k: h.text(k) for k in ("EchoNumbers", "TemporalPositionIdentifier",
                                         "TriggerTime", "AcquisitionNumber")}
     rescale = (_float(h.text("RescaleSlope"), 1.0), _float(h.text("RescaleIntercept"), 0.0))
-    geometry_key = (tuple(round(v, 3) for v in iop), rows, cols,
-                    tuple(round(v, 4) for v in spacing))
-    return _Slice(path, h.text("SeriesInstanceUID"), h.text("SOPInstanceUID"), geometry_key, iop,
-                  spacing, ipp, rescale, {k: v for k, v in splitters.items() if v}, raw,
-                  bits_stored), None
-
-
-def pixel_data_at_end(path: str, nbytes: int) -> bool:
-    """True if the file ends with a complete native PixelData element of `nbytes` bytes.
-
-    Checked on the 12 bytes before it: explicit VR (tag, OW/OB, 2 reserved, length) or
-    implicit VR (4 more bytes, then tag and length).
-    """
-    size = os.path.getsize(path)
-    if size < nbytes + 12:
-        return False
-    with open(path, "rb") as fh:
-        fh.seek(size - nbytes - 12)
-        head = fh.read(12)
-    length = nbytes.to_bytes(4, "little")
-    return ((head[:4] == _PIXEL_TAG and head[4:6] in (b"OW", b"OB") and head[8:] == length)
-            or (head[4:8] == _PIXEL_TAG and head[8:] == length))
-
-
-def _pixels_complete(path: str, nbytes: int) -> bool:
-    """Native pixel data present in full (a full parse only for files that do not end with it)."""
-    if pixel_data_at_end(path, nbytes):
-        return True
-    try:
-        elem = pydicom.dcmread(path, defer_size=1024).get_item(0x7FE00010)
-    except Exception:   # damaged past the header: as good as truncated
-        return False
-    return elem is not None and elem.value_tell + elem.length <= os.path.getsize(path)
+    return [_Slice(path, uid, sop, _geometry_key(iop, rows, cols, spacing), iop, spacing, ipp,
+                   rescale, {k: v for k, v in splitters.items() if v}, raw, bits_stored)], None
 
 
 def _files(root: Path, skipped: list[SkippedFile]) -> list[str]:
@@ -290,12 +242,11 @@ def scan(path, *, progress=None, cancel=None) -> ScanResult:
             steps.report(i / max(len(files), 1), f"Reading DICOM headers ({i}/{len(files)})")
         ds, skip = _read_header(f)
         if ds is not None:
-            s, skip = _slice(f, ds)
-            if s is not None:
-                if not s.group:
-                    s.group = _standin_uid(ds)
+            found, skip = _slices(f, ds)
+            for s in found:
+                s.group = s.group or _standin_uid(ds)
                 headers.setdefault(s.group, ds)
-                slices.append(s)
+            slices.extend(found)
         if skip is not None:
             skipped.append(skip)
     warnings = [f"Files without a SeriesInstanceUID were grouped by study, frame of reference, "
@@ -367,7 +318,8 @@ def _split_acquisitions(key: str, part: list[_Slice], warnings: list[str]) -> li
     if len({_position_key(s) for s in part}) == len(part):
         return [_Group(key, part)]
     for attr, label in (("EchoNumbers", "echo"), ("TemporalPositionIdentifier", "phase"),
-                        ("TriggerTime", "trigger"), ("AcquisitionNumber", "acq")):
+                        ("TriggerTime", "trigger"), ("AcquisitionNumber", "acq"),
+                        ("StackID", "stack")):
         values: dict[str, list[_Slice]] = defaultdict(list)
         for s in part:
             values[s.splitters.get(attr, "")].append(s)
@@ -445,4 +397,6 @@ def _series_info(key: str, members: list[_Slice], ds) -> SeriesInfo:
         positions_mm=tuple(s.position for s in members),
         rescale=tuple(s.rescale for s in members),
         raw_dtype=raw.pop() if len(raw) == 1 else None,
-        bits_stored=min(s.bits_stored for s in members))
+        bits_stored=min(s.bits_stored for s in members),
+        frames=tuple(s.frame or 0 for s in members)
+        if any(s.frame is not None for s in members) else ())
