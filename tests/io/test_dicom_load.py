@@ -280,6 +280,11 @@ def test_jpeg2000_real_series_matches_its_reference_grid(shared_data):
                                   np.sort(np.unique(sitk.GetArrayViewFromImage(seg))))
     hu = sitk.GetArrayViewFromImage(volume.image)
     lab = sitk.GetArrayViewFromImage(labels)
+    # every voxel centre coincides: the resampled labels are the NIfTI's rows in reverse order
+    np.testing.assert_array_equal(lab, sitk.GetArrayViewFromImage(seg)[:, ::-1, :])
+    liver_x = index_to_lps(volume.image, np.argwhere(lab == 5).mean(axis=0))[0, 0]
+    spleen_x = index_to_lps(volume.image, np.argwhere(lab == 1).mean(axis=0))[0, 0]
+    assert liver_x < spleen_x - 50                 # liver on the patient's right, spleen left
     assert 60 < np.median(hu[lab == 5]) < 200      # contrast-enhanced liver
     assert np.median(hu[lab == 64]) > np.median(hu[lab == 5])   # portal vein brighter
     assert hu[0, 0, 0] == -1024                    # air outside the field of view
