@@ -100,6 +100,6 @@ def require_3d(volume: Volume) -> None:
     limit = float(PLANNING_MIN_EXTENT_MM)
     if extent < limit:
         raise InputError(f"the volume covers only {extent:.0f} mm along its slice axis "
-                         f"({size[2]} slices); planning needs at least {limit:.0f} mm to include "
-                         f"the whole liver ({PLANNING_MIN_EXTENT_MM.source.split(';')[0]}). "
-                         "Load the complete abdominal series", path=volume.source)
+                         f"({size[2]} slices); planning needs at least {limit:.0f} mm to hold a "
+                         "whole liver (an adult liver spans 10-17 cm). Load the complete "
+                         "abdominal series", path=volume.source)
