@@ -37,6 +37,8 @@ def load(source, *, series: str | None = None, progress=None, cancel=None) -> Vo
     """
     steps = Steps(progress, cancel)
     if isinstance(source, SeriesInfo):
+        if not source.files:
+            raise InputError(f"series {source.key} lists no files; open its DICOM folder again")
         return _load_series(source, Path(source.files[0]).parent, steps)
     path = Path(source)
     if image_suffix(path) is not None:

@@ -197,6 +197,8 @@ def test_series_info_without_geometry_is_refused(tmp_path):
     bare = type(info).from_dict({k: v for k, v in info.to_dict().items() if k != "positions_mm"})
     with pytest.raises(InputError, match="slice positions are not known"):
         load(bare)
+    with pytest.raises(InputError, match="lists no files"):
+        load(type(info).from_dict({**info.to_dict(), "files": []}))
 
 
 @pytest.mark.parametrize("syntax", [RLELossless, JPEG2000Lossless, JPEGLSLossless])
