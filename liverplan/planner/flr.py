@@ -84,9 +84,11 @@ class PlanningContext:
         self.vessels = VesselGraph(vfull[box], self.index, self.segment, self.spacing_zyx,
                                    steps.sub(0.5, 1.0))
         self._wedges: dict[tuple[int, float], np.ndarray] = {}
-        self._lock = threading.Lock()       # guards the incremental cut-face state below
+        self._lock = threading.Lock()       # guards the incremental state below
         self._last_resected = np.zeros(self.n, bool)
         self._is_cut = np.zeros(len(self.faces), bool)
+        self._segment_total = np.bincount(self.segment, minlength=9)
+        self._segment_resected = np.zeros(9, np.int64)
         steps.report(1.0, "Planning context ready")
 
     @classmethod
@@ -178,18 +180,33 @@ class PlanningContext:
         zyx = self.zyx_f if subset is None else self.zyx_f[subset]
         return zyx @ coeff.astype(np.float32) + np.float32(const)
 
+    def _sync(self, resected: np.ndarray) -> None:
+        """Bring the incremental state (cut faces, resected voxels per segment) up to date.
+        Only the faces of voxels whose side changed since the last call are re-examined, which
+        is what keeps dragging a cut interactive. Call with the lock held."""
+        changed = np.flatnonzero(resected != self._last_resected)
+        if not len(changed):
+            return
+        fids = self.voxel_faces[changed].ravel()
+        fids = fids[fids >= 0]
+        pair = self.faces[fids]
+        self._is_cut[fids] = resected[pair[:, 0]] != resected[pair[:, 1]]
+        sign = np.where(resected[changed], 1, -1)
+        self._segment_resected += np.bincount(self.segment[changed], weights=sign,
+                                              minlength=9).astype(np.int64)
+        self._last_resected = resected.copy()
+
     def cut_faces(self, resected: np.ndarray) -> np.ndarray:
-        """(C, 2) faces between a resected and a kept voxel. Updated incrementally from the
-        previous call: only faces of voxels whose side changed are re-examined, which is what
-        keeps dragging a cut interactive."""
+        """(C, 2) faces between a resected and a kept voxel."""
         with self._lock:
-            changed = np.flatnonzero(resected != self._last_resected)
-            fids = self.voxel_faces[changed].ravel()
-            fids = fids[fids >= 0]
-            pair = self.faces[fids]
-            self._is_cut[fids] = resected[pair[:, 0]] != resected[pair[:, 1]]
-            self._last_resected = resected.copy()
+            self._sync(resected)
             return self.faces[np.flatnonzero(self._is_cut)]
+
+    def segment_voxels(self, resected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Voxels per Couinaud segment (index 0-8): all of them, and those kept."""
+        with self._lock:
+            self._sync(resected)
+            return self._segment_total, self._segment_total - self._segment_resected
 
     def wedge(self, lesion_id: int, margin_mm: float) -> np.ndarray:
         """The lesion and the liver voxels within `margin_mm` of its surface (cached; read-only)."""

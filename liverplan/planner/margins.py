@@ -88,7 +88,8 @@ def lesion_outcomes(ctx: "PlanningContext", resected: np.ndarray,
                 first = int(dc.argmin())
                 bound = les.tree.query(mids[first])[0] + ctx.spacing_zyx.max()
                 near = mids[dc - les.reach_mm <= bound]
-                _, nearest = les.tree.query(near)
+                dist, nearest = les.tree.query(near, distance_upper_bound=bound)
+                near, nearest = near[np.isfinite(dist)], nearest[np.isfinite(dist)]
                 margin = float(surface_distance_mm(near - les.boundary_mm[nearest],
                                                    ctx.spacing_zyx).min())
         r0 = None if margin is None else margin >= ev.R0_MARGIN_MM.value

@@ -213,8 +213,7 @@ def _largest_group(members: list[int], adjacent: np.ndarray) -> tuple[int, ...]:
 
 def check_remnant(ctx: "PlanningContext", resected: np.ndarray) -> RemnantCheck:
     kept = ~resected
-    total = np.bincount(ctx.segment, minlength=9)
-    remaining = np.bincount(ctx.segment[kept], minlength=9)
+    total, remaining = ctx.segment_voxels(resected)
     fraction = np.divide(remaining, total, out=np.zeros(9), where=total > 0)
     in_remnant = [s for s in range(1, 9)
                   if total[s] and fraction[s] >= ev.REMNANT_SEGMENT_MIN_FRACTION.value]

@@ -124,7 +124,7 @@ def test_context_refuses_unusable_masks(images):
     assert not r.remnant.checked and r.verdict == "borderline"
 
 
-def test_incremental_cut_faces_match_a_full_recount(images):
+def test_incremental_state_matches_a_full_recount(images):
     ctx = PlanningContext(*images)
     ref = images[0]
     rng = np.random.default_rng(1)
@@ -133,3 +133,6 @@ def test_incremental_cut_faces_match_a_full_recount(images):
         resected = PlaneCut(point, rng.normal(size=3)).resected(ctx) | WedgeResection(2, 4.0).resected(ctx)
         full = ctx.faces[resected[ctx.faces[:, 0]] != resected[ctx.faces[:, 1]]]
         assert np.array_equal(np.unique(ctx.cut_faces(resected), axis=0), np.unique(full, axis=0))
+        total, kept = ctx.segment_voxels(resected)
+        assert np.array_equal(kept, np.bincount(ctx.segment[~resected], minlength=9))
+        assert np.array_equal(total, np.bincount(ctx.segment, minlength=9))
