@@ -119,9 +119,12 @@ ICG_TBR = Evidence(
     "default tumour-to-background ratio of the fluorescent rim")
 ICG_DETECTION_DEPTH_MM = Evidence(
     8.0, "mm",
-    "Detection depth of ICG NIR imaging of liver tumours commonly quoted as about 8 mm "
-    "(Ishizawa et al., Cancer 2009;115:2491-504; LiverPlan issue 6); van der Vorst et al. 2013 "
-    "found all NIR-detected metastases < 6.2 mm beneath the capsule",
+    "Detection depth of ICG NIR imaging of liver tumours, commonly quoted as about 8 mm and "
+    "attributed to Ishizawa et al., Cancer 2009;115:2491-504 (figure from LiverPlan issue 6, "
+    "not checked against the full text); consistent with van der Vorst et al., Cancer "
+    "2013;119:3411-8 (all NIR-detected metastases < 6.2 mm beneath the capsule) and Lim et al., "
+    "Singapore Med J 2021;62:182-9 (84% of ICG-positive lesions < 1 cm deep; half of the "
+    "lesions >= 1 cm deep not detected)",
     "a standard rim around a lesion at this depth is just visible")
 ICG_RIM_THICKNESS_MM = Evidence(
     2.0, "mm",
