@@ -17,6 +17,7 @@ Layout written by `generate(out_dir)`:
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -71,8 +72,7 @@ HARD = np.zeros(34, bool)
 HARD[[BONE_CORTEX, BONE_MARROW, CARTILAGE, DISC, CSF, AORTA, IVC, KIDNEY_CORTEX, KIDNEY_MEDULLA,
       SINUS_FAT, SPLEEN]] = True
 NOISE_SD_HU = 12.0
-NOISE_CORRELATION_MM = 0.8
-BLUR_MM = 0.6
+BLUR_MM = 0.7             # partial-volume blur, also the correlation length of the noise
 
 
 # --- the grid --------------------------------------------------------------------------------------
@@ -261,6 +261,7 @@ DEEP_MM = 27.0            # "deep": more than 25 mm below the capsule
 RIM_MM = 2.0
 SEED_OFFSET_MM = 10     # samples are 1 mm apart
 NEAR_MM = 25.0
+FIELD_SLOPE_PER_MM = 0.1   # bound on |grad liver_f| (the gallbladder, 14 mm, is the steepest)
 
 
 @dataclass
@@ -317,15 +318,17 @@ class _Anatomy:
         caudate = _quadric(x, y, z, (-6, 22, 16), (14, 13, 26))
         return _smooth_min([right, left, caudate])
 
+    def liver_f(self, x, y, z):
+        """The liver's envelope (< 1 inside): the lobes minus gallbladder, porta hepatis and the
+        kidneys' impressions, within the abdominal wall. The IVC is carved out later, when the
+        body is composited. Changes by less than FIELD_SLOPE_PER_MM per mm."""
+        fields = [self.liver_r(x, y, z), _ellipse_r(x, y, *CAVITY) / 0.98,
+                  2 - _gallbladder_r(x, y, z), 2 - _quadric(x, y, z, (-22, 2, -14), (28, 14, 16))]
+        fields += [2 - _quadric(x, y, z, c, np.array(semi) + 4, rot=rot) for c, semi, rot in _KIDNEYS]
+        return functools.reduce(np.maximum, fields)
+
     def liver_inside(self, x, y, z):
-        """The liver's envelope; the IVC is carved out later, when the body is composited."""
-        inside = self.liver_r(x, y, z) < 1.0
-        inside &= _ellipse_r(x, y, *CAVITY) < 0.98          # within the abdominal wall
-        inside &= _gallbladder_r(x, y, z) > 1.0
-        inside &= _quadric(x, y, z, (-22, 2, -14), (28, 14, 16)) > 1.0  # porta hepatis
-        for kidney in _KIDNEYS:
-            inside &= _quadric(x, y, z, kidney[0], np.array(kidney[1]) + 4, rot=kidney[2]) > 1.0
-        return inside
+        return self.liver_f(x, y, z) < 1.0
 
     def near_liver(self, x, y, z):
         """True within NEAR_MM of the liver (coarse; where a warped liver can reach)."""
@@ -622,10 +625,12 @@ def _render_liver(anatomy: _Anatomy, grid: _Grid):
     """Liver-region classes (0 elsewhere), segments and lesion ids on the grid."""
     region = np.zeros(grid.shape, np.uint8)
     sl, x, y, z = grid.box(*LIVER_BOX_MM)
-    inside = anatomy.liver_inside(x, y, z)
+    f = _refined(anatomy.liver_f, x, y, z, FIELD_SLOPE_PER_MM * _half_diagonal_mm(grid))
+    inside = f < 1
     part = region[sl]
     part[inside] = LIVER
-    part[(_gallbladder_r(x, y, z) < 1)] = GALLBLADDER
+    sl_g, xg, yg, zg = grid.box(np.array([-75, -90, -80.0]), np.array([-10, -15, 10.0]))
+    _put(region[sl_g], _gallbladder_r(xg, yg, zg) < 1, GALLBLADDER)
     liver = np.zeros(grid.shape, bool)
     liver[sl] = inside
     for branch in anatomy.branches:
@@ -641,11 +646,47 @@ def _render_liver(anatomy: _Anatomy, grid: _Grid):
             region[sl_l][in_l & (rho > 1 - RIM_MM / lesion.radius_mm)] = TUMOR_RIM
         tumors[sl_l][in_l] = lesion.id
     segments = np.zeros(grid.shape, np.uint8)
-    zz, yy, xx = np.nonzero(liver)
-    o, s, t = grid.origin, np.array(grid.spacing), np.array(grid.shift)
-    points = np.c_[xx, yy, zz] * s + o - t
-    segments[zz, yy, xx] = anatomy.segment_of(points)
+    segments[sl] = _segments(anatomy, x, y, z, inside)
     return region, segments, tumors
+
+
+def _half_diagonal_mm(grid: _Grid) -> float:
+    """Farthest a voxel lies from the nearest point of the grid subsampled by 2."""
+    return float(np.linalg.norm(grid.spacing))
+
+
+def _upsample_index(n_fine: int, n_coarse: int) -> np.ndarray:
+    """For each fine index, the nearest index of the grid subsampled by 2."""
+    i = np.arange(n_fine)
+    return np.minimum(i // 2 + i % 2, n_coarse - 1)
+
+
+def _refined(field, x, y, z, band: float) -> np.ndarray:
+    """`field` on the open grid (x, y, z): on every second voxel, then exactly where the value
+    is within `band` of the level 1 (the only place where the nearest coarse value may mislead)."""
+    coarse = field(x[..., ::2], y[:, ::2], z[::2])
+    shape = np.broadcast_shapes(x.shape, y.shape, z.shape)
+    ix = [_upsample_index(n, c) for n, c in zip(shape, coarse.shape)]
+    approx = coarse[np.ix_(*ix)]
+    kz, ky, kx = np.nonzero(np.abs(approx - 1) < band)
+    approx[kz, ky, kx] = field(x.ravel()[kx], y.ravel()[ky], z.ravel()[kz])
+    return approx
+
+
+def _segments(anatomy: _Anatomy, x, y, z, inside) -> np.ndarray:
+    """Segment labels of the voxels `inside`: from every second voxel where all coarse
+    neighbours agree, exactly (nearest branch) elsewhere."""
+    xc, yc, zc = x[..., ::2].ravel(), y[:, ::2].ravel(), z[::2].ravel()
+    near = ndimage.binary_dilation(inside[::2, ::2, ::2], iterations=2)
+    kz, ky, kx = np.nonzero(near)
+    coarse = np.zeros(near.shape, np.uint8)
+    coarse[kz, ky, kx] = anatomy.segment_of(np.c_[xc[kx], yc[ky], zc[kz]])
+    uniform = ndimage.maximum_filter(coarse, 3) == ndimage.minimum_filter(coarse, 3)
+    ix = [_upsample_index(n, c) for n, c in zip(inside.shape, coarse.shape)]
+    labels = np.where(inside, coarse[np.ix_(*ix)], 0).astype(np.uint8)
+    kz, ky, kx = np.nonzero(inside & ~uniform[np.ix_(*ix)])
+    labels[kz, ky, kx] = anatomy.segment_of(np.c_[x.ravel()[kx], y.ravel()[ky], z.ravel()[kz]])
+    return labels
 
 
 def _composite(body, region, segments, tumors):
@@ -666,14 +707,22 @@ def _ct(tissue, tumors, lesion_hu, grid: _Grid, rng) -> np.ndarray:
     hu = HU[tissue]
     core = (tissue == TUMOR)
     hu[core] = lesion_hu[tumors[core]]
-    s = np.array(grid.spacing)[::-1]
-    hu = ndimage.gaussian_filter(hu, BLUR_MM / s, truncate=3.0)
-    noise = rng.standard_normal(grid.shape, dtype=np.float32)
-    noise = ndimage.gaussian_filter(noise, NOISE_CORRELATION_MM / s, truncate=3.0)
-    noise *= NOISE_SD_HU / noise.std()
-    body = tissue != AIR
-    hu += np.where(body, noise, noise * 0.3)
+    sigma = BLUR_MM / np.array(grid.spacing)[::-1]
+    # one blur makes both the partial volume and the noise correlation; white noise is scaled
+    # so that its SD after the blur is NOISE_SD_HU
+    hu += rng.standard_normal(grid.shape, dtype=np.float32) * (NOISE_SD_HU / _blur_gain(sigma))
+    hu = ndimage.gaussian_filter(hu, sigma, truncate=3.0)
     return np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
+
+
+def _blur_gain(sigma) -> float:
+    """SD of unit white noise after scipy's gaussian_filter(sigma, truncate=3)."""
+    gain = 1.0
+    for sd in sigma:
+        radius = int(3.0 * sd + 0.5)
+        k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sd) ** 2)
+        gain *= np.sqrt(np.sum((k / k.sum()) ** 2))
+    return float(gain)
 
 
 # --- the post-PVE follow-up --------------------------------------------------------------------
@@ -739,24 +788,33 @@ def _render_followup(anatomy, base_grid, fu_grid, base_region, base_segments, ba
     size = np.array(base_grid.size)
     is_left = np.isin(np.arange(256), FUTURE_LIVER_REMNANT_SEGMENTS)
 
-    def sample(alpha):
+    def sample(alpha, stride=1):
         warp.alpha = alpha
-        ijk = np.clip(np.rint((warp(p, weights) - o) / s).astype(np.intp), 0, size - 1)
+        q = warp(p[::stride], (weights[0][::stride], weights[1][::stride]))
+        ijk = np.clip(np.rint((q - o) / s).astype(np.intp), 0, size - 1)
         return ijk[:, 2], ijk[:, 1], ijk[:, 0]
 
     target = base_left_voxels * (1 + growth_percent / 100.0)
 
-    def left_volume(alpha):
-        k = sample(alpha)
-        return np.count_nonzero(is_left[base_segments[k]] & (base_region[k] != GALLBLADDER) & ~hard)
+    def miss(alpha, stride):
+        """Left-liver voxels at growth `alpha` minus the target (estimated from every stride-th)."""
+        k = sample(alpha, stride)
+        left = is_left[base_segments[k]] & (base_region[k] != GALLBLADDER) & ~hard[::stride]
+        return np.count_nonzero(left) * stride - target
 
+    # secant on a subsample (the left volume grows smoothly and monotonically with alpha),
+    # then one step on every voxel
     a0, a1 = 0.0, growth_percent / 100.0 / 2.3
-    f0, f1 = left_volume(a0) - target, left_volume(a1) - target
-    for _ in range(8):   # secant: the left volume grows smoothly and monotonically with alpha
-        if f1 == f0 or abs(f1) <= 2e-4 * target:
+    f0, f1 = miss(a0, 8), miss(a1, 8)
+    for _ in range(8):
+        if f1 == f0 or abs(f1) <= 5e-4 * target:
             break
         a0, a1, f0 = a1, a1 - f1 * (a1 - a0) / (f1 - f0), f1
-        f1 = left_volume(a1) - target
+        f1 = miss(a1, 8)
+    slope = (f1 - f0) / (a1 - a0) if a1 != a0 else None
+    exact = miss(a1, 1)
+    if slope and abs(exact) > 1e-3 * target:
+        a1 -= exact / slope
     k = sample(a1)
     out = [np.zeros(fu_grid.shape, np.uint8), np.zeros(fu_grid.shape, np.uint8),
            np.zeros(fu_grid.shape, np.uint16)]
@@ -767,8 +825,9 @@ def _render_followup(anatomy, base_grid, fu_grid, base_region, base_segments, ba
 
 
 # --- truth ---------------------------------------------------------------------------------------
-def _centroid(mask: np.ndarray, reference: sitk.Image) -> list[float]:
-    idx = np.argwhere(mask).mean(axis=0)
+def _centroid(mask: np.ndarray, reference: sitk.Image, offset=(0, 0, 0)) -> list[float]:
+    """Centroid in LPS mm of `mask`, a sub-array starting at index `offset` (z, y, x)."""
+    idx = np.array(ndimage.center_of_mass(mask)) + offset
     return [round(float(v), 2) for v in index_to_lps(reference, idx).ravel()]
 
 
@@ -780,24 +839,25 @@ def _lesion_truth(tumors, liver, segments, reference, anatomy):
     depth = np.zeros(liver.shape, np.float32)
     depth[pad] = ndimage.distance_transform_edt(liver[pad], sampling=spacing_zyx)
     out = []
+    boxes = ndimage.find_objects(tumors)
     for lesion in anatomy.lesions:
-        mask = tumors == lesion.id
-        n = int(np.count_nonzero(mask))
-        if n == 0:
+        if lesion.id > len(boxes) or boxes[lesion.id - 1] is None:
             continue
-        idx = np.argwhere(mask)
-        points = idx * spacing_zyx
+        box = boxes[lesion.id - 1]
+        mask = tumors[box] == lesion.id
+        n = int(np.count_nonzero(mask))
+        points = np.argwhere(mask) * spacing_zyx
         hull = points[ConvexHull(points).vertices] if n >= 8 else points
         max_d = float(np.max(np.linalg.norm(hull[:, None] - hull[None], axis=2)))
-        segs, counts = np.unique(segments[mask], return_counts=True)
+        segs, counts = np.unique(segments[box][mask], return_counts=True)
         volume_ml = n * voxel_ml
         out.append({
             "id": lesion.id, "name": lesion.name,
-            "centroid_lps_mm": _centroid(mask, reference),
+            "centroid_lps_mm": _centroid(mask, reference, [b.start for b in box]),
             "diameter_mm": round((6 * volume_ml * 1000 / np.pi) ** (1 / 3), 2),
             "max_diameter_mm": round(max_d, 2),
             "volume_ml": round(volume_ml, 3),
-            "depth_mm": round(float(depth[mask].min()), 2),
+            "depth_mm": round(float(depth[box][mask].min()), 2),
             "segment": int(segs[np.argmax(counts)]),
             "rim": lesion.rim,
             "core_hu": round(lesion.core_hu, 1),
@@ -807,7 +867,8 @@ def _lesion_truth(tumors, liver, segments, reference, anatomy):
 
 def _truth(tissue, liver, segments, tumors, reference, anatomy, bifurcation_lps) -> dict:
     voxel_ml = float(np.prod(reference.GetSpacing())) / 1000.0
-    seg_ml = {str(k): round(np.count_nonzero(segments == k) * voxel_ml, 3) for k in range(1, 9)}
+    counts = np.bincount(segments.ravel(), minlength=9)
+    seg_ml = {str(k): round(int(counts[k]) * voxel_ml, 3) for k in range(1, 9)}
     left = sum(seg_ml[str(k)] for k in FUTURE_LIVER_REMNANT_SEGMENTS)
     right = sum(seg_ml[str(k)] for k in RIGHT_LIVER_SEGMENTS)
     sl, x, y, z = _Grid(reference.GetSize(), reference.GetSpacing()).full()
