@@ -209,9 +209,9 @@ class SurfaceCut:
         above = w > hi
         band = np.flatnonzero((w > lo) & (w <= hi))
         if band.size:
-            u = (ctx.linear(self.u_axis, self.origin_mm, band) - self.u_mm[0]) / step
-            v = (ctx.linear(self.v_axis, self.origin_mm, band) - self.v_mm[0]) / step
-            h = ndimage.map_coordinates(lattice, [u, v], order=1, mode="nearest")
+            uv = ctx.linear((self.u_axis, self.v_axis), self.origin_mm, band)
+            uv = (uv - (self.u_mm[0], self.v_mm[0])) / step
+            h = ndimage.map_coordinates(lattice, uv.T, order=1, mode="nearest")
             above[band] = w[band] > h
         return above if self.side == "along_normal" else ~above
 

@@ -136,3 +136,33 @@ def test_incremental_state_matches_a_full_recount(images):
         total, kept = ctx.segment_voxels(resected)
         assert np.array_equal(kept, np.bincount(ctx.segment[~resected], minlength=9))
         assert np.array_equal(total, np.bincount(ctx.segment, minlength=9))
+
+
+@pytest.fixture(scope="module")
+def patient_ctx(synthetic_patient):
+    return PlanningContext(*(synthetic_patient.mask(n)
+                             for n in ("liver", "tumors", "segments", "vessels")))
+
+
+def test_synthetic_patient_left_right_and_lesions(synthetic_patient, patient_ctx):
+    """Right hemihepatectomy removes the patient's right liver (smaller LPS x) and exactly the
+    lesions the ground truth places in segments 5-8; a plane facing the patient's right through
+    the liver's middle agrees on the side."""
+    truth = synthetic_patient.truth
+    ctx = patient_ctx
+    r = evaluate(ctx, [preset("right_hemihepatectomy")],
+                 Patient(truth["weight_kg"], truth["height_cm"]))
+    for les in truth["lesions"]:
+        expected = "resected" if les["segment"] in (5, 6, 7, 8) else "left in place"
+        assert r.lesion(les["id"]).status in ((expected, "cut through") if expected == "resected"
+                                              else (expected,))
+        assert r.lesion(les["id"]).centroid_lps_mm == pytest.approx(les["centroid_lps_mm"], abs=1.5)
+    resected = preset("right_hemihepatectomy").resected(ctx)
+    x_resected = ctx.to_lps(ctx.zyx[resected].mean(axis=0))[0][0]
+    x_kept = ctx.to_lps(ctx.zyx[~resected].mean(axis=0))[0][0]
+    assert x_resected < x_kept
+    middle = ctx.to_lps(ctx.zyx.mean(axis=0))[0]
+    right = PlaneCut(middle, (-1.0, 0.0, 0.0)).resected(ctx)      # normal towards patient's right
+    assert np.count_nonzero(right & resected) > 0.8 * np.count_nonzero(right)
+    assert r.liver_volume_ml == pytest.approx(truth["liver_volume_ml"], rel=1e-3)
+    assert r.tumor_volume_ml == pytest.approx(truth["tumor_volume_ml"], rel=1e-3)
