@@ -251,6 +251,30 @@ class TransectionMap(_IcgMap):
         return d
 
 
+@dataclass(frozen=True)
+class IcgResult:
+    """Everything the plan file keeps of the ICG prediction: both maps and the files written."""
+
+    surface: SurfaceMap
+    transection: TransectionMap | None = None
+    files: tuple[str, ...] = ()
+
+    def lines(self) -> list[str]:
+        return self.surface.lines() + (self.transection.lines() if self.transection else [])
+
+    def to_dict(self) -> dict:
+        return {"surface": self.surface.to_dict(),
+                "transection": self.transection.to_dict() if self.transection else None,
+                "files": list(self.files)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "IcgResult":
+        transection = d.get("transection")
+        return cls(SurfaceMap.from_dict(d["surface"]),
+                   TransectionMap.from_dict(transection) if transection else None,
+                   tuple(d.get("files", ())))
+
+
 def _describe(p: IcgParameters) -> str:
     return (f"rim {p.rim_thickness_mm:g} mm (assumed), TBR {p.tbr:g}, attenuation "
             f"{p.mu_eff_per_mm:g}/mm, detection depth {p.detection_depth_mm:g} mm")

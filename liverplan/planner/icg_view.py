@@ -18,8 +18,10 @@ import SimpleITK as sitk
 from PIL import Image
 
 from liverplan.io.atomic import atomic_write, ensure_folder
-from liverplan.planner.icg import (CAVITY_ARRAY, SURFACE_ARRAY, SurfaceMap, TransectionMap,
-                                   mask_fraction, sub_surface)
+from liverplan.planner.icg import (CAVITY_ARRAY, SURFACE_ARRAY, IcgParameters, IcgResult,
+                                   SurfaceMap, TransectionMap, mask_fraction, sub_surface,
+                                   surface_fluorescence, transection_fluorescence)
+from liverplan.progress import Steps
 
 LIVER_RGB = np.array([0.60, 0.27, 0.22])     # white-light parenchyma
 NIR_RGB = np.array([0.25, 1.0, 0.35])        # overlay green
@@ -187,3 +189,25 @@ def _save_png(image: np.ndarray, path: Path) -> Path:
     with atomic_write(path) as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
     return path
+
+
+def predict_and_write(folder: str | Path, liver: sitk.Image, tumors: sitk.Image,
+                      resected: sitk.Image | None = None, params: IcgParameters = IcgParameters(),
+                      *, mesh: pv.PolyData | None = None, view: LaparoscopeView | None = None,
+                      progress=None, cancel=None) -> IcgResult:
+    """The whole ICG step of a plan (`liverplan plan ... --icg`): surface map, transection map
+    when a resected-region mask is given, and their files in `folder`. `mesh` is the liver
+    surface already shown in the 3D view, if any."""
+    steps = Steps(progress, cancel)
+    painted, surface_map = surface_fluorescence(liver, tumors, params, mesh=mesh,
+                                                progress=steps.sub(0.0, 0.5).report)
+    transection = None
+    if resected is not None:
+        cut, transection_map = transection_fluorescence(
+            liver, tumors, resected, params, progress=steps.sub(0.5, 0.85).report)
+        transection = (cut, transection_map, resected)
+    steps.report(0.85, "ICG: rendering the NIR views")
+    files = write_icg_outputs(folder, painted, surface_map, view, transection=transection)
+    steps.report(1.0, "ICG: done")
+    return IcgResult(surface_map, transection[1] if transection else None,
+                     tuple(str(f) for f in files))

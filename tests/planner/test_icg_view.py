@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,11 +8,11 @@ import SimpleITK as sitk
 from PIL import Image
 
 from liverplan.geometry import image_from_array
-from liverplan.planner.icg import (CAVITY_ARRAY, SURFACE_ARRAY, surface_fluorescence,
-                                   transection_fluorescence)
+from liverplan.planner.icg import (CAVITY_ARRAY, SURFACE_ARRAY, IcgResult,
+                                   surface_fluorescence, transection_fluorescence)
 from liverplan.planner.icg_view import (LIVER_RGB, LaparoscopeView, default_view, overlay_colors,
-                                        remnant_surface, render_cavity_view, render_nir_view,
-                                        write_icg_outputs)
+                                        predict_and_write, remnant_surface, render_cavity_view,
+                                        render_nir_view, write_icg_outputs)
 from tests.planner.test_icg import SPACING, _flat_case
 
 
@@ -117,3 +118,19 @@ def test_transection_outputs_are_written(tmp_path, output_dir):
     back = pv.read(paths[2])
     assert np.allclose(back[CAVITY_ARRAY], cut[CAVITY_ARRAY])
     Image.open(paths[3]).save(output_dir / "icg_cavity_synthetic.png")
+
+
+def test_predict_and_write_is_the_whole_icg_step_of_a_plan(tmp_path):
+    lm, tm, resected = _plane_cut_masks(0.6)
+    seen = []
+    result = predict_and_write(tmp_path, lm, tm, resected, progress=lambda f, m: seen.append(f))
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    assert [Path(f).name for f in result.files] == ["icg_surface.vtp", "icg_view.png",
+                                                    "icg_transection.vtp", "icg_cavity.png"]
+    assert all(Path(f).is_file() for f in result.files)
+    assert result.transection.lesions[0].nir_cavity
+    assert IcgResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+    text = "\n".join(result.lines())
+    assert "ICG on the liver surface" in text and "ICG on the transection" in text
+    without_cut = predict_and_write(tmp_path / "surface-only", lm, tm)
+    assert without_cut.transection is None and len(without_cut.files) == 2
