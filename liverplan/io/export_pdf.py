@@ -19,7 +19,7 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import (CondPageBreak, Image, KeepTogether, PageBreak, Paragraph,
+from reportlab.platypus import (CondPageBreak, Image, KeepTogether, Paragraph,
                                 SimpleDocTemplate, Spacer, Table, TableStyle)
 from xml.sax.saxutils import escape
 
@@ -122,9 +122,12 @@ def _verdict_block(result: dict, st) -> Table:
     verdict = result["verdict"]
     driving = result["driving"]
     value = result["sflr_percent"] if driving == "sFLR" else result["flr_percent"]
+    statuses = [r["status"] for r in result.get("reasons", [])]
     text = (f"Verdict: {verdict.upper()} — {driving} {value:.1f}% "
-            f"(minimum {result['sflr_min_percent']:g}%)")
-    t = Table([[_p(text, st["verdict"])]], colWidths=[180 * mm])
+            f"(minimum {result['sflr_min_percent']:g}%)<br/><font size=10>"
+            f"{statuses.count('fail')} rule(s) failed, {statuses.count('warn')} warning(s): "
+            "see the rules below</font>")
+    t = Table([[Paragraph(text, st["verdict"])]], colWidths=[180 * mm])
     t.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), _VERDICT_COLOUR.get(verdict, colors.grey)),
                            ("TOPPADDING", (0, 0), (-1, -1), 5), ("BOTTOMPADDING", (0, 0), (-1, -1), 6)]))
     return t
@@ -250,13 +253,16 @@ def build_story(content: ReportInput) -> list:
     if content.strategies:
         story += [CondPageBreak(60 * mm), _p("Strategy (ranked)", st["h2"]),
                   _table(_strategy_rows(content.strategies), [8 * mm, 42 * mm, 75 * mm, 55 * mm], st)]
+    elif result is not None:
+        story += [_p("Strategy", st["h2"]),
+                  _p("No staged strategy was evaluated for this plan.", st["body"])]
 
     warnings = list(content.warnings) + list((result or {}).get("warnings", []))
     if warnings:
         story += [_p("Warnings", st["h2"])] + [_p("• " + w, st["body"]) for w in warnings]
 
     if content.figures:
-        story += [PageBreak(), _p("3D views", st["h2"])]
+        story += [CondPageBreak(150 * mm), _p("3D views", st["h2"])]
         story += _figure_grid(content.figures, st, columns=2, width_mm=180)
     if content.slices:
         story += [CondPageBreak(90 * mm), _p("Key axial slices", st["h2"]),

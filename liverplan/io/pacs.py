@@ -8,6 +8,7 @@ ExportError that says which and what to check; the files on disk are never touch
 from __future__ import annotations
 
 import re
+import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,15 @@ class StoredObject:
     status: int
 
 
+def _reachable(target: PacsTarget, timeout_s: float) -> bool:
+    """Whether anything listens at the PACS address (tells a refusal from a network problem)."""
+    try:
+        with socket.create_connection((target.host, target.port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
 @contextmanager
 def _association(target: PacsTarget, contexts: Sequence[tuple[str, str]], *,
                  calling_ae: str, timeout_s: float) -> Iterator:
@@ -65,6 +75,10 @@ def _association(target: PacsTarget, contexts: Sequence[tuple[str, str]], *,
         raise ExportError(f"the PACS {target} refused the connection; check that it knows the "
                           f"calling AE title '{calling_ae}' and that '{target.ae_title}' is its "
                           "AE title")
+    if not assoc.is_established and _reachable(target, timeout_s):
+        raise ExportError(f"the PACS {target} refused the connection or did not answer in time; "
+                          f"check that it knows the calling AE title '{calling_ae}', that "
+                          f"'{target.ae_title}' is its AE title, and that it is not overloaded")
     if not assoc.is_established:
         raise ExportError(f"could not reach the PACS {target}; check the host name, the port, "
                           "the network and that the PACS is running")

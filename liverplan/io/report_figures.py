@@ -14,7 +14,7 @@ from typing import Mapping
 import numpy as np
 import pyvista as pv
 import SimpleITK as sitk
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from liverplan.case import LIVER, TUMORS, VESSELS
@@ -65,6 +65,7 @@ def _render(parts, *, view: str, title: str, size=(900, 700)) -> np.ndarray:
         plotter.camera_position = [(0, -1, 0) if view == "anterior" else (0, 1, 0), (0, 0, 0),
                                    (0, 0, 1)]
         plotter.reset_camera()
+        plotter.camera.zoom(1.25)
         right, left = ("R", "L") if view == "anterior" else ("L", "R")
         plotter.add_text(right, position="left_edge", font_size=16, color="black")
         plotter.add_text(left, position="right_edge", font_size=16, color="black")
@@ -111,6 +112,8 @@ def axial_slices(image: sitk.Image, labels: Mapping[str, sitk.Image],
         oriented["resected"] = sitk.DICOMOrient(resected, "LPS")
     ct = sitk.GetArrayViewFromImage(lps)
     sx, sy = lps.GetSpacing()[:2]
+    rows, cols = _crop(oriented.get(LIVER), ct.shape[1:], margin_px=(round(25 / sy), round(25 / sx)))
+    font = ImageFont.load_default(size=18)
     figures = []
     for caption, point in slices:
         k = int(round(lps.TransformPhysicalPointToContinuousIndex(tuple(map(float, point)))[2]))
@@ -131,17 +134,27 @@ def axial_slices(image: sitk.Image, labels: Mapping[str, sitk.Image],
             layers.append((sitk.GetArrayViewFromImage(oriented[TUMORS])[k] != 0, _RGB["lesion"]))
         for mask, colour in layers:
             rgb[_outline(mask)] = colour
-        h, w = gray.shape
+        rgb = rgb[rows, cols]
+        h, w = rgb.shape[:2]
         scale = width_px / (w * sx)
         picture = Image.fromarray(rgb).resize((width_px, max(1, round(h * sy * scale))),
                                               Image.NEAREST)
         draw = ImageDraw.Draw(picture)
         pw, ph = picture.size
-        for text, xy in (("R", (4, ph // 2 - 6)), ("L", (pw - 12, ph // 2 - 6)),
-                         ("A", (pw // 2 - 4, 2)), ("P", (pw // 2 - 4, ph - 14))):
-            draw.text(xy, text, fill=(255, 255, 0))
+        for text, xy in (("R", (5, ph // 2 - 9)), ("L", (pw - 16, ph // 2 - 9)),
+                         ("A", (pw // 2 - 6, 3)), ("P", (pw // 2 - 6, ph - 22))):
+            draw.text(xy, text, fill=(255, 255, 0), font=font)
         figures.append(Figure(f"{caption} (axial, z = {point[2]:.1f} mm)", np.asarray(picture)))
     return figures
+
+
+def _crop(liver: sitk.Image | None, shape: tuple[int, int], *, margin_px) -> tuple[slice, slice]:
+    """In-plane rows and columns around the liver (over all slices), so the slices show detail."""
+    if liver is None or not sitk.GetArrayViewFromImage(liver).any():
+        return slice(None), slice(None)
+    rows, cols = np.nonzero(sitk.GetArrayViewFromImage(liver).any(axis=0))
+    return (slice(max(rows.min() - margin_px[0], 0), min(rows.max() + margin_px[0] + 1, shape[0])),
+            slice(max(cols.min() - margin_px[1], 0), min(cols.max() + margin_px[1] + 1, shape[1])))
 
 
 def key_slices(labels: Mapping[str, sitk.Image], lesions: list[dict], *, limit: int = 6
