@@ -252,12 +252,31 @@ class TransectionMap(_IcgMap):
 
 
 @dataclass(frozen=True)
+class LaparoscopeView:
+    """A laparoscope pose in patient space (LPS mm)."""
+
+    position_lps_mm: tuple[float, float, float]
+    focal_point_lps_mm: tuple[float, float, float]
+    view_up_lps: tuple[float, float, float] = (0.0, 0.0, 1.0)   # superior up
+    view_angle_deg: float = 70.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LaparoscopeView":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+@dataclass(frozen=True)
 class IcgResult:
-    """Everything the plan file keeps of the ICG prediction: both maps and the files written."""
+    """Everything the plan file keeps of the ICG prediction: both maps, the files written and
+    the laparoscope pose of the rendered view."""
 
     surface: SurfaceMap
     transection: TransectionMap | None = None
     files: tuple[str, ...] = ()
+    view: LaparoscopeView | None = None
 
     def lines(self) -> list[str]:
         return self.surface.lines() + (self.transection.lines() if self.transection else [])
@@ -265,14 +284,15 @@ class IcgResult:
     def to_dict(self) -> dict:
         return {"surface": self.surface.to_dict(),
                 "transection": self.transection.to_dict() if self.transection else None,
-                "files": list(self.files)}
+                "files": list(self.files), "view": self.view.to_dict() if self.view else None}
 
     @classmethod
     def from_dict(cls, d: dict) -> "IcgResult":
         transection = d.get("transection")
         return cls(SurfaceMap.from_dict(d["surface"]),
                    TransectionMap.from_dict(transection) if transection else None,
-                   tuple(d.get("files", ())))
+                   tuple(d.get("files", ())),
+                   LaparoscopeView.from_dict(d["view"]) if d.get("view") else None)
 
 
 def _describe(p: IcgParameters) -> str:

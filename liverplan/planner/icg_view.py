@@ -9,7 +9,6 @@ strongly the brighter they are. Nothing below the threshold is coloured.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +18,8 @@ from PIL import Image
 
 from liverplan.io.atomic import atomic_write, ensure_folder
 from liverplan.planner.icg import (CAVITY_ARRAY, SURFACE_ARRAY, IcgParameters, IcgResult,
-                                   SurfaceMap, TransectionMap, mask_fraction, sub_surface,
-                                   surface_fluorescence, transection_fluorescence)
+                                   LaparoscopeView, SurfaceMap, TransectionMap, mask_fraction,
+                                   sub_surface, surface_fluorescence, transection_fluorescence)
 from liverplan.progress import Steps
 
 LIVER_RGB = np.array([0.60, 0.27, 0.22])     # white-light parenchyma
@@ -33,23 +32,6 @@ SURFACE_FILE = "icg_surface.vtp"
 VIEW_FILE = "icg_view.png"
 TRANSECTION_FILE = "icg_transection.vtp"
 CAVITY_FILE = "icg_cavity.png"
-
-
-@dataclass(frozen=True)
-class LaparoscopeView:
-    """A laparoscope pose in patient space (LPS mm)."""
-
-    position_lps_mm: tuple[float, float, float]
-    focal_point_lps_mm: tuple[float, float, float]
-    view_up_lps: tuple[float, float, float] = (0.0, 0.0, 1.0)   # superior up
-    view_angle_deg: float = 70.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LaparoscopeView":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 def default_view(mesh: pv.PolyData, view_angle_deg: float = 70.0) -> LaparoscopeView:
@@ -207,7 +189,8 @@ def predict_and_write(folder: str | Path, liver: sitk.Image, tumors: sitk.Image,
             liver, tumors, resected, params, progress=steps.sub(0.5, 0.85).report)
         transection = (cut, transection_map, resected)
     steps.report(0.85, "ICG: rendering the NIR views")
+    view = view or default_view(painted)
     files = write_icg_outputs(folder, painted, surface_map, view, transection=transection)
     steps.report(1.0, "ICG: done")
     return IcgResult(surface_map, transection[1] if transection else None,
-                     tuple(str(f) for f in files))
+                     tuple(str(f) for f in files), view)

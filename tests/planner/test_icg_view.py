@@ -8,9 +8,9 @@ import SimpleITK as sitk
 from PIL import Image
 
 from liverplan.geometry import image_from_array
-from liverplan.planner.icg import (CAVITY_ARRAY, SURFACE_ARRAY, IcgResult,
+from liverplan.planner.icg import (CAVITY_ARRAY, SURFACE_ARRAY, IcgResult, LaparoscopeView,
                                    surface_fluorescence, transection_fluorescence)
-from liverplan.planner.icg_view import (LIVER_RGB, LaparoscopeView, default_view, overlay_colors,
+from liverplan.planner.icg_view import (LIVER_RGB, default_view, overlay_colors,
                                         predict_and_write, remnant_surface, render_cavity_view,
                                         render_nir_view, write_icg_outputs)
 from tests.planner.test_icg import SPACING, _flat_case
@@ -130,6 +130,7 @@ def test_predict_and_write_is_the_whole_icg_step_of_a_plan(tmp_path):
     assert all(Path(f).is_file() for f in result.files)
     assert result.transection.lesions[0].nir_cavity
     assert IcgResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+    assert result.view.view_angle_deg == 70.0                # the pose of icg_view.png is kept
     text = "\n".join(result.lines())
     assert "ICG on the liver surface" in text and "ICG on the transection" in text
     without_cut = predict_and_write(tmp_path / "surface-only", lm, tm)
