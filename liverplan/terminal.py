@@ -6,8 +6,13 @@ import sys
 
 
 class ProgressBar:
-    def __init__(self, stream=sys.stderr, width: int = 30):
-        self.stream, self.width = stream, width
+    def __init__(self, stream=None, width: int = 30):
+        self._stream, self.width = stream, width
+
+    @property
+    def stream(self):
+        # Resolved at call time so redirected or captured stderr is honoured.
+        return self._stream if self._stream is not None else sys.stderr
 
     def __call__(self, fraction: float, message: str) -> None:
         done = int(round(fraction * self.width))
