@@ -136,3 +136,28 @@ ICG_MU_EFF_PER_MM = Evidence(
     "ASSUMPTION: effective attenuation of NIR light in liver parenchyma, of the order of "
     "0.2-0.5 /mm (penetration depth of a few mm); shapes how fast the expected signal fades "
     "with depth, while the detection limit itself is calibrated to ICG_DETECTION_DEPTH_MM")
+
+# --- Liver and lesion segmentation (liverplan.volumetry) ---------------------------------------
+LIVER_ENHANCED_MIN_HU = Evidence(
+    80.0, "HU",
+    "Unenhanced liver parenchyma measures about 50-65 HU (Kodama et al., AJR 2007;188:1307-12); "
+    "portal venous contrast raises it by about 50 HU or more at standard doses (Heiken et al., "
+    "Radiology 1995;195:353-7)",
+    "a liver mode below this suggests an unenhanced or arterial-only series: lesions may be "
+    "missed, so the result carries a warning")
+LIVER_VOLUME_MIN_ML = Evidence(
+    500.0, "mL",
+    "Adult standard liver volumes lie about 900-2500 mL (Heinemann et al., Liver Transpl "
+    "1999;5:366-8; Urata et al., Hepatology 1995;21:1317-21); generous bounds around that range",
+    "a whole-liver segmentation smaller than this is refused as failed")
+LIVER_VOLUME_MAX_ML = Evidence(
+    4500.0, "mL",
+    "Adult standard liver volumes lie about 900-2500 mL (Heinemann et al., Liver Transpl "
+    "1999;5:366-8); tumour-laden livers can be larger, hence the generous bound",
+    "a liver segmentation larger than this is refused as a leak into neighbouring organs")
+LESION_MIN_DIAMETER_MM = Evidence(
+    5.0, "mm",
+    "LiverPlan issue 3: automatic detection reports focal lesions from 5 mm; CT detection of "
+    "colorectal liver metastases under 10 mm is limited (Niekel et al., Radiology "
+    "2010;257:674-84)",
+    "smaller hypodense spots are not reported as lesions")

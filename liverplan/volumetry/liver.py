@@ -1,0 +1,394 @@
+"""Automatic and one-click liver segmentation by classical image analysis (no learned weights).
+
+Pipeline (each stage a small function, run at ~2 mm isotropic, then refined on the CT grid):
+1. `coarse_grid`: smooth and resample to ~2 mm isotropic (speed; the answer is on the CT grid).
+2. `body_mask` and `estimate_intensity`: the liver's HU mode is the dominant peak of homogeneous
+   soft tissue in the patient's right half, deep to the body wall (the liver is the largest organ
+   of the right upper abdomen).
+3. `liver_core`: voxels in the liver's HU band, eroded by a few mm so that thin bridges to the
+   pancreas, duodenum, heart, kidney and spleen break; the liver is the largest such core on the
+   patient's right.
+4. `grow_liver`: regrow the core within the band, limited in distance and to the core's
+   watershed basin of the thickness map (a neighbour joined through a neck has its own basin),
+   close and fill (intrahepatic vessels and tumours), and take in hypodense tumours that bulge
+   through the capsule.
+5. `refine_boundary`: re-decide a thin band around the coarse surface on the full-resolution CT.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage as ndi
+from skimage.segmentation import watershed
+
+from liverplan.errors import InputError, SegmentationError
+from liverplan.evidence import (LIVER_ENHANCED_MIN_HU, LIVER_VOLUME_MAX_ML,
+                                LIVER_VOLUME_MIN_ML)
+from liverplan.geometry import image_from_array, lps_to_index, mask_volume_ml, voxel_volume_ml
+from liverplan.progress import Steps
+
+AIR_HU = -400.0   # below this a voxel is air/lung, above it tissue (body outline)
+
+
+@dataclass(frozen=True)
+class LiverParameters:
+    """Algorithm settings (not clinical thresholds); stored with every result."""
+    coarse_spacing_mm: float = 2.0
+    smoothing_mm: float = 1.0
+    band_low_sd: float = 2.5        # liver band: mode - (k + 0.5) sd ... mode + (k + 1) sd
+    band_high_sd: float = 3.0
+    core_depth_mm: float = 8.0      # erosion depth that separates the liver from its neighbours
+    regrow_mm: float = 16.0         # how far the boundary may move out from the core
+    closing_mm: float = 6.0
+    refine_band_mm: float = 3.0
+    tumour_opening_mm: float = 6.0  # hypodense blobs thinner than this are not tumours
+    tumour_contact: float = 0.15    # share of a hypodense blob's surface that must touch liver
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IntensityModel:
+    """The liver parenchyma's intensity as estimated from the scan itself."""
+    mode: float          # HU on CT (signal units on MR in seeded mode)
+    sd: float
+    lower: float         # band accepted as parenchyma
+    upper: float
+    tumour_floor: float  # darker than this is fat/air/fluid, not tumour
+    keep_floor: float    # at the surface, darker than this is not liver
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LiverResult:
+    mask: sitk.Image                 # UInt8 0/1 on the input grid
+    model: IntensityModel
+    parameters: LiverParameters
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def volume_ml(self) -> float:
+        return mask_volume_ml(self.mask)
+
+
+# --- stage 1: coarse grid ----------------------------------------------------------------------
+def smooth(image: sitk.Image, sigma_mm: float) -> sitk.Image:
+    return sitk.SmoothingRecursiveGaussian(sitk.Cast(image, sitk.sitkFloat32), sigma_mm)
+
+
+def coarse_grid(smooth: sitk.Image, spacing_mm: float) -> sitk.Image:
+    """`smooth` resampled to isotropic `spacing_mm` (same origin and direction)."""
+    image = smooth
+    size = [max(1, int(round(n * s / spacing_mm))) for n, s in zip(image.GetSize(), image.GetSpacing())]
+    return sitk.Resample(smooth, size, sitk.Transform(), sitk.sitkLinear, image.GetOrigin(),
+                         [spacing_mm] * 3, image.GetDirection(), -1024.0, sitk.sitkFloat32)
+
+
+def lps_axis(image: sitk.Image, axis: int) -> np.ndarray:
+    """LPS coordinate `axis` (0 x->left, 1 y->posterior, 2 z->superior) of every voxel, (z, y, x)."""
+    d = np.array(image.GetDirection()).reshape(3, 3)
+    nx, ny, nz = image.GetSize()
+    sx, sy, sz = image.GetSpacing()
+    return (image.GetOrigin()[axis]
+            + d[axis, 0] * sx * np.arange(nx)[None, None, :]
+            + d[axis, 1] * sy * np.arange(ny)[None, :, None]
+            + d[axis, 2] * sz * np.arange(nz)[:, None, None])
+
+
+def dilate_mm(mask: np.ndarray, radius_mm: float, spacing_zyx=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """Euclidean dilation by `radius_mm` via a distance map (fast for large radii)."""
+    return ndi.distance_transform_edt(~mask, sampling=spacing_zyx) <= radius_mm
+
+
+def erode_mm(mask: np.ndarray, radius_mm: float, spacing_zyx=(1.0, 1.0, 1.0)) -> np.ndarray:
+    return ndi.distance_transform_edt(mask, sampling=spacing_zyx) > radius_mm
+
+
+def close_mm(mask: np.ndarray, radius_mm: float, spacing_zyx=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """Closing by `radius_mm`; the array is padded so objects at the border are not eroded."""
+    pad = int(np.ceil(radius_mm / min(spacing_zyx))) + 1
+    m = np.pad(mask, pad)
+    m = erode_mm(dilate_mm(m, radius_mm, spacing_zyx), radius_mm, spacing_zyx)
+    return m[(slice(pad, -pad),) * 3]
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    labels, n = ndi.label(mask)
+    if n == 0:
+        return mask.astype(bool)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == np.argmax(sizes)
+
+
+# --- stage 2: body and intensity model ----------------------------------------------------------
+def body_mask(a: np.ndarray) -> np.ndarray:
+    """The patient (largest non-air region, filled slice by slice so lungs and bowel gas count)."""
+    body = largest_component(a > AIR_HU)
+    return np.stack([ndi.binary_fill_holes(s) for s in body])
+
+
+def check_ct(image: sitk.Image, *, path=None) -> None:
+    """InputError unless the image looks like CT in Hounsfield units (air near -1000 HU)."""
+    a = sitk.GetArrayViewFromImage(image)
+    if np.percentile(a[::4, ::8, ::8], 1) > -700:
+        raise InputError("this series does not look like CT in Hounsfield units (no air near "
+                         "-1000 HU): automatic liver segmentation needs contrast-enhanced CT. For "
+                         "MR or other images use the seeded mode (one click in the liver).",
+                         path=path)
+
+
+def estimate_intensity(a: np.ndarray, body: np.ndarray, x_lps: np.ndarray,
+                       p: LiverParameters) -> IntensityModel:
+    """Liver HU mode: the largest peak of homogeneous soft tissue in the right half of the body,
+    more than 2 cm deep to the skin (which leaves out most of the body-wall muscle)."""
+    local_mean = ndi.uniform_filter(a, 3)
+    local_sd = np.sqrt(np.maximum(ndi.uniform_filter(a * a, 3) - local_mean ** 2, 0.0))
+    centre_x = np.median(np.broadcast_to(x_lps, a.shape)[body])
+    deep = ndi.distance_transform_edt(body) * p.coarse_spacing_mm > 20.0
+    sel = body & deep & (x_lps < centre_x) & (local_sd < 12.0) & (a > 0) & (a < 250)
+    values = a[sel]
+    if values.size < 1000:
+        raise SegmentationError("no liver found: the scan holds too little soft tissue on the "
+                                "patient's right (is this an abdominal CT?)")
+    hist, edges = np.histogram(values, bins=125, range=(0.0, 250.0))
+    hist = ndi.gaussian_filter1d(hist.astype(float), 2.0)
+    mode = float(edges[np.argmax(hist)] + 1.0)
+    near = values[np.abs(values - mode) < 30.0]
+    # CT parenchyma noise is ~5-15 HU; the clip keeps the band sane on very smooth/noisy scans.
+    return make_model(mode, float(np.clip(np.std(near), 5.0, 15.0)), p)
+
+
+def upper_half_sd(values: np.ndarray, mode: float) -> float:
+    """Parenchyma noise from the values above the mode (tumours darken the lower half, vessels
+    are a thin bright tail): the median of a half-normal is 0.6745 SD."""
+    upper = values[values >= mode]
+    return float(np.median(upper - mode)) / 0.6745 if upper.size else 0.0
+
+
+def make_model(mode: float, sd: float, p: LiverParameters, *, hu: bool = True) -> IntensityModel:
+    """The parenchyma band and the darker limits, in units of the parenchyma's own spread so
+    that the same rules serve CT and, in seeded mode, MR signal. On CT (`hu`) the darker limits
+    are also kept at least 90/60 HU below the mode: metastases are typically 40-80 HU darker
+    than portal-venous liver, whatever the noise of the scan."""
+    tumour_floor, keep_floor = mode - 9.5 * sd, mode - 6.5 * sd
+    if hu:
+        tumour_floor, keep_floor = min(tumour_floor, mode - 90.0), min(keep_floor, mode - 60.0)
+    return IntensityModel(mode, sd, mode - p.band_low_sd * sd - 0.5 * sd,
+                          mode + p.band_high_sd * sd + sd, tumour_floor, keep_floor)
+
+
+# --- stage 3: core ---------------------------------------------------------------------------
+def liver_core(band: np.ndarray, x_lps: np.ndarray, centre_x: float, p: LiverParameters,
+               seed_zyx: tuple[int, int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(core, thickness map in mm): the deep part of the liver band.
+
+    Automatic: the largest deep component whose centroid lies on the patient's right.
+    Seeded: the deep component nearest to the seed."""
+    thickness = ndi.distance_transform_edt(band) * p.coarse_spacing_mm
+    labels, n = ndi.label(thickness > p.core_depth_mm)
+    if n == 0:
+        return np.zeros_like(band), thickness
+    if seed_zyx is not None:
+        _, nearest = ndi.distance_transform_edt(labels == 0, return_indices=True)
+        k = labels[tuple(nearest[:, seed_zyx[0], seed_zyx[1], seed_zyx[2]])]
+        return labels == k, thickness
+    sizes = np.bincount(labels.ravel())
+    mean_x = ndi.mean(np.broadcast_to(x_lps, band.shape), labels, np.arange(n + 1))
+    sizes[0] = 0
+    sizes[~(mean_x < centre_x)] = 0       # the liver lies on the patient's right (smaller LPS x)
+    if sizes.max() == 0:
+        return np.zeros_like(band), thickness
+    return labels == np.argmax(sizes), thickness
+
+
+# --- stage 4: grow -------------------------------------------------------------------------------
+def grow_liver(core: np.ndarray, band: np.ndarray, thickness: np.ndarray, a: np.ndarray,
+               model: IntensityModel, p: LiverParameters) -> np.ndarray:
+    """Regrow the core into the band, close, fill, and add tumours bulging out of the capsule."""
+    sp = p.coarse_spacing_mm
+    peaks = (thickness == ndi.maximum_filter(thickness, size=3)) & (thickness >= 2.0) \
+        & ~ndi.binary_dilation(core, iterations=2)
+    markers, _ = ndi.label(peaks)
+    markers[markers > 0] += 1
+    markers[core] = 1
+    basin = watershed(-thickness, markers, mask=band) == 1
+    grown = core.copy()
+    for _ in range(int(round(p.regrow_mm / sp))):
+        grown = ndi.binary_dilation(grown) & basin
+    grown = _include_hypodense(grown, a, model, p)
+    grown = close_mm(grown, p.closing_mm, (sp,) * 3)
+    grown = np.stack([ndi.binary_fill_holes(s) for s in grown])
+    return largest_component(ndi.binary_fill_holes(grown))
+
+
+def _include_hypodense(liver: np.ndarray, a: np.ndarray, model: IntensityModel,
+                       p: LiverParameters) -> np.ndarray:
+    """Liver plus thick hypodense blobs (tumours) that border on the liver over a good share of
+    their surface.
+
+    A subcapsular metastasis is darker than parenchyma and not a hole, so filling alone misses
+    it. An opening of `tumour_opening_mm` cuts it free of the thin body-wall muscle and bowel wall
+    of similar HU; bowel, gallbladder or muscle beside the liver then touch it on a small share of
+    their surface only."""
+    spacing = (p.coarse_spacing_mm,) * 3
+    near = dilate_mm(liver, 30.0, spacing) & ~liver
+    dark = near & (a > model.tumour_floor) & (a < model.lower + 0.5 * model.sd)
+    dark &= dilate_mm(erode_mm(dark, p.tumour_opening_mm, spacing), p.tumour_opening_mm, spacing)
+    labels, n = ndi.label(dark)
+    if n == 0:
+        return liver
+    shell = ndi.binary_dilation(labels > 0) & ~(labels > 0)
+    owner = ndi.grey_dilation(labels, size=3)[shell]      # which blob each shell voxel borders
+    surface = np.bincount(owner, minlength=n + 1)
+    touching = np.bincount(owner[liver[shell]], minlength=n + 1)
+    keep = touching >= p.tumour_contact * np.maximum(surface, 1)
+    keep[0] = False
+    return liver | keep[labels]
+
+
+# --- stage 5: refine on the CT grid -----------------------------------------------------------
+def refine_boundary(image: sitk.Image, coarse_mask: sitk.Image, model: IntensityModel,
+                    p: LiverParameters) -> np.ndarray:
+    """The coarse surface re-decided voxel by voxel on the CT grid, within +-refine_band_mm.
+
+    Outside the coarse surface a voxel joins if it is parenchyma; inside it leaves only if it is
+    clearly not liver (fat, air, bone), so tumours and vessels at the capsule stay in. Denoising
+    here is a 3x3x3 median: it keeps edges, where a Gaussian would blur the boundary voxels into
+    the neighbours' HU."""
+    dist = sitk.SignedMaurerDistanceMap(coarse_mask, insideIsPositive=False, squaredDistance=False,
+                                        useImageSpacing=True)
+    dist = sitk.GetArrayFromImage(sitk.Resample(dist, image, sitk.Transform(), sitk.sitkLinear,
+                                                1e3, sitk.sitkFloat32))
+    box = bbox(dist < p.refine_band_mm + 1.0)
+    d = dist[box]
+    region = sitk.RegionOfInterest(image, [b.stop - b.start for b in box[::-1]],
+                                   [b.start for b in box[::-1]])
+    a = sitk.GetArrayFromImage(sitk.Median(region, [1, 1, 1]))
+    inner = (d < 0) & ((d < -p.refine_band_mm) | ((a > model.keep_floor) & (a < model.upper + 6.0 * model.sd)))
+    outer = (d >= 0) & (d <= p.refine_band_mm) & (a >= model.lower) & (a <= model.upper)
+    crop = largest_component(ndi.binary_opening(inner | outer))
+    crop = np.stack([ndi.binary_fill_holes(s) for s in crop])
+    out = np.zeros(dist.shape, np.uint8)
+    out[box] = crop
+    return out
+
+
+def bbox(mask: np.ndarray) -> tuple[slice, ...]:
+    idx = np.nonzero(mask.any(axis=(1, 2)))[0], np.nonzero(mask.any(axis=(0, 2)))[0], \
+        np.nonzero(mask.any(axis=(0, 1)))[0]
+    return tuple(slice(int(i[0]), int(i[-1]) + 1) for i in idx)
+
+
+# --- drivers -------------------------------------------------------------------------------------
+def segment_liver(image: sitk.Image, *, parameters: LiverParameters = LiverParameters(),
+                  path=None, progress=None, cancel=None) -> LiverResult:
+    """Fully automatic liver mask for contrast-enhanced abdominal CT (HU)."""
+    p, steps = parameters, Steps(progress, cancel)
+    check_ct(image, path=path)
+    steps.report(0.0, "Smoothing the CT")
+    sm = smooth(image, p.smoothing_mm)
+    coarse = coarse_grid(sm, p.coarse_spacing_mm)
+    a = sitk.GetArrayFromImage(coarse)
+    steps.report(0.25, "Finding the liver")
+    body = body_mask(a)
+    x = lps_axis(coarse, 0)
+    centre_x = float(np.median(np.broadcast_to(x, a.shape)[body]))
+    model = estimate_intensity(a, body, x, p)
+    warnings = []
+    if model.mode < LIVER_ENHANCED_MIN_HU.value:
+        warnings.append(f"The liver measures {model.mode:.0f} HU, below {LIVER_ENHANCED_MIN_HU.value:.0f} "
+                        "HU: this looks like an unenhanced (or arterial) series. Lesions may be "
+                        "missed; use a portal venous phase CT if there is one.")
+    band = body & (a >= model.lower) & (a <= model.upper)
+    core, thickness = liver_core(band, x, centre_x, p)
+    if not core.any():
+        raise SegmentationError("no liver found on the patient's right side of this scan. Check "
+                                "that the series is an abdominal CT, or use the seeded mode.",
+                                path=path)
+    _require_liver_region(a, body, core, x, centre_x, coarse, path)
+    steps.report(0.45, "Growing the liver")
+    liver = grow_liver(core, band, thickness, a, model, p)
+    steps.report(0.7, "Refining the liver surface")
+    mask = refine_boundary(image, image_from_array(liver.astype(np.uint8), coarse), model, p)
+    result = image_from_array(mask, image)
+    warnings += check_plausible(result, path=path)
+    steps.report(1.0, "Liver done")
+    return LiverResult(result, model, p, tuple(warnings))
+
+
+def segment_liver_from_seed(image: sitk.Image, seed_lps, *,
+                            parameters: LiverParameters = LiverParameters(), path=None,
+                            progress=None, cancel=None) -> LiverResult:
+    """Liver mask from one click inside the liver (MR or unusual CT): the intensity model comes
+    from a 10 mm neighbourhood of the seed instead of from HU assumptions."""
+    p, steps = parameters, Steps(progress, cancel)
+    steps.report(0.0, "Smoothing the image")
+    sm = smooth(image, p.smoothing_mm)
+    coarse = coarse_grid(sm, p.coarse_spacing_mm)
+    a = sitk.GetArrayFromImage(coarse)
+    zyx = np.round(lps_to_index(coarse, seed_lps)[0]).astype(int)
+    if np.any(zyx < 0) or np.any(zyx >= a.shape):
+        raise SegmentationError("the seed point lies outside the image; click inside the liver",
+                                path=path)
+    r = max(1, int(round(10.0 / p.coarse_spacing_mm)))
+    region = a[tuple(slice(max(0, c - r), c + r + 1) for c in zyx)]
+    mode = float(np.median(region))
+    sd = max(1.4826 * float(np.median(np.abs(region - mode))), 1e-3 * max(abs(mode), 1.0))
+    model = make_model(mode, sd, p, hu=False)
+    steps.report(0.3, "Growing from the seed")
+    band = (a >= model.lower) & (a <= model.upper)
+    band[tuple(zyx)] = True
+    core, thickness = liver_core(band, lps_axis(coarse, 0), np.inf, p, seed_zyx=tuple(zyx))
+    if not core.any():
+        raise SegmentationError("the region around the seed is too thin or too inhomogeneous to "
+                                "grow a liver from; click deeper inside the liver", path=path)
+    liver = grow_liver(core, band, thickness, a, model, p)
+    steps.report(0.7, "Refining the liver surface")
+    mask = refine_boundary(image, image_from_array(liver.astype(np.uint8), coarse), model, p)
+    result = image_from_array(mask, image)
+    warnings = check_plausible(result, path=path)
+    steps.report(1.0, "Liver done")
+    return LiverResult(result, model, p, tuple(warnings))
+
+
+def _require_liver_region(a, body, core, x, centre_x, coarse, path) -> None:
+    """The liver sits under the right hemidiaphragm: without lung base on the patient's right,
+    the largest right-sided soft-tissue organ is the liver only if it runs off the top of the
+    scan (a scan that starts inside the liver); otherwise this is not a liver scan (head,
+    pelvis, limbs)."""
+    lung = body & (a < AIR_HU) & (a > -960.0) & (np.broadcast_to(x, a.shape) < centre_x)
+    lung_ml = np.count_nonzero(largest_component(lung)) * voxel_volume_ml(coarse)
+    z = lps_axis(coarse, 2)
+    top = z.max() if z.size else 0.0
+    runs_off_top = np.any(np.broadcast_to(z, a.shape)[core] > top - 2 * coarse.GetSpacing()[2])
+    if lung_ml < 50.0 and not runs_off_top:
+        raise SegmentationError("this scan does not seem to contain the liver (no lung base "
+                                "above a right upper abdominal organ). Load an abdominal CT "
+                                "that covers the liver.", path=path)
+
+
+def check_plausible(mask: sitk.Image, *, path=None) -> list[str]:
+    """Warnings for a plausible liver; SegmentationError for an implausible one."""
+    volume_ml = mask_volume_ml(mask)
+    a = sitk.GetArrayViewFromImage(mask)
+    cut = bool(a[0].any() or a[-1].any())
+    if volume_ml > LIVER_VOLUME_MAX_ML.value:
+        raise SegmentationError(f"the liver segmentation measures {volume_ml:.0f} mL, more than "
+                                f"{LIVER_VOLUME_MAX_ML.value:.0f} mL: it has leaked into "
+                                "neighbouring organs. Use the seeded mode or correct it by hand.",
+                                path=path)
+    if volume_ml < LIVER_VOLUME_MIN_ML.value and not cut:
+        raise SegmentationError(f"the liver segmentation measures only {volume_ml:.0f} mL (less "
+                                f"than {LIVER_VOLUME_MIN_ML.value:.0f} mL): it failed. Use the "
+                                "seeded mode (one click in the liver).", path=path)
+    if cut:
+        return ["The liver runs off the first or last slice of the scan: the volume covers only "
+                "the scanned part of the liver."]
+    return []
