@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -40,7 +41,10 @@ def _phantom(**kwargs):
         cache.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".building-"))
         phantom.generate(tmp, **kwargs)
-        os.replace(tmp, root)   # atomic: a half-built phantom is never reused
+        try:
+            os.replace(tmp, root)   # atomic: a half-built phantom is never reused
+        except OSError:             # another test session finished the same phantom first
+            shutil.rmtree(tmp)
     return phantom.PhantomCase.open(root)
 
 
