@@ -49,7 +49,8 @@ def load_case(source: Path, masks: Path | None, progress=None) -> Case:
                           "--masks with the label images of this series", path=source)
     volume = load(source, progress=progress)
     case = Case(image=volume.image, info=volume.info, warnings=list(volume.warnings))
-    found = {name: masks / f"{name}.nii.gz" for name in LABEL_NAMES if (masks / f"{name}.nii.gz").is_file()}
+    found = {name: masks / f"{name}.nii.gz" for name in LABEL_NAMES
+             if (masks / f"{name}.nii.gz").is_file()}
     if not found:
         raise ExportError("no label images (liver.nii.gz, tumors.nii.gz, vessels.nii.gz, "
                           "segments.nii.gz) in this folder", path=masks)

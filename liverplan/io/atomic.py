@@ -53,7 +53,8 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     ...     mesh.save(tmp)
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")  # keep the suffix: writers pick the format by it
+    # Hidden, unique per process, and with the final suffix: writers pick the format by it.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -26,7 +26,7 @@ from liverplan.case import LIVER, SEGMENTS, TUMORS, VESSELS
 from liverplan.errors import ExportError
 from liverplan.io.atomic import atomic_write, ensure_folder
 from liverplan.io.export_seg import (HEPATIC_VEINS_LABEL, LIVER_LABEL, PORTAL_VEIN_LABEL,
-                                     lesion_label, segment_colour, segment_label)
+                                     STRUCTURE_RGB, lesion_label, segment_colour, segment_label)
 from liverplan.meshes import mask_to_mesh
 from liverplan.progress import Steps
 
@@ -60,24 +60,24 @@ def structures_from_labels(labels: Mapping[str, sitk.Image], *, remnant: sitk.Im
     out: list[Structure] = []
     liver = labels.get(LIVER)
     if liver is not None:
-        out.append(Structure(LIVER_LABEL, liver, (200, 120, 90), opacity=0.35))
+        out.append(Structure(LIVER_LABEL, liver, STRUCTURE_RGB["liver"], opacity=0.35))
     tumors = labels.get(TUMORS)
     if tumors is not None:
         a = sitk.GetArrayViewFromImage(tumors)
-        out += [Structure(lesion_label(int(i)), tumors, (230, 230, 60), label=int(i))
+        out += [Structure(lesion_label(int(i)), tumors, STRUCTURE_RGB["lesion"], label=int(i))
                 for i in np.unique(a[a > 0])]
     vessels = labels.get(VESSELS)
     if vessels is not None:
-        out += [Structure(PORTAL_VEIN_LABEL, vessels, (200, 60, 200), label=1),
-                Structure(HEPATIC_VEINS_LABEL, vessels, (60, 90, 220), label=2)]
+        out += [Structure(PORTAL_VEIN_LABEL, vessels, STRUCTURE_RGB["portal"], label=1),
+                Structure(HEPATIC_VEINS_LABEL, vessels, STRUCTURE_RGB["hepatic"], label=2)]
     segments = labels.get(SEGMENTS)
     if segments is not None:
         out += [Structure(segment_label(n), segments, segment_colour(n), label=n, opacity=0.5)
                 for n in range(1, 9)]
     if remnant is not None:
-        out.append(Structure("Remnant", remnant, (90, 190, 110), opacity=0.6))
+        out.append(Structure("Remnant", remnant, STRUCTURE_RGB["remnant"], opacity=0.6))
     if resected is not None:
-        out.append(Structure("Resected", resected, (220, 80, 70), opacity=0.6))
+        out.append(Structure("Resected", resected, STRUCTURE_RGB["resected"], opacity=0.6))
     return out
 
 
@@ -213,13 +213,13 @@ def export_models(structures: list[Structure], out_dir: str | Path, *,
         cut = cut_surface(meshes["Remnant"], meshes["Resected"], tolerance_mm=spacing)
         if cut.n_points:
             ply = folder / "cut_surface.ply"
-            _write_ply(cut, ply, "Cut surface (transection plane, open sheet)", (255, 255, 255))
+            _write_ply(cut, ply, "Cut surface (transection plane, open sheet)", STRUCTURE_RGB["cut"])
             result.files.append(ply)
-            scene.append(("Cut surface", cut, (255, 255, 255), 1.0))
+            scene.append(("Cut surface", cut, STRUCTURE_RGB["cut"], 1.0))
             result.structures.append({"name": "Cut surface", "files": [ply.name],
                                       "area_cm2": round(cut.area / 100.0, 1),
                                       "faces": cut.n_cells, "closed": False,
-                                      "rgb": [255, 255, 255]})
+                                      "rgb": list(STRUCTURE_RGB["cut"])})
         else:
             result.warnings.append("the remnant and the resected part do not touch; "
                                    "no cut surface was written")

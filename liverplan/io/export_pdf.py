@@ -113,7 +113,8 @@ def _figure_grid(figures: list[Figure], st, *, columns: int, width_mm: float) ->
     out = []
     for row in rows:
         t = Table([row], colWidths=[cell_w * mm] * columns)
-        t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (0, 0), (-1, -1), "CENTER")]))
+        t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),
+                               ("ALIGN", (0, 0), (-1, -1), "CENTER")]))
         out.append(KeepTogether([t, Spacer(1, 3 * mm)]))
     return out
 

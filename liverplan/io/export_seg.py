@@ -36,6 +36,13 @@ _COUINAUD = (codes.SCT.CouinaudHepaticSegmentI, codes.SCT.CouinaudHepaticSegment
 PORTAL_VEIN_LABEL = "Portal vein"
 HEPATIC_VEINS_LABEL = "Hepatic veins and IVC"
 LIVER_LABEL = "Liver"
+# One colour per kind of structure, shared by the SEG, the 3D models and the report pictures.
+STRUCTURE_RGB = {"liver": (200, 120, 90), "lesion": (240, 220, 40), "portal": (190, 60, 200),
+                 "hepatic": (60, 100, 230), "remnant": (80, 190, 110), "resected": (225, 70, 60),
+                 "cut": (255, 255, 255)}
+# Distinct, print-safe colours for Couinaud segments 1-8.
+_SEGMENT_RGB = ((141, 211, 199), (255, 255, 179), (190, 186, 218), (251, 128, 114),
+                (128, 177, 211), (253, 180, 98), (179, 222, 105), (252, 205, 229))
 
 
 def lesion_label(lesion_id: int) -> str:
@@ -44,6 +51,10 @@ def lesion_label(lesion_id: int) -> str:
 
 def segment_label(couinaud: int) -> str:
     return f"Segment {couinaud}"
+
+
+def segment_colour(couinaud: int) -> tuple[int, int, int]:
+    return _SEGMENT_RGB[couinaud - 1]
 
 
 @dataclass(frozen=True)
@@ -66,36 +77,29 @@ def segment_specs(labels: Mapping[str, sitk.Image]) -> list[tuple[SegmentSpec, n
 
     liver = view(LIVER)
     if liver is not None and liver.any():
-        out.append((SegmentSpec(LIVER_LABEL, _ANATOMY, codes.SCT.Liver, (200, 120, 90)), liver != 0))
+        out.append((SegmentSpec(LIVER_LABEL, _ANATOMY, codes.SCT.Liver, STRUCTURE_RGB["liver"]),
+                    liver != 0))
     tumors = view(TUMORS)
     if tumors is not None:
         for lesion_id in np.unique(tumors[tumors > 0]):
             out.append((SegmentSpec(lesion_label(int(lesion_id)), _ABNORMAL, codes.SCT.Neoplasm,
-                                    (230, 230, 60), anatomic_region=codes.SCT.Liver),
+                                    STRUCTURE_RGB["lesion"], anatomic_region=codes.SCT.Liver),
                         tumors == lesion_id))
     vessels = view(VESSELS)
     if vessels is not None:
-        for value, label, code, rgb in ((1, PORTAL_VEIN_LABEL, codes.SCT.PortalVein, (200, 60, 200)),
-                                        (2, HEPATIC_VEINS_LABEL, codes.SCT.HepaticVein, (60, 90, 220))):
+        for value, label, code, kind in ((1, PORTAL_VEIN_LABEL, codes.SCT.PortalVein, "portal"),
+                                         (2, HEPATIC_VEINS_LABEL, codes.SCT.HepaticVein, "hepatic")):
             if (vessels == value).any():
-                out.append((SegmentSpec(label, _ANATOMY, code, rgb), vessels == value))
+                out.append((SegmentSpec(label, _ANATOMY, code, STRUCTURE_RGB[kind]),
+                            vessels == value))
     segments = view(SEGMENTS)
     if segments is not None:
         for n in range(1, 9):
             if (segments == n).any():
-                rgb = tuple(int(c) for c in np.array(_SEGMENT_COLOURS[n - 1]))
-                out.append((SegmentSpec(segment_label(n), _ANATOMY, _COUINAUD[n - 1], rgb),
-                            segments == n))
+                out.append((SegmentSpec(segment_label(n), _ANATOMY, _COUINAUD[n - 1],
+                                        segment_colour(n)), segments == n))
     return out
 
-
-# Distinct, print-safe colours for Couinaud segments 1-8 (shared by the report and the models).
-_SEGMENT_COLOURS = ((141, 211, 199), (255, 255, 179), (190, 186, 218), (251, 128, 114),
-                    (128, 177, 211), (253, 180, 98), (179, 222, 105), (252, 205, 229))
-
-
-def segment_colour(couinaud: int) -> tuple[int, int, int]:
-    return _SEGMENT_COLOURS[couinaud - 1]
 
 
 # Type 2 patient/study attributes (present, may be empty) that highdicom copies into derived

@@ -18,12 +18,11 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from liverplan.case import LIVER, TUMORS, VESSELS
+from liverplan.io.export_seg import STRUCTURE_RGB
 from liverplan.meshes import mask_to_mesh
 
 WINDOW_HU = (-160.0, 240.0)     # abdominal soft-tissue window
 _FACES = 20_000                 # per structure: plenty for a report picture
-_RGB = {"liver": (200, 120, 90), "lesion": (240, 220, 40), "portal": (190, 60, 200),
-        "hepatic": (60, 100, 230), "remnant": (80, 190, 110), "resected": (225, 70, 60)}
 
 
 @dataclass(frozen=True)
@@ -81,15 +80,16 @@ def snapshots(labels: Mapping[str, sitk.Image], *, resected: sitk.Image | None =
     meshes = _meshes(labels, resected)
     if not meshes:
         return []
-    anatomy = [(meshes[k], _RGB[k], 0.3 if k == "liver" else 1.0)
+    anatomy = [(meshes[k], STRUCTURE_RGB[k], 0.3 if k == "liver" else 1.0)
                for k in ("liver", "lesion", "portal", "hepatic") if k in meshes]
     figures = [Figure("Anterior view: liver (translucent), lesions (yellow), portal vein "
                       "(purple), hepatic veins and IVC (blue)",
                       _render(anatomy, view="anterior", title="Anterior view")),
                Figure("Posterior view", _render(anatomy, view="posterior", title="Posterior view"))]
     if "remnant" in meshes:
-        parts = [(meshes["remnant"], _RGB["remnant"], 0.55), (meshes["resected"], _RGB["resected"], 0.55)]
-        parts += [(meshes[k], _RGB[k], 1.0) for k in ("lesion", "portal", "hepatic") if k in meshes]
+        parts = [(meshes[k], STRUCTURE_RGB[k], 0.55) for k in ("remnant", "resected")]
+        parts += [(meshes[k], STRUCTURE_RGB[k], 1.0)
+                  for k in ("lesion", "portal", "hepatic") if k in meshes]
         figures.append(Figure("Planned resection: remnant (green), resected part (red)",
                               _render(parts, view="anterior", title="Resection, anterior view")))
     if icg_image is not None:
@@ -123,15 +123,17 @@ def axial_slices(image: sitk.Image, labels: Mapping[str, sitk.Image],
         rgb = np.repeat(gray[..., None], 3, axis=2)
         layers = []
         if LIVER in oriented:
-            layers.append((sitk.GetArrayViewFromImage(oriented[LIVER])[k] != 0, _RGB["liver"]))
+            layers.append((sitk.GetArrayViewFromImage(oriented[LIVER])[k] != 0,
+                           STRUCTURE_RGB["liver"]))
         if "resected" in oriented and LIVER in oriented:
             cut = sitk.GetArrayViewFromImage(oriented["resected"])[k] != 0
-            layers.append((layers[0][0] & cut, _RGB["resected"]))
+            layers.append((layers[0][0] & cut, STRUCTURE_RGB["resected"]))
         if VESSELS in oriented:
             v = sitk.GetArrayViewFromImage(oriented[VESSELS])[k]
-            layers += [(v == 1, _RGB["portal"]), (v == 2, _RGB["hepatic"])]
+            layers += [(v == 1, STRUCTURE_RGB["portal"]), (v == 2, STRUCTURE_RGB["hepatic"])]
         if TUMORS in oriented:
-            layers.append((sitk.GetArrayViewFromImage(oriented[TUMORS])[k] != 0, _RGB["lesion"]))
+            layers.append((sitk.GetArrayViewFromImage(oriented[TUMORS])[k] != 0,
+                           STRUCTURE_RGB["lesion"]))
         for mask, colour in layers:
             rgb[_outline(mask)] = colour
         rgb = rgb[rows, cols]
