@@ -62,7 +62,7 @@ HU[[AIR, TABLE, FAT, FAT_VISC, MUSCLE, LIVER, TUMOR, TUMOR_RIM, PORTAL, PORTAL_R
     -1000, 120, -100, -95, 50, 110, 45, 118, 180, 180,
     180, 160, 160, 165, 120, 170, 140, -60,
     10, 65, 20, -950, 900, 320, 140, 85, 15, -860,
-    140, 100, 45, 900, 40, 175]
+    140, 100, 85, 900, 40, 175]
 PORTAL_CLASSES = (PORTAL, PORTAL_R_MAIN, PORTAL_R_DISTAL)
 # After right PVE: glue/coils fill the right portal vein and its sectors, the branches beyond clot
 _EMBOLIZED = np.arange(34, dtype=np.uint8)
@@ -221,14 +221,14 @@ _PORTAL = [
      6),
     ("segment 7 medial", [(-72, 22, 2), (-56, 46, 26), (-46, 50, 44)], 2.5, 1.5, PORTAL_R_DISTAL,
      7),
-    ("left portal vein", [BIFURCATION, (-10, 10, 6), (5, 6, 10)], 5.0, 4.5, PORTAL, 0),
-    ("umbilical portion", [(-2, 6, 10), (-2, -20, 12), (-1, -45, 8)], 4.5, 3.5, PORTAL, 0),
-    ("segment 2", [(3, 2, 12), (30, 8, 32), (58, 4, 45)], 3.0, 1.5, PORTAL, 2),
-    ("segment 3", [(5, -35, 10), (35, -52, 18), (62, -55, 22)], 3.0, 1.5, PORTAL, 3),
-    ("segment 4a", [(3, -15, 12), (-14, -28, 35), (-24, -30, 55)], 2.5, 1.5, PORTAL, 4),
-    ("segment 4b", [(5, -42, 8), (-12, -58, -10), (-22, -62, -25)], 2.5, 1.5, PORTAL, 4),
+    ("left portal vein", [BIFURCATION, (-16, 10, 6), (-7, 6, 10)], 5.0, 4.5, PORTAL, 0),
+    ("umbilical portion", [(-7, 6, 10), (-8, -20, 12), (-7, -45, 8)], 4.5, 3.5, PORTAL, 0),
+    ("segment 2", [(-4, 2, 12), (26, 8, 32), (58, 4, 45)], 3.0, 1.5, PORTAL, 2),
+    ("segment 3", [(-3, -35, 10), (32, -52, 18), (62, -55, 22)], 3.0, 1.5, PORTAL, 3),
+    ("segment 4a", [(-9, -15, 12), (-20, -28, 35), (-27, -30, 55)], 2.5, 1.5, PORTAL, 4),
+    ("segment 4b", [(-8, -42, 8), (-16, -58, -10), (-24, -62, -25)], 2.5, 1.5, PORTAL, 4),
     ("caudate", [(-14, 10, 5), (-10, 26, 12), (-6, 32, 26)], 2.0, 1.5, PORTAL, 1),
-    ("segment 4 hilar", [(3, -10, 10), (-18, -22, 2), (-32, -30, -8)], 2.0, 1.5, PORTAL, 4),
+    ("segment 4 hilar", [(-9, -10, 10), (-22, -22, 2), (-32, -30, -8)], 2.0, 1.5, PORTAL, 4),
 ]
 _HEPATIC = [
     ("right hepatic vein", [(-26, 34, 66), (-55, 20, 52), (-78, 10, 25), (-90, -2, -18),
@@ -300,6 +300,7 @@ class _Anatomy:
     lesions: list[_Lesion] = field(default_factory=list)
     near: tuple | None = None           # (axes, mask) of the coarse liver grown by NEAR_MM
     dome: tuple | None = None           # (x axis, y axis, z height map) of the diaphragm
+    bowel: tuple | None = None          # (axes, loop field, gas field) of the bowel loops
 
     # -- organs ------------------------------------------------------------------------------
     def liver_r(self, x, y, z):
@@ -311,8 +312,8 @@ class _Anatomy:
                          for j in range(len(w))))
         x, y, z = x + d[0], y + d[1], z + d[2]
         low = np.clip((10.0 - z) / 90.0, 0, 1)         # 0 above the hilum, 1 at the inferior tip
-        right = _quadric(x, y, z, (-72 - 12 * low, 10 + 8 * low, 6), (56 * (1 - 0.3 * low),
-                         66 * (1 - 0.4 * low), 76), n=2.4)
+        right = _quadric(x, y, z, (-72 - 12 * low, 10 + 8 * low, 6), (55 * (1 - 0.3 * low),
+                         64 * (1 - 0.4 * low), 75), n=2.4)
         wedge = 1 - 0.3 * np.clip(x / 90.0, 0, 1)       # the left lateral section thins out
         left = _quadric(x, y, z, (8, -26, 32), (74, 46 * wedge, 36 * wedge), n=2.2)
         caudate = _quadric(x, y, z, (-6, 22, 16), (14, 13, 26))
@@ -324,7 +325,7 @@ class _Anatomy:
         body is composited. Changes by less than FIELD_SLOPE_PER_MM per mm."""
         fields = [self.liver_r(x, y, z), _ellipse_r(x, y, *CAVITY) / 0.98,
                   2 - _gallbladder_r(x, y, z), 2 - _quadric(x, y, z, (-22, 2, -14), (28, 14, 16))]
-        fields += [2 - _quadric(x, y, z, c, np.array(semi) + 4, rot=rot) for c, semi, rot in _KIDNEYS]
+        fields += [2 - _quadric(x, y, z, c, np.array(semi) + 3, rot=rot) for c, semi, rot in _KIDNEYS]
         return functools.reduce(np.maximum, fields)
 
     def liver_inside(self, x, y, z):
@@ -358,7 +359,7 @@ _STOMACH = ((52.0, -12.0, 38.0), (40.0, 36.0, 52.0), _rot(25, -20, 0))
 
 
 def _gallbladder_r(x, y, z):
-    return _quadric(x, y, z, (-42, -52, -34), (14, 15, 34), rot=_rot(-35, 10, 0))
+    return _quadric(x, y, z, (-48, -36, -26), (13, 14, 32), rot=_rot(-35, 10, 0))
 
 
 def _jitter(rng, points, mm=2.5):
@@ -385,6 +386,7 @@ def _build_anatomy(seed: int) -> _Anatomy:
     _add_twigs(anatomy, rng)
     _place_lesions(anatomy, rng)
     anatomy.dome = _diaphragm(anatomy)
+    anatomy.bowel = _bowel_fields(rng)
     return anatomy
 
 
@@ -553,6 +555,7 @@ def _render_body(anatomy: _Anatomy, grid: _Grid) -> np.ndarray:
         tissue[sl_t][lumen & gas] = GAS
         tissue[sl_t][lumen & ~gas] = FLUID
     _paint_stomach(tissue, grid)
+    _paint_bowel(tissue, grid, anatomy.bowel)
     for center, semi, rot in _KIDNEYS:
         sl_k, xk, yk, zk = grid.box(np.array(center) - 60, np.array(center) + 60)
         r = _quadric(xk, yk, zk, center, semi, rot=rot)
@@ -600,9 +603,39 @@ def _paint_spine(tissue, x, y, z):
     canal = np.hypot(x, y - 92) + 0 * z
     arch = (canal > 9) & (canal < 15) & (y > 84)
     spinous = (np.abs(x) < 4) & (y > 100) & (y < 114)
-    transverse = (np.abs(x) < 38) & (np.abs(y - 88) < 4) & (level > 12) & (level < 26)
+    transverse = ((np.abs(x) > 10) & (np.abs(x) < 30) & (np.abs(y - 84 - 0.25 * np.abs(x)) < 3)
+                  & (level > 14) & (level < 24))
     _put(tissue, (arch | spinous | transverse) & ~disc, BONE_CORTEX)
     _put(tissue, canal < 9, CSF)
+
+
+BOWEL_BOX_MM = (np.array([-150.0, -110.0, -135.0]), np.array([150.0, 45.0, 15.0]))
+
+
+def _bowel_fields(rng):
+    """Smooth random fields on a fixed 4 mm grid: their level sets are the bowel loops."""
+    step = 4.0
+    axes = _coarse_axes(*BOWEL_BOX_MM, step)
+    shape = tuple(len(a) for a in axes[::-1])
+    fields = [ndimage.gaussian_filter(rng.standard_normal(shape), sd) for sd in (2.0, 1.5)]
+    return axes, *(f / f.std() for f in fields)
+
+
+def _paint_bowel(tissue, grid, bowel):
+    """Fluid-filled loops with a wall and pockets of gas in the visceral fat below the liver."""
+    axes, loops, gas = bowel
+    sl, x, y, z = grid.box(*BOWEL_BOX_MM)
+    part = tissue[sl]
+    kz, ky, kx = np.nonzero(part == FAT_VISC)
+    yk, zk = y.ravel()[ky], z.ravel()[kz]
+    idx = [(c - a[0]) / (a[1] - a[0]) for c, a in zip((x.ravel()[kx], yk, zk), axes)]
+    f = ndimage.map_coordinates(loops, idx[::-1], order=1)
+    # fewer loops up towards the liver and back towards the retroperitoneum
+    f -= 2.5 * np.clip((zk + 20) / 30, 0, 1) + 3.0 * np.clip((yk - 15) / 30, 0, 1)
+    wall, lumen = f > 0.3, f > 0.65
+    g = ndimage.map_coordinates(gas, idx[::-1], order=1)
+    part[kz[wall], ky[wall], kx[wall]] = BOWEL_WALL
+    part[kz[lumen], ky[lumen], kx[lumen]] = np.where(g[lumen] > 1.4, GAS, FLUID)
 
 
 def _paint_stomach(tissue, grid):
