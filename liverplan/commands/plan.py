@@ -17,7 +17,7 @@ from liverplan.case import LABEL_NAMES, LIVER, Case
 from liverplan.errors import InputError, PlanningError
 from liverplan.geometry import same_grid
 from liverplan.io import load, read_image
-from liverplan.planner.flr import Plan, PlanningContext, evaluate
+from liverplan.planner.flr import Plan, PlanningContext, plan
 from liverplan.planner.patient import QUALITY_SFLR_MIN, Patient
 from liverplan.planner.planfile import PlanFile, plan_path, save_plan, series_inputs
 from liverplan.planner.resection import (DEFAULT_WEDGE_MARGIN_MM, PRESETS, SegmentResection,
@@ -100,26 +100,24 @@ def run(args) -> int:
     patient = Patient.from_series(case.info, weight_kg=args.weight, height_cm=args.height,
                                   quality=args.quality)
     ctx = PlanningContext.from_case(case, progress=steps.sub(0.5, 0.95).report)
-    result = evaluate(ctx, resections, patient)
-    strategies = rank_strategies(result, resections, patient)
-    plan = Plan(tuple(resections), patient, result, ", ".join(r.label for r in resections),
-                tuple(case.warnings))
+    planned = plan(ctx, resections, patient, notes=case.warnings)
+    strategies = rank_strategies(planned.result, resections, patient)
     args.out.mkdir(parents=True, exist_ok=True)
     path = plan_path(args.out)
-    save_plan(path, PlanFile(plan, series_inputs(case.info), strategies=strategies))
+    save_plan(path, PlanFile(planned, series_inputs(case.info), strategies=strategies))
     bar(1.0, "Done")
-    print("\n".join(summary(plan, strategies)))
+    print("\n".join(summary(planned, strategies)))
     print(f"Wrote {path}")
     return 0
 
 
-def summary(plan: Plan, strategies: tuple[Strategy, ...]) -> list[str]:
+def summary(planned: Plan, strategies: tuple[Strategy, ...]) -> list[str]:
     """A readable account of the plan: every figure with its threshold, rule and source."""
-    r, p = plan.result, plan.patient
+    r, p = planned.result, planned.patient
     size = (f"{p.weight_kg:g} kg, {p.height_cm:g} cm, BSA {p.bsa_m2:.2f} m2 ({p.bsa_formula}), "
             f"TELV {r.telv_ml:.0f} mL ({p.telv_formula})" if p.has_size
             else "weight/height unknown")
-    lines = [f"Plan: {plan.name}",
+    lines = [f"Plan: {planned.name}",
              f"Patient: {size}; liver quality {p.quality} -> minimum sFLR {r.sflr_min_percent:g}%",
              f"Liver {r.liver_volume_ml:.0f} mL (tumours {r.tumor_volume_ml:.1f} mL, functional "
              f"{r.functional_volume_ml:.0f} mL); resected {r.resected_volume_ml:.0f} mL, remnant "
@@ -156,5 +154,5 @@ def summary(plan: Plan, strategies: tuple[Strategy, ...]) -> list[str]:
             lines += [f"       {step}" for step in s.steps]
             lines.append(f"       rule: {s.rule} (source: {s.source})")
             lines += [f"       risk: {risk}" for risk in s.risks]
-    lines += [f"warning: {w}" for w in (*r.warnings, *plan.notes)]
+    lines += [f"warning: {w}" for w in (*r.warnings, *planned.notes)]
     return lines

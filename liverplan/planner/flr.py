@@ -353,6 +353,15 @@ def evaluate(ctx: PlanningContext, resections, patient: Patient | None = None) -
                       warnings=tuple(warnings))
 
 
+def plan(ctx: PlanningContext, resections, patient: Patient | None = None, *, name: str = "",
+         notes=()) -> Plan:
+    """Evaluate `resections` and keep them with the patient and the result (DESIGN: planner.plan)."""
+    patient = patient or Patient()
+    resections = tuple(resections)
+    return Plan(resections, patient, evaluate(ctx, resections, patient),
+                name or ", ".join(r.label for r in resections), tuple(notes))
+
+
 def verdict_of(reasons) -> str:
     """Any failed rule: not feasible; else any warning: borderline; else feasible."""
     return ("not feasible" if any(r.status == "fail" for r in reasons) else

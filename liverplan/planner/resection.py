@@ -196,21 +196,22 @@ class SurfaceCut:
         return self._spline().ev(u, v)
 
     def resected(self, ctx: "PlanningContext") -> np.ndarray:
-        w = ctx.linear(self.normal, self.origin_mm)
-        # The spline is sampled once on a lattice finer than the voxels and interpolated
-        # bilinearly; only voxels whose normal offset lies within the surface's height range
-        # (plus slack) need it, the others are decided by the sign of the offset.
-        step = float(min(ctx.spacing_zyx)) / 2
+        uvw = ctx.linear((self.u_axis, self.v_axis, self.normal), self.origin_mm)
+        w = uvw[:, 2]
+        # The spline is sampled once on a lattice about as fine as the voxels (at most 1024 x
+        # 1024) and interpolated bilinearly; only voxels whose normal offset lies within the
+        # surface's height range (plus slack) need it, the others are decided by that offset.
+        extent = max(self.u_mm[-1] - self.u_mm[0], self.v_mm[-1] - self.v_mm[0])
+        step = max(float(min(ctx.spacing_zyx)), extent / 1024)
         uu = np.arange(self.u_mm[0], self.u_mm[-1] + step, step)
         vv = np.arange(self.v_mm[0], self.v_mm[-1] + step, step)
-        lattice = self._spline()(np.clip(uu, None, self.u_mm[-1]), np.clip(vv, None, self.v_mm[-1]))
+        lattice = self._spline()(np.minimum(uu, self.u_mm[-1]), np.minimum(vv, self.v_mm[-1]))
         slack = 0.05 * (np.ptp(lattice) + 1.0)
         lo, hi = lattice.min() - slack, lattice.max() + slack
         above = w > hi
         band = np.flatnonzero((w > lo) & (w <= hi))
         if band.size:
-            uv = ctx.linear((self.u_axis, self.v_axis), self.origin_mm, band)
-            uv = (uv - (self.u_mm[0], self.v_mm[0])) / step
+            uv = (uvw[band, :2] - (self.u_mm[0], self.v_mm[0])) / step
             h = ndimage.map_coordinates(lattice, uv.T, order=1, mode="nearest")
             above[band] = w[band] > h
         return above if self.side == "along_normal" else ~above

@@ -4,7 +4,8 @@ import SimpleITK as sitk
 
 from liverplan.errors import PlanningError
 from liverplan.geometry import image_from_array
-from liverplan.planner.flr import PlanningContext, PlanResult, Plan, evaluate, reasons_for, verdict_of
+from liverplan.planner.flr import (Plan, PlanningContext, PlanResult, evaluate, plan, reasons_for,
+                                   verdict_of)
 from liverplan.planner.margins import LesionOutcome
 from liverplan.planner.patient import Patient
 from liverplan.planner.remnant import RemnantCheck
@@ -166,3 +167,26 @@ def test_synthetic_patient_left_right_and_lesions(synthetic_patient, patient_ctx
     assert np.count_nonzero(right & resected) > 0.8 * np.count_nonzero(right)
     assert r.liver_volume_ml == pytest.approx(truth["liver_volume_ml"], rel=1e-3)
     assert r.tumor_volume_ml == pytest.approx(truth["tumor_volume_ml"], rel=1e-3)
+
+
+@pytest.mark.realdata
+def test_ircadb_plane_cut_partition_and_lesions(shared_data):
+    """3D-IRCADb-01 reference labels: 1 parenchyma, 2 lesions, 3/4 vessels (no Couinaud map)."""
+    from scipy import ndimage
+
+    from liverplan.io import read_image
+    labels_img = read_image(shared_data / "ircadb-01" / "labels.nii.gz")
+    labels = sitk.GetArrayFromImage(labels_img)
+    liver = image_from_array((labels > 0).astype(np.uint8), labels_img)
+    tumors = image_from_array(ndimage.label(labels == 2)[0].astype(np.uint16), labels_img)
+    ctx = PlanningContext(liver, tumors)
+    assert any("No Couinaud segment map" in w for w in ctx.warnings)
+    centre = ctx.to_lps(ctx.zyx.mean(axis=0))[0]
+    result = plan(ctx, [PlaneCut(centre, (-1.0, 0.0, 0.0))]).result
+    assert result.liver_volume_ml == pytest.approx(1489, abs=5)
+    assert result.tumor_volume_ml == pytest.approx(111, abs=3)
+    assert result.resected_volume_ml + result.remnant_volume_ml == pytest.approx(result.liver_volume_ml)
+    assert len(result.lesions) == 8
+    # The liver lies on the patient's right: the side facing -x (right) is the larger part.
+    assert result.resected_volume_ml > result.remnant_volume_ml
+    assert not result.remnant.checked and result.driving == "FLR%"
