@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -374,7 +373,7 @@ def _build_anatomy(seed: int) -> _Anatomy:
     deform = np.concatenate([waves, rng.uniform(0, 2 * np.pi, (3, 3, 1))], axis=2)
     branches = []
     for name, pts, r0, r1, cls, seg in _PORTAL + _HEPATIC:
-        # the shared roots stay fixed so that branches remain connected
+        # _jitter keeps each root; _reconnect then puts it back on its parent branch
         branches.append(_Branch(name, _jitter(rng, pts), r0, r1, cls, seg))
     _reconnect(branches)
     segmental = [b for b in branches if b.segment]

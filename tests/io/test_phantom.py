@@ -207,3 +207,26 @@ def test_followup_left_liver_grew_by_the_requested_percentage(synthetic_patient,
 def test_open_refuses_a_folder_without_truth(tmp_path):
     with pytest.raises(InputError, match="truth.json"):
         phantom.PhantomCase.open(tmp_path)
+
+
+def test_demo_command_writes_and_replaces_a_patient(tmp_path, capsys):
+    from liverplan.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--seed", "3", "--no-followup"]) == 0
+    case = phantom.PhantomCase.open(out)
+    assert case.truth["seed"] == 3 and case.followup is None
+    assert len(scan(case.dicom_dir).series[0].files) == phantom.SIZES["small"][0][2]
+    assert "liver" in capsys.readouterr().out
+    # an earlier demo patient is replaced; nothing is left beside the folder
+    assert main(["demo", "--out", str(out), "--seed", "4", "--no-followup"]) == 0
+    assert phantom.PhantomCase.open(out).truth["seed"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
+def test_demo_command_refuses_a_folder_with_other_files(tmp_path):
+    from liverplan.cli import main
+
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
