@@ -170,16 +170,15 @@ class PlanningContext:
 
     # --- queries used by resections and results ---------------------------------------------
     def linear(self, direction, point_mm, subset: np.ndarray | None = None) -> np.ndarray:
-        """direction . (x - point) in mm for each liver voxel centre x (or the `subset`).
-        `direction` is one LPS vector (result (n,)) or k of them as rows (result (n, k))."""
+        """direction . (x - point) in mm for each liver voxel centre x (or the `subset`)."""
         d = np.asarray(self.reference.GetDirection()).reshape(3, 3)
         n = np.asarray(direction, dtype=float)
-        coeff_xyz = (n @ d) * np.asarray(self.reference.GetSpacing())   # per index axis i, j, k
-        coeff = coeff_xyz[..., ::-1]                                     # per z, y, x
+        coeff = ((n @ d) * np.asarray(self.reference.GetSpacing()))[::-1]   # per z, y, x
         const = n @ (np.asarray(self.reference.GetOrigin()) - np.asarray(point_mm, float))
-        const = const + coeff @ self.offset_zyx
+        const += coeff @ self.offset_zyx
         zyx = self.zyx_f if subset is None else self.zyx_f[subset]
-        return zyx @ coeff.T.astype(np.float32) + np.asarray(const, np.float32)
+        # A matrix-vector product per direction: numpy's (n, 3) @ (3, k) is far slower.
+        return zyx @ coeff.astype(np.float32) + np.float32(const)
 
     def _sync(self, resected: np.ndarray) -> None:
         """Bring the incremental state (cut faces, resected voxels per segment) up to date.

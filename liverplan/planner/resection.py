@@ -196,8 +196,7 @@ class SurfaceCut:
         return self._spline().ev(u, v)
 
     def resected(self, ctx: "PlanningContext") -> np.ndarray:
-        uvw = ctx.linear((self.u_axis, self.v_axis, self.normal), self.origin_mm)
-        w = uvw[:, 2]
+        w = ctx.linear(self.normal, self.origin_mm)
         # The spline is sampled once on a lattice about as fine as the voxels (at most 1024 x
         # 1024) and interpolated bilinearly; only voxels whose normal offset lies within the
         # surface's height range (plus slack) need it, the others are decided by that offset.
@@ -211,8 +210,9 @@ class SurfaceCut:
         above = w > hi
         band = np.flatnonzero((w > lo) & (w <= hi))
         if band.size:
-            uv = (uvw[band, :2] - (self.u_mm[0], self.v_mm[0])) / step
-            h = ndimage.map_coordinates(lattice, uv.T, order=1, mode="nearest")
+            u = (ctx.linear(self.u_axis, self.origin_mm, band) - self.u_mm[0]) / step
+            v = (ctx.linear(self.v_axis, self.origin_mm, band) - self.v_mm[0]) / step
+            h = ndimage.map_coordinates(lattice, [u, v], order=1, mode="nearest")
             above[band] = w[band] > h
         return above if self.side == "along_normal" else ~above
 
