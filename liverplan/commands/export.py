@@ -1,14 +1,18 @@
 """`liverplan export SOURCE --out DIR [--pdf] [--meshes] [--seg] [--send AE@HOST:PORT] [--deidentify]`
 
-SOURCE is a saved case folder (NAME.liverplan) or a DICOM series folder with --masks DIR (label
-images liver/tumors/vessels/segments .nii.gz on the CT grid). --plan FILE is a plan JSON (the
-planner's Plan.to_dict() form) for the PDF report and the resection models. Without any of
---pdf/--meshes/--seg, everything the inputs allow is exported.
+SOURCE is one of
+- a plan file (*.liverplan.json from `liverplan plan`): give the CT with --ct; the masks are read
+  from --masks, default the plan file's folder (where `liverplan plan` found them);
+- a saved case folder (NAME.liverplan);
+- a CT (DICOM folder or file) with --masks DIR (liver/tumors/vessels/segments .nii.gz).
+A plan (the plan file, or --plan with the other sources) is needed for the PDF report and the
+resection models; it must have been made on the same series. Without any of --pdf/--meshes/--seg,
+everything the inputs allow is exported.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import sys
 from pathlib import Path
 
@@ -19,11 +23,13 @@ from liverplan.terminal import ProgressBar
 
 def add_parser(subparsers) -> None:
     sub = subparsers.add_parser("export", help="write the report, 3D models and DICOM SEG; "
-                                "optionally send them to a PACS", description=__doc__)
-    sub.add_argument("source", type=Path, help="saved case folder (NAME.liverplan) or DICOM folder")
-    sub.add_argument("--masks", type=Path, help="folder with liver/tumors/vessels/segments.nii.gz "
-                                                "(when SOURCE is a DICOM folder)")
-    sub.add_argument("--plan", type=Path, help="plan JSON file (for --pdf and the resection models)")
+                                "optionally send them to a PACS", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub.add_argument("source", type=Path,
+                     help="plan file (*.liverplan.json), saved case folder, or CT")
+    sub.add_argument("--ct", type=Path, help="the CT the plan was made on (with a plan file)")
+    sub.add_argument("--masks", type=Path, help="folder with liver/tumors/vessels/segments.nii.gz")
+    sub.add_argument("--plan", type=Path, help="plan file, when SOURCE is a case folder or a CT")
     sub.add_argument("--out", type=Path, required=True, help="export folder")
     sub.add_argument("--pdf", action="store_true", help="PDF report (+ DICOM encapsulated PDF)")
     sub.add_argument("--meshes", action="store_true", help="STL/PLY per structure and scene.glb")
@@ -62,28 +68,38 @@ def load_case(source: Path, masks: Path | None, progress=None) -> Case:
     return case
 
 
-def load_plan(path: Path):
-    from liverplan.planner.flr import Plan
-
-    try:
-        return Plan.from_dict(json.loads(path.read_text()))
-    except FileNotFoundError:
-        raise InputError("the plan file does not exist", path=path) from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"the plan file cannot be read ({exc}); save the plan again",
-                         path=path) from exc
+def check_same_series(case: Case, planfile, path: Path) -> None:
+    """Refuse to print a plan over another scan (another patient, or another phase)."""
+    planned = planfile.series.get("series_instance_uid")
+    loaded = getattr(case.info, "series_instance_uid", None)
+    if planned and loaded and planned != loaded:
+        raise InputError(f"this plan was made on series {planned}, not on the CT given "
+                         f"({loaded}); export it with the CT it was planned on", path=path)
 
 
 def run(args) -> int:
     from liverplan.io.deidentify import Deidentifier
     from liverplan.io.export_all import export_case
+    from liverplan.planner.planfile import SUFFIX, load_plan
 
     bar = ProgressBar(sys.stderr)
-    case = load_case(args.source, args.masks, progress=bar)
-    plan = load_plan(args.plan) if args.plan else None
+    plan_path = args.plan
+    if args.source.name.endswith(SUFFIX):
+        if args.ct is None:
+            raise InputError("give the CT the plan was made on with --ct (the plan file names "
+                             "its series but not where it is stored)", path=args.source)
+        plan_path = args.source
+        case = load_case(args.ct, args.masks or args.source.parent, progress=bar)
+    else:
+        case = load_case(args.source, args.masks, progress=bar)
+    planfile = load_plan(plan_path) if plan_path else None
+    if planfile is not None:
+        check_same_series(case, planfile, plan_path)
     chosen = args.pdf or args.meshes or args.seg
+    plan = planfile.plan if planfile else None
     result = export_case(
-        case, args.out, plan=plan,
+        case, args.out, plan=plan, strategies=planfile.strategies if planfile else (),
+        followup=planfile.followup if planfile else None,
         pdf=args.pdf if chosen else plan is not None,
         meshes=args.meshes or not chosen, seg=args.seg or not chosen, send=args.send,
         deidentify=Deidentifier(pseudonym=args.pseudonym) if args.deidentify else False,

@@ -121,11 +121,13 @@ def _icg(case: Case, resected: sitk.Image | None, steps: Steps):
     return surface, transection, icg_view.render_nir_view(mesh, surface, window_size=(900, 700))
 
 
-def export_case(case: Case, out_dir: str | Path, *, plan=None, strategies: list[dict] = (),
+def export_case(case: Case, out_dir: str | Path, *, plan=None, strategies=(), followup=None,
                 pdf: bool = True, meshes: bool = True, seg: bool = True,
                 send: str | None = None, deidentify: bool | Deidentifier = False,
                 progress=None, cancel=None) -> ExportResult:
     """Export `case` (and its `plan`, a planner Plan) to `out_dir`; optionally C-STORE to `send`.
+
+    `strategies` (planner Strategy objects) and `followup` (a FollowUp) go into the report.
 
     Raises ExportError with a clear message when an input is missing or a write or send fails;
     files completed before the failure stay intact, nothing half-written is left.
@@ -179,7 +181,9 @@ def export_case(case: Case, out_dir: str | Path, *, plan=None, strategies: list[
         content = ReportInput(
             identification=identification(case, header, deid), plan_name=plan.name, result=result,
             patient=plan.patient.to_dict(), volumes_ml=volumetry_rows(case, result),
-            strategies=list(strategies), surface=surface.to_dict() if surface else None,
+            strategies=[x.to_dict() for x in strategies],
+            followup=followup.to_dict() if followup is not None else None,
+            surface=surface.to_dict() if surface else None,
             transection=transection.to_dict() if transection else None, figures=figures,
             slices=slices, warnings=list(case.warnings))
         steps.report(0.85, "Writing the report")

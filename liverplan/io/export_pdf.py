@@ -49,7 +49,8 @@ class ReportInput:
     result: dict | None = None                       # PlanResult.to_dict()
     patient: dict | None = None                      # Patient.to_dict() (weight, height, quality)
     volumes_ml: list[tuple[str, float]] = field(default_factory=list)   # volumetry rows
-    strategies: list[dict] = field(default_factory=list)   # staging strategies, ranked
+    strategies: list[dict] = field(default_factory=list)   # staging Strategy.to_dict()
+    followup: dict | None = None                     # planner FollowUp.to_dict() (after PVE)
     surface: dict | None = None                      # icg SurfaceMap.to_dict()
     transection: dict | None = None                  # icg TransectionMap.to_dict()
     figures: list[Figure] = field(default_factory=list)     # 3D snapshots
@@ -179,18 +180,47 @@ def _lesion_rows(result: dict, surface: dict | None, transection: dict | None) -
     return rows
 
 
-def _strategy_rows(strategies: list[dict]) -> list[list[str]]:
-    rows = [["#", "Strategy", "Assessment", "Evidence"]]
-    for n, s in enumerate(strategies, 1):
-        detail = s.get("detail") or s.get("summary") or ""
-        notes = s.get("notes") or s.get("risks") or []
-        if notes:
-            detail = detail + (" " if detail else "") + " ".join(map(str, notes))
-        sources = s.get("sources") or s.get("evidence") or s.get("source") or ""
-        if isinstance(sources, (list, tuple)):
-            sources = "; ".join(map(str, sources))
-        rows.append([str(n), s.get("name", "?"), detail, sources])
+def _lines(parts, style) -> Paragraph:
+    return Paragraph("<br/>".join(escape(str(x)) for x in parts if x), style)
+
+
+def _strategy_rows(strategies: list[dict], st) -> list[list]:
+    """Staging strategies (planner Strategy.to_dict()), first choice first, then the others."""
+    rows = [["Rank", "Strategy and steps", "Assessment", "Rule and evidence"]]
+    ordered = sorted(strategies, key=lambda s: (s["rank"] <= 0, s["rank"]))
+    for s in ordered:
+        days = ""
+        if s.get("days_min") is not None and s.get("days_max") is not None:
+            days = (f"FLR expected to reach its threshold in {s['days_min']:.0f}-"
+                    f"{s['days_max']:.0f} days")
+        rows.append([str(s["rank"]) if s["rank"] > 0 else "not applicable",
+                     _lines([s["name"]] + [f"- {x}" for x in s.get("steps", ())], st["cell"]),
+                     _lines([s.get("summary", ""), days] + [f"Risk: {r}" for r in s.get("risks", ())],
+                            st["cell"]),
+                     _lines([s.get("rule", ""), s.get("source", "")], st["small"])])
     return rows
+
+
+def _followup(f: dict, st) -> list:
+    before, after = f["before"], f["after"]
+    kgr_min = ev.KGR_LOW_RISK_PERCENT_PER_WEEK.value
+    rows = [["Measure", "Before", "After", ""],
+            ["FLR (mL)", _num(before["flr_ml"]), _num(after["flr_ml"]), ""],
+            [f"{before['driving']} (%)", _num(before["sflr_percent"] if before["driving"] == "sFLR"
+                                             else before["flr_percent"], "{:.1f}"),
+             _num(after["sflr_percent"] if after["driving"] == "sFLR" else after["flr_percent"],
+                  "{:.1f}"), f"minimum {after['sflr_min_percent']:g}%"],
+            ["Degree of hypertrophy (points)", "", f"{f['dh_points']:.1f}",
+             f"over {f['weeks']:.1f} weeks ({f['weeks_from']})"],
+            ["Kinetic growth rate (%/week)", "", f"{f['kgr_percent_per_week']:.2f}",
+             f">= {kgr_min:g}%/week: " + ("low risk" if f["kgr_low_risk"] else "NOT reached")]]
+    reasons = [["Rule", "Result", "Figures", "Source"]]
+    reasons += [[r["rule"], r["status"].upper(), r["detail"], r.get("source", "")]
+                for r in f.get("reasons", [])]
+    colours = {i + 1: _STATUS_COLOUR.get(r["status"], colors.white)
+               for i, r in enumerate(f.get("reasons", []))}
+    return [_table(rows, [62 * mm, 28 * mm, 28 * mm, 62 * mm], st), Spacer(1, 2 * mm),
+            _table(reasons, [52 * mm, 14 * mm, 56 * mm, 58 * mm], st, row_colours=colours)]
 
 
 def build_story(content: ReportInput) -> list:
@@ -253,10 +283,15 @@ def build_story(content: ReportInput) -> list:
 
     if content.strategies:
         story += [CondPageBreak(60 * mm), _p("Strategy (ranked)", st["h2"]),
-                  _table(_strategy_rows(content.strategies), [8 * mm, 42 * mm, 75 * mm, 55 * mm], st)]
+                  _table(_strategy_rows(content.strategies, st),
+                         [18 * mm, 47 * mm, 65 * mm, 50 * mm], st)]
     elif result is not None:
         story += [_p("Strategy", st["h2"]),
                   _p("No staged strategy was evaluated for this plan.", st["body"])]
+
+    if content.followup:
+        story += [CondPageBreak(50 * mm), _p("Follow-up after portal vein embolization", st["h2"])]
+        story += _followup(content.followup, st)
 
     warnings = list(content.warnings) + list((result or {}).get("warnings", []))
     if warnings:
