@@ -77,8 +77,12 @@ class VesselGraph:
             if not this.any():
                 continue
             # Distance to the nearest non-vessel voxel centre, less half a voxel: the wall.
-            edt = ndimage.distance_transform_edt(vcrop == system, sampling=spacing_zyx)
-            self.radius_mm[this] = edt[vcrop == system] - 0.5 * spacing_zyx.min()
+            # Computed in the system's bounding box (plus a background margin of one voxel).
+            box = tuple(slice(max(lo - 1, 0), hi + 2) for lo, hi in
+                        zip(self.zyx[this].min(axis=0), self.zyx[this].max(axis=0)))
+            inside_box = np.pad(vcrop[box] == system, 1)
+            edt = ndimage.distance_transform_edt(inside_box, sampling=spacing_zyx)[1:-1, 1:-1, 1:-1]
+            self.radius_mm[this] = edt[vcrop[box] == system] - 0.5 * spacing_zyx.min()
         node = np.full(vcrop.shape, -1, np.int32)
         node[on] = np.arange(m, dtype=np.int32)
         edges = []
