@@ -354,7 +354,7 @@ def evaluate(ctx: PlanningContext, resections, patient: Patient | None = None) -
 
 def plan(ctx: PlanningContext, resections, patient: Patient | None = None, *, name: str = "",
          notes=()) -> Plan:
-    """Evaluate `resections` and keep them with the patient and the result (DESIGN: planner.plan)."""
+    """Evaluate `resections`; keep them with the patient and the result (DESIGN: planner.plan)."""
     patient = patient or Patient()
     resections = tuple(resections)
     return Plan(resections, patient, evaluate(ctx, resections, patient),

@@ -93,62 +93,58 @@ def rank_strategies(result: PlanResult, resections, patient: Patient) -> tuple[S
     wedge_text = ", ".join(w.label for w in wedges)
     major_text = ", ".join(major) or "the planned resection"
 
-    candidates = []
-    # One stage.
-    blockers = _blockers((plan_broken, broken), (not flr_ok, f"FLR too small: {flr_text}"),
-                         (left, f"lesions {', '.join(map(str, left))} left in place: add "
-                                "parenchyma-sparing wedges for them to the plan"))
-    candidates.append(_candidate("one_stage", "One-stage hepatectomy", blockers,
-                       f"all lesions removed and {flr_text}", (f"Resection: {major_text}"
-                       + (f" with {wedge_text}" if wedges else ""),), (0.0, 0.0), rule_flr,
-                       thr.source, close))
-    # PVE, then one stage.
-    blockers = _blockers((plan_broken, broken), (flr_ok, "FLR already sufficient"),
-                         (left, f"lesions {', '.join(map(str, left))} left in place: the remnant "
-                                "must be cleared (two-stage)"))
-    candidates.append(_candidate("pve_one_stage", "Portal vein embolization, then one-stage hepatectomy",
-                       blockers, f"{flr_text}; {need_growth}",
-                       ("Portal vein embolization of the side to be resected",
-                        f"Re-image after 3-6 weeks: FLR, DH and KGR (>= "
-                        f"{ev.KGR_LOW_RISK_PERCENT_PER_WEEK.value:g}%/week)",
-                        f"Resection: {major_text}" + (f" with {wedge_text}" if wedges else "")),
-                       pve_days, pve_rule, pve_source, close))
-    # Two stage.
+    resection_text = f"Resection: {major_text}" + (f" with {wedge_text}" if wedges else "")
+    remeasure = (f"Re-image after 3-6 weeks: FLR, DH and KGR (>= "
+                 f"{ev.KGR_LOW_RISK_PERCENT_PER_WEEK.value:g}%/week)")
+    left_text = ", ".join(map(str, left))
     clears_remnant = bool(wedges) or bool(left)
-    blockers = _blockers((plan_broken, broken), (flr_ok, "FLR already sufficient"),
-                         (not clears_remnant, "no lesion in the future remnant to clear first"))
     dropout = (f"About {ev.TWO_STAGE_DROPOUT_PERCENT.value:g}% do not reach stage 2, mostly from "
                f"progression: re-stage before stage 2. "
                f"Source: {ev.TWO_STAGE_DROPOUT_PERCENT.source}")
-    stage1 = (wedge_text if wedges else
-              f"clearance of lesions {', '.join(map(str, left))} (add wedges to the plan)")
-    candidates.append(_candidate("two_stage", "Two-stage hepatectomy", blockers,
-                       f"the future remnant holds disease; {flr_text}; {need_growth}",
-                       (f"Stage 1: {stage1} and portal vein embolization (or ligation) of the "
-                        "other side",
-                        "Re-image: FLR, KGR and progression",
-                        f"Stage 2: {major_text}"),
-                       pve_days, pve_rule, pve_source, (dropout,) + nodule_risk + close))
-    # ALPPS.
-    blockers = _blockers((plan_broken, broken), (flr_ok, "FLR already sufficient"))
-    candidates.append(_candidate(
-        "alpps", "ALPPS (associating liver partition and portal vein ligation)",
-        blockers,
-        f"{flr_text}; {need_growth}" + ("; PVE would need longer than "
-                                        f"{ev.PVE_WAIT_MAX_DAYS.value:g} days"
-                                        if growth_must_be_fast else ""),
-        ("Stage 1: parenchymal transection and portal vein ligation"
-         + (f", {wedge_text}" if wedges else ""),
-         f"Interstage {ev.ALPPS_INTERSTAGE_MIN_DAYS.value:g}-"
-         f"{ev.ALPPS_INTERSTAGE_MAX_DAYS.value:g} days: re-image the FLR",
-         f"Stage 2: complete {major_text}"),
-        alpps_days,
-        f"FLR growth {ev.ALPPS_GROWTH_MIN_ML_PER_DAY.value:g}-"
-        f"{ev.ALPPS_GROWTH_MAX_ML_PER_DAY.value:g} mL/day after ALPPS stage 1 (median hypertrophy "
-        f"{ev.ALPPS_MEDIAN_HYPERTROPHY_PERCENT.value:g}%); first choice only when PVE would need "
-        f"more than {ev.PVE_WAIT_MAX_DAYS.value:g} days",
-        f"{ev.ALPPS_GROWTH_MIN_ML_PER_DAY.source}; {ev.PVE_WAIT_MAX_DAYS.source}",
-        nodule_risk + close))
+    stage1 = wedge_text if wedges else f"clearance of lesions {left_text} (add wedges to the plan)"
+    alpps_rule = (f"FLR growth {ev.ALPPS_GROWTH_MIN_ML_PER_DAY.value:g}-"
+                  f"{ev.ALPPS_GROWTH_MAX_ML_PER_DAY.value:g} mL/day after ALPPS stage 1 (median "
+                  f"hypertrophy {ev.ALPPS_MEDIAN_HYPERTROPHY_PERCENT.value:g}%); first choice only "
+                  f"when PVE would need more than {ev.PVE_WAIT_MAX_DAYS.value:g} days")
+    slow_pve = (f"; PVE would need longer than {ev.PVE_WAIT_MAX_DAYS.value:g} days"
+                if growth_must_be_fast else "")
+    candidates = [
+        _candidate(
+            "one_stage", "One-stage hepatectomy",
+            _blockers((plan_broken, broken), (not flr_ok, f"FLR too small: {flr_text}"),
+                      (left, f"lesions {left_text} left in place: add parenchyma-sparing wedges "
+                             "for them to the plan")),
+            f"all lesions removed and {flr_text}", (resection_text,), (0.0, 0.0), rule_flr,
+            thr.source, close),
+        _candidate(
+            "pve_one_stage", "Portal vein embolization, then one-stage hepatectomy",
+            _blockers((plan_broken, broken), (flr_ok, "FLR already sufficient"),
+                      (left, f"lesions {left_text} left in place: the remnant must be cleared "
+                             "(two-stage)")),
+            f"{flr_text}; {need_growth}",
+            ("Portal vein embolization of the side to be resected", remeasure, resection_text),
+            pve_days, pve_rule, pve_source, close),
+        _candidate(
+            "two_stage", "Two-stage hepatectomy",
+            _blockers((plan_broken, broken), (flr_ok, "FLR already sufficient"),
+                      (not clears_remnant, "no lesion in the future remnant to clear first")),
+            f"the future remnant holds disease; {flr_text}; {need_growth}",
+            (f"Stage 1: {stage1} and portal vein embolization (or ligation) of the other side",
+             "Re-image: FLR, KGR and progression", f"Stage 2: {major_text}"),
+            pve_days, pve_rule, pve_source, (dropout,) + nodule_risk + close),
+        _candidate(
+            "alpps", "ALPPS (associating liver partition and portal vein ligation)",
+            _blockers((plan_broken, broken), (flr_ok, "FLR already sufficient")),
+            f"{flr_text}; {need_growth}{slow_pve}",
+            ("Stage 1: parenchymal transection and portal vein ligation"
+             + (f", {wedge_text}" if wedges else ""),
+             f"Interstage {ev.ALPPS_INTERSTAGE_MIN_DAYS.value:g}-"
+             f"{ev.ALPPS_INTERSTAGE_MAX_DAYS.value:g} days: re-image the FLR",
+             f"Stage 2: complete {major_text}"),
+            alpps_days, alpps_rule,
+            f"{ev.ALPPS_GROWTH_MIN_ML_PER_DAY.source}; {ev.PVE_WAIT_MAX_DAYS.source}",
+            nodule_risk + close),
+    ]
 
     # Preference among the applicable: one stage; else the PVE route that suits the disease
     # (two-stage when the remnant must be cleared), ALPPS first only when growth must be fast.
