@@ -119,3 +119,23 @@ def test_unwritable_folder_is_explained(small_loaded_case, tmp_path):
     with pytest.raises(ExportError, match="could not write") as info:
         export_case(small_loaded_case, blocker / "out", pdf=False)
     assert info.value.path == blocker / "out"
+
+
+def test_cancel_keeps_what_was_finished_and_nothing_partial(small_loaded_case, tmp_path):
+    import threading
+
+    from liverplan.errors import Cancelled
+
+    cancel = threading.Event()
+
+    def progress(fraction, message):
+        if message.startswith("Surface of Lesion"):   # the SEG is done, the models are under way
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        export_case(small_loaded_case, tmp_path, pdf=False, progress=progress, cancel=cancel)
+    assert pydicom.dcmread(tmp_path / "segmentation.dcm").Modality == "SEG"
+    assert (tmp_path / "models" / "liver.stl").is_file()
+    assert (tmp_path / "models" / "lesion_1.stl").is_file()      # finished before the check
+    assert not (tmp_path / "models" / "lesion_2.stl").exists()
+    assert not [p for p in tmp_path.rglob(".*")]
