@@ -87,6 +87,8 @@ class PlanningContext:
         self._lock = threading.Lock()       # guards the incremental state below
         self._last_resected = np.zeros(self.n, bool)
         self._is_cut = np.zeros(len(self.faces), bool)
+        self._face_a = np.ascontiguousarray(self.faces[:, 0])
+        self._face_b = np.ascontiguousarray(self.faces[:, 1])
         self._segment_total = np.bincount(self.segment, minlength=9)
         self._segment_resected = np.zeros(9, np.int64)
         steps.report(1.0, "Planning context ready")
@@ -187,10 +189,13 @@ class PlanningContext:
         changed = np.flatnonzero(resected != self._last_resected)
         if not len(changed):
             return
-        fids = self.voxel_faces[changed].ravel()
-        fids = fids[fids >= 0]
-        pair = self.faces[fids]
-        self._is_cut[fids] = resected[pair[:, 0]] != resected[pair[:, 1]]
+        if 6 * len(changed) < len(self.faces):
+            fids = self.voxel_faces[changed].ravel()
+            fids = fids[fids >= 0]
+            pair = self.faces[fids]
+            self._is_cut[fids] = resected[pair[:, 0]] != resected[pair[:, 1]]
+        else:   # a large change: re-examining every face once is cheaper
+            self._is_cut = resected[self._face_a] != resected[self._face_b]
         sign = np.where(resected[changed], 1, -1)
         self._segment_resected += np.bincount(self.segment[changed], weights=sign,
                                               minlength=9).astype(np.int64)

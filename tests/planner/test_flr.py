@@ -129,9 +129,12 @@ def test_incremental_state_matches_a_full_recount(images):
     ctx = PlanningContext(*images)
     ref = images[0]
     rng = np.random.default_rng(1)
-    for _ in range(6):
-        point = ph.lps(ref, rng.uniform((8, 8, 8), (28, 40, 56)))
-        resected = PlaneCut(point, rng.normal(size=3)).resected(ctx) | WedgeResection(2, 4.0).resected(ctx)
+    normal = rng.normal(size=3)
+    moves = [PlaneCut(ph.lps(ref, rng.uniform((8, 8, 8), (28, 40, 56))), rng.normal(size=3))
+             for _ in range(4)]                                  # large changes
+    moves += [PlaneCut(ph.lps(ref, (18, 24, 30 + 0.4 * k)), normal) for k in range(4)]  # small
+    for cut in moves:
+        resected = cut.resected(ctx) | WedgeResection(2, 4.0).resected(ctx)
         full = ctx.faces[resected[ctx.faces[:, 0]] != resected[ctx.faces[:, 1]]]
         assert np.array_equal(np.unique(ctx.cut_faces(resected), axis=0), np.unique(full, axis=0))
         total, kept = ctx.segment_voxels(resected)
