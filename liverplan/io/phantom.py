@@ -537,7 +537,8 @@ def _render_body(anatomy: _Anatomy, grid: _Grid) -> np.ndarray:
     _put(tissue, thorax, LUNG)
     heart = (_quadric(x, y, z, (18, -30, 120), (62, 48, 58)) < 1) & (z > zd + 4)
     _put(tissue, heart, HEART)
-    _paint_spine(tissue, x, y, z)
+    sl_s, xs, ys, zs = grid.box((-45.0, 30.0, -200.0), (45.0, 125.0, 200.0))
+    _paint_spine(tissue[sl_s], xs, ys, zs)
     # great vessels, gut, solid organs
     aorta = np.hypot(x - 18, y - 30) < 12.5
     _put(tissue, aorta, AORTA)
@@ -625,16 +626,19 @@ def _paint_bowel(tissue, grid, bowel):
     axes, loops, gas = bowel
     sl, x, y, z = grid.box(*BOWEL_BOX_MM)
     part = tissue[sl]
-    kz, ky, kx = np.nonzero(part == FAT_VISC)
-    yk, zk = y.ravel()[ky], z.ravel()[kz]
-    idx = [(c - a[0]) / (a[1] - a[0]) for c, a in zip((x.ravel()[kx], yk, zk), axes)]
-    f = ndimage.map_coordinates(loops, idx[::-1], order=1)
+    # the fields vary over centimetres: sample them on every second voxel
+    xc, yc, zc = x[..., ::2], y[:, ::2], z[::2]
+    idx = np.meshgrid(*[(c.ravel() - a[0]) / (a[1] - a[0]) for c, a in zip((zc, yc, xc), axes[::-1])],
+                      indexing="ij")
+    f = ndimage.map_coordinates(loops, idx, order=1)
     # fewer loops up towards the liver and back towards the retroperitoneum
-    f -= 2.5 * np.clip((zk + 20) / 30, 0, 1) + 3.0 * np.clip((yk - 15) / 30, 0, 1)
-    wall, lumen = f > 0.3, f > 0.65
-    g = ndimage.map_coordinates(gas, idx[::-1], order=1)
-    part[kz[wall], ky[wall], kx[wall]] = BOWEL_WALL
-    part[kz[lumen], ky[lumen], kx[lumen]] = np.where(g[lumen] > 1.4, GAS, FLUID)
+    f -= 2.5 * np.clip((zc + 20) / 30, 0, 1) + 3.0 * np.clip((yc - 15) / 30, 0, 1)
+    content = np.where(ndimage.map_coordinates(gas, idx, order=1) > 1.4, GAS, FLUID)
+    bowel = np.where(f > 0.65, content, np.where(f > 0.3, BOWEL_WALL, 0)).astype(np.uint8)
+    up = [_upsample_index(n, c) for n, c in zip(part.shape, bowel.shape)]
+    bowel = bowel[np.ix_(*up)]
+    fat = (part == FAT_VISC) & (bowel > 0)
+    part[fat] = bowel[fat]
 
 
 def _paint_stomach(tissue, grid):
@@ -769,9 +773,9 @@ class _Warp:
     w_left: np.ndarray                  # (z, y, x) weight of the hypertrophying left liver
     w_right: np.ndarray
     alpha: float = 0.0                  # linear growth of the left liver (before anisotropy)
-    center_left = np.array([-30.0, 10.0, 15.0])
-    center_right = np.array([-75.0, 20.0, 10.0])
-    anisotropy = np.array([1.0, 0.8, 0.5])   # it grows to the left and forwards, hardly upwards
+    center_left = np.array([-30.0, 10.0, 15.0], np.float32)
+    center_right = np.array([-75.0, 20.0, 10.0], np.float32)
+    anisotropy = np.array([1.0, 0.8, 0.5], np.float32)   # it grows to the left and forwards, hardly upwards
 
     def weights(self, p: np.ndarray):
         idx = [np.interp(p[:, k], self.axes[k], np.arange(len(self.axes[k]))) for k in (2, 1, 0)]
@@ -798,9 +802,9 @@ def _make_warp(anatomy: _Anatomy) -> _Warp:
     axes = _coarse_axes(lo - 20, hi + 20, step)
     gz, gy, gx = np.meshgrid(axes[2], axes[1], axes[0], indexing="ij")
     seg = anatomy.segment_of(np.c_[gx.ravel(), gy.ravel(), gz.ravel()]).reshape(gx.shape)
-    smooth = lambda m: ndimage.gaussian_filter(m.astype(np.float32), 8.0 / step)  # noqa: E731
-    return _Warp(axes, smooth(np.isin(seg, FUTURE_LIVER_REMNANT_SEGMENTS)),
-                 smooth(np.isin(seg, RIGHT_LIVER_SEGMENTS)))
+    w_left, w_right = (ndimage.gaussian_filter(np.isin(seg, segs).astype(np.float32), 8.0 / step)
+                       for segs in (FUTURE_LIVER_REMNANT_SEGMENTS, RIGHT_LIVER_SEGMENTS))
+    return _Warp(axes, w_left, w_right)
 
 
 def _render_followup(anatomy, base_grid, fu_grid, base_region, base_segments, base_tumors,
@@ -816,7 +820,7 @@ def _render_followup(anatomy, base_grid, fu_grid, base_region, base_segments, ba
     p = np.stack([np.broadcast_to(c, near.shape)[near] for c in (x, y, z)], axis=-1)
     weights = warp.weights(p)
     hard = HARD[body[sl][near]]
-    o, s = base_grid.origin, np.array(base_grid.spacing)
+    o, s = base_grid.origin.astype(np.float32), np.array(base_grid.spacing, np.float32)
     size = np.array(base_grid.size)
     is_left = np.isin(np.arange(256), FUTURE_LIVER_REMNANT_SEGMENTS)
 
@@ -847,7 +851,7 @@ def _render_followup(anatomy, base_grid, fu_grid, base_region, base_segments, ba
     exact = miss(a1, 1)
     if slope and abs(exact) > 1e-3 * target:
         a1 -= exact / slope
-    k = sample(a1)
+    k = sample(a1)      # (the exact check above already ran on every voxel: one more pass)
     out = [np.zeros(fu_grid.shape, np.uint8), np.zeros(fu_grid.shape, np.uint8),
            np.zeros(fu_grid.shape, np.uint16)]
     for arr, part in zip(out, (_EMBOLIZED[base_region[k]], base_segments[k], base_tumors[k])):
@@ -859,15 +863,17 @@ def _render_followup(anatomy, base_grid, fu_grid, base_region, base_segments, ba
 # --- truth ---------------------------------------------------------------------------------------
 def _centroid(mask: np.ndarray, reference: sitk.Image, offset=(0, 0, 0)) -> list[float]:
     """Centroid in LPS mm of `mask`, a sub-array starting at index `offset` (z, y, x)."""
-    idx = np.array(ndimage.center_of_mass(mask)) + offset
+    n = np.count_nonzero(mask)
+    idx = [np.dot(np.count_nonzero(mask, axis=tuple(a for a in range(3) if a != k)),
+                  np.arange(mask.shape[k])) / n + offset[k] for k in range(3)]
     return [round(float(v), 2) for v in index_to_lps(reference, idx).ravel()]
 
 
 def _lesion_truth(tumors, liver, segments, reference, anatomy):
     spacing_zyx = np.array(reference.GetSpacing())[::-1]
     voxel_ml = float(np.prod(spacing_zyx)) / 1000.0
-    objs = ndimage.find_objects(liver.astype(np.uint8))[0]
-    pad = tuple(slice(max(o.start - 2, 0), o.stop + 2) for o in objs)
+    pad = tuple(slice(max(int(np.argmax(m)) - 2, 0), len(m) - int(np.argmax(m[::-1])) + 2)
+                for m in (np.any(liver, axis=tuple(a for a in range(3) if a != k)) for k in range(3)))
     depth = np.zeros(liver.shape, np.float32)
     depth[pad] = ndimage.distance_transform_edt(liver[pad], sampling=spacing_zyx)
     out = []
