@@ -17,14 +17,15 @@ import SimpleITK as sitk
 from liverplan.case import LIVER, SEGMENTS, TUMORS, Case
 from liverplan.errors import ExportError, LiverPlanError
 from liverplan.geometry import image_from_array, mask_volume_ml
-from liverplan.io import pacs
+from liverplan.io import pacs, report_figures
 from liverplan.io.atomic import ensure_folder, write_dicom
 from liverplan.io.deidentify import Deidentifier
 from liverplan.io.export_encapsulated import encapsulate_pdf
 from liverplan.io.export_models import export_models, structures_from_labels
 from liverplan.io.export_pdf import ReportInput, write_report
 from liverplan.io.export_seg import build_seg, segment_label
-from liverplan.io import report_figures
+from liverplan.planner import icg, icg_view
+from liverplan.planner.flr import PlanningContext, resected_mask
 from liverplan.progress import Steps
 
 SEG_FILE = "segmentation.dcm"
@@ -43,7 +44,6 @@ class ExportResult:
 
 def resected_image(case: Case, plan) -> sitk.Image:
     """The plan's resected region as a 0/1 mask on the case grid."""
-    from liverplan.planner.flr import PlanningContext, resected_mask
     ctx = PlanningContext.from_case(case)
     zyx = ctx.zyx[resected_mask(ctx, plan.resections)] + ctx.offset_zyx
     array = np.zeros(tuple(reversed(case.image.GetSize())), np.uint8)
@@ -61,7 +61,14 @@ def _remnant(case: Case, resected: sitk.Image | None) -> sitk.Image | None:
 
 def _first_slice(case: Case) -> pydicom.Dataset | None:
     files = getattr(case.info, "files", None)
-    return pydicom.dcmread(files[0], stop_before_pixels=True) if files else None
+    if not files:
+        return None
+    try:
+        return pydicom.dcmread(files[0], stop_before_pixels=True)
+    except (OSError, pydicom.errors.InvalidDicomError) as exc:
+        raise ExportError(f"the source CT cannot be read any more ({exc}); the exports must "
+                          "reference the original series, so keep it in place",
+                          path=files[0]) from exc
 
 
 def _date(text: str) -> str:
@@ -107,7 +114,6 @@ def volumetry_rows(case: Case, result: dict | None) -> list[tuple[str, float]]:
 
 def _icg(case: Case, resected: sitk.Image | None, steps: Steps):
     """Surface and transection ICG maps and the simulated NIR picture (None without lesions)."""
-    from liverplan.planner import icg, icg_view
     tumors = case.label(TUMORS)
     if tumors is None or not sitk.GetArrayViewFromImage(tumors).any():
         return None, None, None
