@@ -382,6 +382,7 @@ def _build_anatomy(seed: int) -> _Anatomy:
     anatomy = _Anatomy(seed, deform, branches, cKDTree(np.vstack(samples)),
                        np.concatenate([np.full(len(s), b.segment, np.uint8)
                                        for s, b in zip(samples, segmental)]))
+    _veins_between_territories(anatomy)
     _add_twigs(anatomy, rng)
     _place_lesions(anatomy, rng)
     anatomy.dome = _diaphragm(anatomy)
@@ -395,6 +396,32 @@ def _reconnect(branches: list[_Branch]) -> None:
     for i, b in enumerate(portal[1:], start=1):
         pts = np.vstack([o.samples() for o in portal[:i]])
         b.points[0] = pts[np.argmin(np.linalg.norm(pts - b.points[0], axis=1))]
+
+
+# Each hepatic vein runs in the plane between two portal territories (the sectional planes).
+_VEIN_PLANES = {"right hepatic vein": ((5, 8), (6, 7)), "middle hepatic vein": ((5, 8), (4,)),
+                "left hepatic vein": ((2,), (3,))}
+
+
+def _veins_between_territories(anatomy: _Anatomy) -> None:
+    """Move each hepatic vein's control points (not its root at the IVC) onto the boundary of
+    the two territories it separates, so that the veins and the segments agree."""
+    trees = {}
+    for segs in {s for pair in _VEIN_PLANES.values() for s in pair}:
+        trees[segs] = cKDTree(anatomy.seeds.data[np.isin(anatomy.seed_labels, segs)])
+    for branch in anatomy.branches:
+        if branch.name not in _VEIN_PLANES:
+            continue
+        a, b = (trees[s] for s in _VEIN_PLANES[branch.name])
+        mids = (branch.points[:-1] + branch.points[1:]) / 2      # twice the control points
+        branch.points = np.insert(branch.points, np.arange(1, len(branch.points)), mids, axis=0)
+        pts = branch.points[1:]
+        for _ in range(10):   # project on the bisector of the two nearest seeds, repeatedly
+            qa = a.data[a.query(pts)[1]]
+            qb = b.data[b.query(pts)[1]]
+            n = (qb - qa) / np.linalg.norm(qb - qa, axis=1, keepdims=True)
+            pts = pts - np.sum((pts - (qa + qb) / 2) * n, axis=1, keepdims=True) * n
+        branch.points[1:] = pts
 
 
 def _add_twigs(anatomy: _Anatomy, rng) -> None:
@@ -630,13 +657,12 @@ def _paint_bowel(tissue, grid, bowel):
     xc, yc, zc = x[..., ::2], y[:, ::2], z[::2]
     idx = np.meshgrid(*[(c.ravel() - a[0]) / (a[1] - a[0]) for c, a in zip((zc, yc, xc), axes[::-1])],
                       indexing="ij")
-    f = ndimage.map_coordinates(loops, idx, order=1)
+    f = ndimage.map_coordinates(loops, idx, order=1).reshape(idx[0].shape)
     # fewer loops up towards the liver and back towards the retroperitoneum
     f -= 2.5 * np.clip((zc + 20) / 30, 0, 1) + 3.0 * np.clip((yc - 15) / 30, 0, 1)
-    content = np.where(ndimage.map_coordinates(gas, idx, order=1) > 1.4, GAS, FLUID)
-    bowel = np.where(f > 0.65, content, np.where(f > 0.3, BOWEL_WALL, 0)).astype(np.uint8)
-    up = [_upsample_index(n, c) for n, c in zip(part.shape, bowel.shape)]
-    bowel = bowel[np.ix_(*up)]
+    f = _upsample2(f.astype(np.float32), part.shape)
+    g = _upsample2(ndimage.map_coordinates(gas, idx, order=1).reshape(idx[0].shape), part.shape)
+    bowel = np.where(f > 0.65, np.where(g > 1.4, GAS, FLUID), np.where(f > 0.3, BOWEL_WALL, 0))
     fat = (part == FAT_VISC) & (bowel > 0)
     part[fat] = bowel[fat]
 
@@ -695,6 +721,19 @@ def _upsample_index(n_fine: int, n_coarse: int) -> np.ndarray:
     """For each fine index, the nearest index of the grid subsampled by 2."""
     i = np.arange(n_fine)
     return np.minimum(i // 2 + i % 2, n_coarse - 1)
+
+
+def _upsample2(coarse: np.ndarray, shape) -> np.ndarray:
+    """Linear interpolation of values on every second voxel back to the full `shape`."""
+    out = coarse
+    for axis, n in enumerate(shape):
+        a = np.moveaxis(out, axis, 0)
+        up = np.empty((2 * len(a) - 1,) + a.shape[1:], a.dtype)
+        up[0::2], up[1::2] = a, (a[:-1] + a[1:]) / 2
+        if len(up) < n:    # an even count: the last voxel takes its neighbour's value
+            up = np.concatenate([up, up[-1:]])
+        out = np.moveaxis(up[:n], 0, axis)
+    return out
 
 
 def _refined(field, x, y, z, band: float) -> np.ndarray:

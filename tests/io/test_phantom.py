@@ -230,3 +230,24 @@ def test_demo_command_refuses_a_folder_with_other_files(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     assert main(["demo", "--out", str(tmp_path)]) == 2
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_upsample2_interpolates_every_second_voxel_linearly():
+    z, y, x = np.meshgrid(np.arange(7.0), np.arange(5.0), np.arange(9.0), indexing="ij")
+    linear = 2 * z + 3 * y - x      # odd sizes: every voxel lies between two samples
+    np.testing.assert_allclose(phantom._upsample2(linear[::2, ::2, ::2], linear.shape), linear)
+
+
+def test_hepatic_veins_run_between_their_territories():
+    """RHV between right anterior (5, 8) and posterior (6, 7), MHV between right liver and 4,
+    LHV between 2 and 3: a vein-plane method and the portal territories agree."""
+    anatomy = phantom._build_anatomy(0)
+    seeds, labels = anatomy.seeds.data, anatomy.seed_labels
+    for branch in anatomy.branches:
+        if branch.name not in phantom._VEIN_PLANES:
+            continue
+        pts = branch.samples()[20:]                  # beyond the confluence with the IVC
+        d = [np.min(np.linalg.norm(pts[:, None] - seeds[np.isin(labels, segs)][None], axis=2),
+                    axis=1) for segs in phantom._VEIN_PLANES[branch.name]]
+        off_boundary_mm = np.abs(d[0] - d[1]) / 2    # distance from the bisecting boundary
+        assert np.median(off_boundary_mm) < 6.0, branch.name
