@@ -1,0 +1,132 @@
+"""Lesion detection and the one-lesion edits on a synthetic liver block with known lesions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from scipy import ndimage as ndi
+
+from liverplan.errors import SegmentationError
+from liverplan.geometry import image_from_array, index_to_lps
+from liverplan.volumetry.lesions import (delete_lesion, detect_lesions, merge_lesions,
+                                         segment_lesion_at, split_lesion)
+
+SPACING = (0.8, 0.8, 1.5)       # x, y, z mm
+SHAPE = (60, 110, 110)          # z, y, x voxels
+
+
+def dice(a, b) -> float:
+    return 2.0 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))
+
+
+def delineated(found: np.ndarray, truth: np.ndarray) -> bool:
+    """The lesion mask covers >= 90 % of the truth and reaches at most ~3 mm beyond it: the
+    delineation includes the blurred transition zone and a 1 mm halo by design."""
+    near = ndi.distance_transform_edt(~truth, sampling=SPACING[::-1]) <= 3.2
+    return (np.count_nonzero(found & truth) >= 0.9 * np.count_nonzero(truth)
+            and np.count_nonzero(found & ~near) <= 0.02 * np.count_nonzero(found))
+
+
+def _mm():
+    z, y, x = np.meshgrid(*[np.arange(n) * s for n, s in zip(SHAPE, SPACING[::-1])],
+                          indexing="ij")
+    return x, y, z
+
+
+def liver_block(lesions, *, seed=0):
+    """(image, liver mask, truth map): parenchyma 110 HU (noise 10) inside fat, vessels, and
+    spherical lesions given as (centre_mm, radius_mm, hu, rim_hu or None)."""
+    x, y, z = _mm()
+    rng = np.random.default_rng(seed)
+    liver = ((x - 44) / 38) ** 2 + ((y - 44) / 38) ** 2 + ((z - 45) / 40) ** 2 <= 1
+    a = np.where(liver, 110.0, -90.0)
+    vessel = liver & ((x - 60) ** 2 + (y - 30) ** 2 <= 3.0 ** 2)     # a bright vessel along z
+    a[vessel] = 170.0
+    truth = np.zeros(SHAPE, np.uint16)
+    for k, (c, r, hu, rim) in enumerate(lesions, start=1):
+        d = np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2)
+        a[d <= r] = hu
+        truth[d <= r] = k
+        if rim is not None:                                  # enhancing rim, part of the lesion
+            a[(d > r - 2) & (d <= r)] = rim
+    a = ndi.gaussian_filter(a, 0.8 / np.array(SPACING[::-1]))   # the scanner's blur
+    a += rng.normal(0, 10, SHAPE)
+    ref = sitk.Image(SHAPE[::-1], sitk.sitkInt16)
+    ref.SetSpacing(SPACING)
+    ref.SetOrigin((10.0, -20.0, 50.0))
+    image = image_from_array(a.astype(np.int16), ref)
+    return image, image_from_array(liver.astype(np.uint8), ref), truth
+
+
+LESIONS = [((30, 40, 40), 10.0, 55.0, None),      # 20 mm hypodense
+           ((60, 60, 50), 5.0, 60.0, None),       # 10 mm hypodense
+           ((40, 65, 25), 8.0, 45.0, 150.0)]      # 16 mm with an enhancing rim
+
+
+@pytest.fixture(scope="module")
+def block():
+    image, liver, truth = liver_block(LESIONS)
+    return image, liver, truth, sitk.GetArrayFromImage(detect_lesions(image, liver))
+
+
+def test_every_lesion_found_once_with_good_overlap(block):
+    _, _, truth, found = block
+    assert found.dtype == np.uint16
+    assert found.max() == 3                      # no false positives (vessel, noise, capsule)
+    for k in range(1, 4):
+        ids = np.unique(found[truth == k])
+        ids = ids[ids > 0]
+        assert len(ids) == 1, f"lesion {k} split or missed"
+        assert delineated(found == ids[0], truth == k)
+
+
+def test_ids_are_ordered_by_size(block):
+    _, _, _, found = block
+    counts = np.bincount(found.ravel())[1:]
+    assert list(counts) == sorted(counts, reverse=True)
+
+
+def test_small_spots_are_not_lesions():
+    image, liver, _ = liver_block([((40, 40, 40), 1.0, 40.0, None)])    # 2 mm
+    assert sitk.GetArrayFromImage(detect_lesions(image, liver)).max() == 0
+
+
+def test_click_to_segment_delete_merge_split():
+    image, liver, truth = liver_block(LESIONS)
+    empty = image_from_array(np.zeros(SHAPE, np.uint16), image)
+    centre = index_to_lps(image, np.argwhere(truth == 1).mean(axis=0))[0]
+    one = segment_lesion_at(image, liver, empty, centre)
+    a = sitk.GetArrayFromImage(one)
+    assert a.max() == 1 and delineated(a == 1, truth == 1)
+
+    second = index_to_lps(image, np.argwhere(truth == 2).mean(axis=0))[0]
+    two = segment_lesion_at(image, liver, one, second)
+    assert sitk.GetArrayFromImage(two).max() == 2
+    merged = sitk.GetArrayFromImage(merge_lesions(two, [1, 2]))
+    assert merged.max() == 1 and np.count_nonzero(merged) == np.count_nonzero(sitk.GetArrayFromImage(two))
+    kept = sitk.GetArrayFromImage(delete_lesion(two, 1))
+    assert kept.max() == 1 and delineated(kept == 1, truth == 2)
+
+    with pytest.raises(SegmentationError, match="not darker"):
+        segment_lesion_at(image, liver, empty, index_to_lps(image, np.array([40.0, 37.5, 62.5])))
+    with pytest.raises(SegmentationError, match="no lesion with id 5"):
+        delete_lesion(two, 5)
+
+
+def test_split_two_touching_spheres():
+    x, y, z = _mm()
+    a = ((np.sqrt((x - 30) ** 2 + (y - 40) ** 2 + (z - 40) ** 2) <= 8)
+         | (np.sqrt((x - 44) ** 2 + (y - 40) ** 2 + (z - 40) ** 2) <= 8)).astype(np.uint16)
+    ref = sitk.Image(SHAPE[::-1], sitk.sitkUInt16)
+    ref.SetSpacing(SPACING)
+    parts = sitk.GetArrayFromImage(split_lesion(image_from_array(a, ref), 1))
+    assert parts.max() == 2
+    assert np.count_nonzero(parts) == np.count_nonzero(a)
+    # Each part is one sphere: all voxels of a part lie on one side of the neck (x = 37 mm).
+    for k in (1, 2):
+        xs = x[parts == k]
+        assert (xs < 37.5).all() or (xs > 36.5).all()
+    # With explicit points too.
+    pts = index_to_lps(ref, np.array([[40 / 1.5, 40 / 0.8, 30 / 0.8], [40 / 1.5, 40 / 0.8, 44 / 0.8]]))
+    assert sitk.GetArrayFromImage(split_lesion(image_from_array(a, ref), 1, pts)).max() == 2
