@@ -31,7 +31,7 @@ from liverplan.errors import InputError
 from liverplan.geometry import image_from_array, index_to_lps
 from liverplan.io.atomic import atomic_write
 from liverplan.io.dicom_write import write_series
-from liverplan.io.images import write_image
+from liverplan.io.images import read_image, write_image
 from liverplan.progress import Steps
 
 GENERATOR_VERSION = 1
@@ -1020,7 +1020,7 @@ class PhantomCase:
 
     def mask(self, name: str) -> sitk.Image:
         """A truth mask ("liver", "tumors", "vessels", "segments") on the CT grid."""
-        return sitk.ReadImage(str(self.truth_dir / f"{name}.nii.gz"))
+        return read_image(self.truth_dir / f"{name}.nii.gz")
 
     @classmethod
     def open(cls, root) -> "PhantomCase":
