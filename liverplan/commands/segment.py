@@ -1,0 +1,165 @@
+"""`liverplan segment PATH --out DIR [--series UID]`: automatic liver and lesion segmentation.
+
+Writes on the input CT grid: liver.nii.gz (0/1), tumors.nii.gz (lesion ids 0..N) and
+volumetry.json (volumes in mL, lesion table, software version, input series, parameters,
+timings). All three appear together or not at all (Ctrl-C leaves nothing partial).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from liverplan import __version__
+from liverplan.errors import InputError
+from liverplan.io import Volume, load, write_image
+from liverplan.io.atomic import disk_error, ensure_folder
+from liverplan.progress import Steps
+from liverplan.terminal import ProgressBar
+from liverplan.volumetry.liver import LiverResult, check_ct
+from liverplan.volumetry.measure import Volumetry, measure
+from liverplan.volumetry.segmenter import ClassicalSegmenter, Segmenter
+
+OUTPUTS = ("liver.nii.gz", "tumors.nii.gz", "volumetry.json")
+
+
+@dataclass
+class SegmentationRun:
+    """Everything one run produced, stage by stage."""
+    volume: Volume
+    segmenter: str
+    parameters: dict
+    liver: LiverResult | None = None
+    tumors: sitk.Image | None = None
+    volumetry: Volumetry | None = None
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [*self.volume.warnings, *(self.liver.warnings if self.liver else ())]
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str):
+    start = time.perf_counter()
+    yield
+    timings[stage] = round(time.perf_counter() - start, 2)
+
+
+# --- stages (one function each, in pipeline order) --------------------------------------------
+def load_stage(source, series, steps: Steps) -> Volume:
+    volume = load(source, series=series, progress=steps.report, cancel=steps.cancel)
+    modality = volume.info.modality if volume.info is not None else "CT"
+    if modality != "CT":
+        raise InputError(f"this series is {modality}, not CT: automatic segmentation needs a "
+                         "contrast-enhanced CT. Use the seeded mode in the desktop app for "
+                         "other images.", path=volume.source)
+    check_ct(volume.image, path=volume.source)
+    return volume
+
+
+def liver_stage(run: SegmentationRun, segmenter: Segmenter, steps: Steps) -> None:
+    run.liver = segmenter.liver(run.volume.image, path=run.volume.source,
+                                progress=steps.report, cancel=steps.cancel)
+
+
+def lesion_stage(run: SegmentationRun, segmenter: Segmenter, steps: Steps) -> None:
+    run.tumors = segmenter.lesions(run.volume.image, run.liver.mask, progress=steps.report,
+                                   cancel=steps.cancel)
+
+
+def measure_stage(run: SegmentationRun, steps: Steps) -> None:
+    steps.report(0.0, "Measuring volumes")
+    run.volumetry = measure(run.liver.mask, run.tumors)
+
+
+def segment_case(source, *, series: str | None = None, segmenter: Segmenter | None = None,
+                 progress=None, cancel=None) -> SegmentationRun:
+    """The whole headless pipeline: load, liver, lesions, volumetry."""
+    segmenter = segmenter or ClassicalSegmenter()
+    steps = Steps(progress, cancel)
+    timings: dict[str, float] = {}
+    with _timed(timings, "load"):
+        volume = load_stage(source, series, steps.sub(0.0, 0.15))
+    run = SegmentationRun(volume, segmenter.name, segmenter.parameters(), timings_s=timings)
+    with _timed(timings, "liver"):
+        liver_stage(run, segmenter, steps.sub(0.15, 0.65))
+    with _timed(timings, "lesions"):
+        lesion_stage(run, segmenter, steps.sub(0.65, 0.9))
+    with _timed(timings, "measure"):
+        measure_stage(run, steps.sub(0.9, 0.97))
+    return run
+
+
+def report(run: SegmentationRun) -> dict:
+    """The volumetry.json document."""
+    info = run.volume.info
+    return {
+        "software": {"name": "liverplan", "version": __version__, "segmenter": run.segmenter},
+        "input": {"source": str(run.volume.source),
+                  "series_instance_uid": info.series_instance_uid if info else None,
+                  "series_key": info.key if info else None},
+        "volumetry": run.volumetry.to_dict(),
+        "intensity_model": run.liver.model.to_dict(),
+        "parameters": run.parameters,
+        "timings_s": run.timings_s,
+        "warnings": run.warnings,
+    }
+
+
+def write_outputs(run: SegmentationRun, out_dir: Path) -> list[Path]:
+    """Write the three outputs; each goes to a temporary file first and all are renamed only
+    once every one is complete, so an interruption leaves no partial output."""
+    out_dir = ensure_folder(out_dir)
+    finals = [out_dir / name for name in OUTPUTS]
+    temps = [out_dir / f".{name.split('.')[0]}.{os.getpid()}.partial.{name.split('.', 1)[1]}"
+             for name in OUTPUTS]           # keep ".nii.gz": the writer picks the format by it
+    try:
+        write_image(sitk.Cast(run.liver.mask, sitk.sitkUInt8), temps[0])
+        write_image(sitk.Cast(run.tumors, sitk.sitkUInt16), temps[1])
+        try:
+            temps[2].write_text(json.dumps(report(run), indent=2, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            raise disk_error(exc, finals[2]) from exc
+        for tmp, final in zip(temps, finals):
+            os.replace(tmp, final)
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+    return finals
+
+
+# --- command line ------------------------------------------------------------------------------
+def add_parser(subparsers) -> None:
+    sub = subparsers.add_parser("segment", help="segment the liver and its lesions, write "
+                                                "masks and volumetry", description=__doc__)
+    sub.add_argument("path", type=Path, help="DICOM folder or file, or NIfTI/NRRD/MHA CT image")
+    sub.add_argument("--out", type=Path, required=True, help="output folder")
+    sub.add_argument("--series", help="SeriesInstanceUID (or key from `liverplan info`) when "
+                                      "the folder holds several series")
+    sub.set_defaults(func=run)
+
+
+def run(args) -> int:
+    bar = ProgressBar(sys.stderr)
+    result = segment_case(args.path, series=args.series, progress=bar)
+    with _timed(result.timings_s, "write"):
+        paths = write_outputs(result, args.out)
+    bar(1.0, "Done")
+    v = result.volumetry
+    print(f"Liver {v.total_liver_ml:.0f} mL, tumours {v.tumor_ml:.1f} mL in {len(v.lesions)} "
+          f"lesion(s), functional liver {v.functional_liver_ml:.0f} mL")
+    for lesion in v.lesions:
+        print(f"  lesion {lesion.id}: {lesion.volume_ml:.2f} mL, {lesion.diameter_mm:.0f} mm, "
+              f"{lesion.depth_mm:.0f} mm deep")
+    for w in result.warnings:
+        print(f"warning: {w}")
+    print("Wrote " + ", ".join(str(p) for p in paths))
+    return 0

@@ -1,0 +1,94 @@
+"""`liverplan segment`: outputs on the input grid, volumetry.json, bad input, clean cancel."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from liverplan.cli import main
+from liverplan.commands.segment import OUTPUTS, segment_case, write_outputs
+from liverplan.errors import Cancelled
+from liverplan.geometry import same_grid
+from tests.volumetry.test_liver import synthetic_abdomen
+
+
+@pytest.fixture(scope="module")
+def ct_file(tmp_path_factory):
+    image, _, _ = synthetic_abdomen(lesions=[((-40, 0, 110), 12, 50.0)])
+    path = tmp_path_factory.mktemp("ct") / "abdomen.nii.gz"
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def test_segment_writes_masks_and_volumetry(ct_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["segment", str(ct_file), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUTS)     # no temporary left
+    image = sitk.ReadImage(str(ct_file))
+    liver = sitk.ReadImage(str(out / "liver.nii.gz"))
+    tumors = sitk.ReadImage(str(out / "tumors.nii.gz"))
+    assert same_grid(liver, image) and same_grid(tumors, image)
+    assert liver.GetPixelID() == sitk.sitkUInt8 and tumors.GetPixelID() == sitk.sitkUInt16
+    doc = json.loads((out / "volumetry.json").read_text())
+    v = doc["volumetry"]
+    assert v["total_liver_ml"] > 500
+    assert v["functional_liver_ml"] == pytest.approx(v["total_liver_ml"] - v["tumor_ml"])
+    assert len(v["lesions"]) == 1
+    lesion = v["lesions"][0]
+    assert lesion["diameter_mm"] == pytest.approx(24, abs=6)     # within a 3 mm voxel a side
+    assert np.allclose(lesion["centroid_lps_mm"], (-40, 0, 110), atol=2)
+    assert lesion["segment"] is None
+    voxel_ml = np.prod(image.GetSpacing()) / 1000
+    assert v["total_liver_ml"] == pytest.approx(
+        np.count_nonzero(sitk.GetArrayFromImage(liver)) * voxel_ml)
+    assert doc["software"]["version"] and doc["software"]["segmenter"] == "classical"
+    assert doc["input"]["series_instance_uid"] is None      # a NIfTI file has none
+    assert set(doc["timings_s"]) == {"load", "liver", "lesions", "measure"}
+    assert doc["parameters"]["liver"]["coarse_spacing_mm"] == 2.0
+    assert "Liver" in capsys.readouterr().out
+
+
+def test_cancel_leaves_no_output(ct_file, tmp_path):
+    stop = threading.Event()
+
+    def progress(fraction, message):
+        if fraction > 0.3:
+            stop.set()               # the user presses Stop during the liver stage
+
+    with pytest.raises(Cancelled):
+        segment_case(ct_file, progress=progress, cancel=stop)
+    assert not (tmp_path / "out").exists()
+
+
+def test_interrupted_write_leaves_nothing_partial(ct_file, tmp_path):
+    run = segment_case(ct_file)
+    run.tumors = None                # the second file cannot be written
+    out = tmp_path / "out"
+    with pytest.raises(Exception):
+        write_outputs(run, out)
+    assert list(out.iterdir()) == []
+
+
+def test_mr_like_input_is_refused(tmp_path, capsys):
+    image, _, _ = synthetic_abdomen()
+    mr = sitk.Cast(sitk.GetImageFromArray(sitk.GetArrayFromImage(image).clip(-1000) + 1000),
+                   sitk.sitkUInt16)
+    mr.CopyInformation(image)
+    path = tmp_path / "mr.nii.gz"
+    sitk.WriteImage(mr, str(path))
+    assert main(["segment", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "Hounsfield" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_scan_without_liver_is_refused(tmp_path, capsys):
+    image, _, _ = synthetic_abdomen(with_liver=False, with_lungs=False)
+    path = tmp_path / "pelvis.nii.gz"
+    sitk.WriteImage(image, str(path))
+    assert main(["segment", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "liver" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
