@@ -19,7 +19,7 @@ from scipy.spatial import cKDTree
 from liverplan import evidence as ev
 from liverplan.case import LIVER, SEGMENTS, TUMORS, VESSELS
 from liverplan.errors import PlanningError
-from liverplan.geometry import index_to_lps, same_grid, voxel_volume_ml
+from liverplan.geometry import image_from_array, index_to_lps, same_grid, voxel_volume_ml
 from liverplan.planner.margins import (LesionOutcome, VesselCrossing, lesion_outcomes,
                                        surface_distance_mm, vessel_crossings)
 from liverplan.planner.patient import Patient
@@ -323,6 +323,15 @@ def resected_mask(ctx: PlanningContext, resections) -> np.ndarray:
                                 "first or use a cut plane")
         resected |= r.resected(ctx)
     return resected
+
+
+def resected_image(ctx: PlanningContext, resections) -> sitk.Image:
+    """The resected region as a 0/1 UInt8 mask on the CT grid (liver voxels only; the remnant
+    is the liver mask minus it)."""
+    array = np.zeros(sitk.GetArrayViewFromImage(ctx.reference).shape, np.uint8)
+    z, y, x = (ctx.zyx[resected_mask(ctx, resections)] + ctx.offset_zyx).T
+    array[z, y, x] = 1
+    return image_from_array(array, ctx.reference)
 
 
 def evaluate(ctx: PlanningContext, resections, patient: Patient | None = None) -> PlanResult:

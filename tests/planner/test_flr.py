@@ -5,7 +5,7 @@ import SimpleITK as sitk
 from liverplan.errors import PlanningError
 from liverplan.geometry import image_from_array
 from liverplan.planner.flr import (Plan, PlanningContext, PlanResult, evaluate, plan, reasons_for,
-                                   verdict_of)
+                                   resected_image, verdict_of)
 from liverplan.planner.margins import LesionOutcome
 from liverplan.planner.patient import Patient
 from liverplan.planner.remnant import RemnantCheck
@@ -140,6 +140,25 @@ def test_incremental_state_matches_a_full_recount(images):
         total, kept = ctx.segment_voxels(resected)
         assert np.array_equal(kept, np.bincount(ctx.segment[~resected], minlength=9))
         assert np.array_equal(total, np.bincount(ctx.segment, minlength=9))
+
+
+def test_resected_image_and_remnant_make_up_the_liver_exactly(ctx, images):
+    liver, tumors, seg, _ = (sitk.GetArrayViewFromImage(i) for i in images)
+    resections = [preset("right_hemihepatectomy"), WedgeResection(2, 5.0)]
+    image = resected_image(ctx, resections)
+    resected = sitk.GetArrayViewFromImage(image) == 1
+    assert image.GetDirection() == images[0].GetDirection()      # an oblique grid, kept
+    assert image.GetOrigin() == images[0].GetOrigin() and image.GetSize() == images[0].GetSize()
+    assert not (resected & (liver == 0)).any()                     # only liver is resected
+    remnant = (liver > 0) & ~resected
+    r = evaluate(ctx, resections)
+    vml = np.prod(ph.SPACING_XYZ) / 1000
+    assert np.count_nonzero(resected) * vml == pytest.approx(r.resected_volume_ml)
+    assert np.count_nonzero(remnant) * vml == pytest.approx(r.remnant_volume_ml)
+    right = (liver > 0) & np.isin(seg, (5, 6, 7, 8))
+    wedge = sitk.GetArrayViewFromImage(resected_image(ctx, [WedgeResection(2, 5.0)])) == 1
+    assert wedge[tumors == 2].all() and not wedge[right].all()
+    assert np.array_equal(resected, right | wedge)                 # right liver and the wedge
 
 
 @pytest.fixture(scope="module")
