@@ -23,7 +23,7 @@ from liverplan.io.deidentify import Deidentifier
 from liverplan.io.export_encapsulated import encapsulate_pdf
 from liverplan.io.export_models import export_models, structures_from_labels
 from liverplan.io.export_pdf import ReportInput, write_report
-from liverplan.io.export_seg import build_seg, segment_label
+from liverplan.io.export_seg import NO_FRAME_OF_REFERENCE, build_seg, segment_label
 from liverplan.planner import icg, icg_view
 from liverplan.planner.flr import PlanningContext, resected_mask
 from liverplan.progress import Steps
@@ -160,6 +160,8 @@ def export_case(case: Case, out_dir: str | Path, *, plan=None, strategies=(), fo
     if seg:
         seg_ds = build_seg(case.labels, source_files, progress=steps.sub(0.0, 0.2).report,
                            cancel=cancel)
+        if header is not None and "FrameOfReferenceUID" not in header:
+            out.warnings.append(NO_FRAME_OF_REFERENCE)
         if deid is not None:
             deid.dataset(seg_ds)
         out.files.append(write_dicom(seg_ds, folder / SEG_FILE))

@@ -108,8 +108,24 @@ _TYPE2_KEYWORDS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
                    "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName")
 
 
+_IDENTIFYING_UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+NO_FRAME_OF_REFERENCE = (
+    "The source CT has no Frame of Reference UID (often removed by anonymisation); the DICOM SEG "
+    "uses one derived from the series UID and is tied to the CT by its referenced slices.")
+
+
+def derived_frame_of_reference(ds: pydicom.Dataset) -> str:
+    """The same Frame of Reference UID for every export of a series that lacks one."""
+    return pydicom.uid.generate_uid(entropy_srcs=["liverplan-frame-of-reference",
+                                                  str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID)])
+
+
 def read_source_series(files: Sequence[str | Path]) -> list[pydicom.Dataset]:
-    """The source slices as pydicom datasets (with pixel data: highdicom checks the frames)."""
+    """The source slices as pydicom datasets (with pixel data: highdicom checks the frames).
+
+    A SEG needs a Frame of Reference; a series without one (see NO_FRAME_OF_REFERENCE) gets a
+    derived one in memory, the files are not changed.
+    """
     datasets = []
     for f in files:
         try:
@@ -117,6 +133,22 @@ def read_source_series(files: Sequence[str | Path]) -> list[pydicom.Dataset]:
             for keyword in _TYPE2_KEYWORDS:
                 if keyword not in ds:
                     setattr(ds, keyword, "")
+            # Some writers leave the SOP class/instance empty in the data set; the file meta
+            # information of the same file names them.
+            meta = getattr(ds, "file_meta", None)
+            for keyword, meta_keyword in (("SOPClassUID", "MediaStorageSOPClassUID"),
+                                          ("SOPInstanceUID", "MediaStorageSOPInstanceUID")):
+                if not ds.get(keyword) and meta is not None and meta.get(meta_keyword):
+                    setattr(ds, keyword, meta.get(meta_keyword))
+            missing = [k for k in _IDENTIFYING_UIDS if not ds.get(k)]
+            if missing:
+                raise ExportError(f"this CT slice has no {', '.join(missing)} (removed by an "
+                                  "anonymiser?); a DICOM SEG must reference them, so none can be "
+                                  "made for this series. Export the models and the report instead.",
+                                  path=f)
+            if "FrameOfReferenceUID" not in ds:
+                ds.FrameOfReferenceUID = derived_frame_of_reference(ds)
+                ds.PositionReferenceIndicator = ""
             datasets.append(ds)
         except (OSError, pydicom.errors.InvalidDicomError) as exc:
             raise ExportError(f"cannot read this slice of the source series ({exc}); the SEG "
