@@ -75,10 +75,11 @@ def test_glb_holds_lps_mm_vertices_and_a_root_node_to_gltf_metres(tmp_path):
     assert np.allclose(superior[:3], [0, 1, 0]) and np.allclose(anterior[:3], [0, 0, 1])
     assert np.allclose(m, LPS_TO_GLTF.T)
     assert gltf["materials"][0]["alphaMode"] == "BLEND"
-    # VTK's own glTF reader (independent of our writer) reads the scene
-    reader = pv.get_reader(tmp_path / "scene.glb")
-    mesh = reader.read()
-    assert mesh.n_blocks >= 1
+    # VTK's own glTF reader (independent of our writer) applies the root node: metres, Y up
+    scene = pv.get_reader(tmp_path / "scene.glb").read()
+    (x0, x1), (y0, y1), (z0, z1) = np.asarray(pv.read(tmp_path / "liver.stl").bounds).reshape(3, 2)
+    expected = np.array([x0, x1, z0, z1, -y1, -y0]) / 1000   # X = left, Y = superior, Z = anterior
+    assert np.allclose(scene.bounds, expected, atol=1e-4)
 
 
 def test_remnant_resected_and_cut_surface(tmp_path):
