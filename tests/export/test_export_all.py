@@ -1,3 +1,4 @@
+import shutil
 import subprocess
 
 import numpy as np
@@ -47,7 +48,8 @@ def test_seg_loads_back_with_our_loader_onto_the_source(exported, small_case):
     assert dciodvfy_errors(exported.folder / "segmentation.dcm") == []
 
 
-def test_report_pdf_content(exported, small_plan):
+def test_report_pdf_content(exported, small_plan, output_dir):
+    shutil.copy(exported.folder / "report.pdf", output_dir / "export_report_small_case.pdf")
     text = pdf_text(exported.folder / "report.pdf")
     for expected in ("Decision support only", "Doe, Jane", "PAT-0042", "2026-01-05",
                      "NOT FEASIBLE" if small_plan.result.verdict == "not feasible"
