@@ -75,11 +75,18 @@ def render_nir_view(mesh: pv.PolyData, surface_map: SurfaceMap,
     return _render([(mesh, colors)], view or default_view(mesh), caption, window_size)
 
 
+_REMOVED_FRACTION = 0.1   # capsule vertices see >= ~0.2 of a resected liver voxel
+
+
 def remnant_surface(liver_surface: pv.PolyData, resected: sitk.Image) -> pv.PolyData:
-    """The part of the liver surface (with its point arrays) that stays in the patient."""
+    """The part of the liver surface (with its point arrays) that stays in the patient.
+
+    A capsule vertex lies about half a voxel outside the liver, so when `resected` holds only
+    liver voxels (as a plan's resected region does) a removed vertex samples it at ~0.2-0.8,
+    not 1: only vertices with (almost) no resected voxel around them are kept."""
     removed = mask_fraction(sitk.GetArrayViewFromImage(resected) != 0, resected,
                             liver_surface.points)
-    return sub_surface(liver_surface, removed < 0.5)
+    return sub_surface(liver_surface, removed < _REMOVED_FRACTION)
 
 
 def cavity_view(cut: pv.PolyData, view_angle_deg: float = 70.0) -> LaparoscopeView:

@@ -9,7 +9,7 @@ from PIL import Image
 
 from liverplan.geometry import image_from_array
 from liverplan.planner.icg import (CAVITY_ARRAY, SURFACE_ARRAY, IcgResult, LaparoscopeView,
-                                   surface_fluorescence, transection_fluorescence)
+                                   cut_surface, surface_fluorescence, transection_fluorescence)
 from liverplan.planner.icg_view import (LIVER_RGB, default_view, overlay_colors,
                                         predict_and_write, remnant_surface, render_cavity_view,
                                         render_nir_view, write_icg_outputs)
@@ -118,6 +118,18 @@ def test_transection_outputs_are_written(tmp_path, output_dir):
     back = pv.read(paths[2])
     assert np.allclose(back[CAVITY_ARRAY], cut[CAVITY_ARRAY])
     Image.open(paths[3]).save(output_dir / "icg_cavity_synthetic.png")
+
+
+def test_remnant_surface_is_the_same_for_a_resected_region_of_liver_voxels_only():
+    lm, tm, resected = _plane_cut_masks(0.6)
+    mesh, _ = surface_fluorescence(lm, tm)
+    liver_only = image_from_array(sitk.GetArrayViewFromImage(resected)
+                                  * sitk.GetArrayViewFromImage(lm), lm)
+    slab, inside = remnant_surface(mesh, resected), remnant_surface(mesh, liver_only)
+    cut_x = cut_surface(lm, resected).points[:, 0].min()
+    for remnant in (slab, inside):       # nothing of the specimen's capsule is left
+        assert remnant.n_points and remnant.points[:, 0].min() >= cut_x - 0.5
+    assert abs(inside.n_points - slab.n_points) < 0.02 * slab.n_points
 
 
 def test_predict_and_write_is_the_whole_icg_step_of_a_plan(tmp_path):
