@@ -32,6 +32,7 @@ SEG_FILE = "segmentation.dcm"
 REPORT_FILE = "report.pdf"
 REPORT_DICOM_FILE = "report.dcm"
 MODELS_FOLDER = "models"
+_SAME_VOLUME_ML = 0.05   # rounding of stored volumes; any edit of a mask changes far more
 
 
 @dataclass
@@ -49,6 +50,19 @@ def resected_image(case: Case, plan) -> sitk.Image:
     array = np.zeros(tuple(reversed(case.image.GetSize())), np.uint8)
     array[tuple(zyx.T)] = 1
     return image_from_array(array, case.image)
+
+
+def _check_plan_matches(case: Case, plan) -> None:
+    """Refuse a plan computed on other masks: its figures would not describe these models."""
+    tumors = case.label(TUMORS)
+    checks = (("liver", mask_volume_ml(case.label(LIVER)), plan.result.liver_volume_ml),
+              ("tumour", mask_volume_ml(tumors) if tumors is not None else 0.0,
+               plan.result.tumor_volume_ml))
+    for what, now, then in checks:
+        if abs(now - then) > _SAME_VOLUME_ML:
+            raise ExportError(f"the {what} segmentation has changed since the plan was computed "
+                              f"({now:.1f} mL now, {then:.1f} mL in the plan); recompute the plan "
+                              "before exporting it")
 
 
 def _remnant(case: Case, resected: sitk.Image | None) -> sitk.Image | None:
@@ -144,6 +158,8 @@ def export_case(case: Case, out_dir: str | Path, *, plan=None, strategies=(), fo
     if pdf and plan is None:
         raise ExportError("the report needs a resection plan; make a plan first (or export "
                           "without --pdf)")
+    if plan is not None:
+        _check_plan_matches(case, plan)
     source_files = list(getattr(case.info, "files", None) or [])
     if (seg or send) and not source_files:
         raise ExportError("the case was not opened from a DICOM series, so a DICOM SEG and a "

@@ -141,3 +141,15 @@ def test_cancel_keeps_what_was_finished_and_nothing_partial(small_loaded_case, t
     assert (tmp_path / "models" / "lesion_1.stl").is_file()      # finished before the check
     assert not (tmp_path / "models" / "lesion_2.stl").exists()
     assert not [p for p in tmp_path.rglob(".*")]
+
+
+def test_a_plan_made_on_other_masks_is_refused(small_loaded_case, small_plan, tmp_path):
+    edited = Case(image=small_loaded_case.image, info=small_loaded_case.info)
+    for name, mask in small_loaded_case.labels.items():
+        edited.set_label(name, mask)
+    liver = sitk.Image(small_loaded_case.label(LIVER))
+    liver[:, :, 0:3] = 0                               # the liver was edited after planning
+    edited.set_label(LIVER, liver)
+    with pytest.raises(ExportError, match="liver segmentation has changed since the plan"):
+        export_case(edited, tmp_path / "out", plan=small_plan)
+    assert not (tmp_path / "out").exists()
