@@ -16,7 +16,7 @@ import SimpleITK as sitk
 
 from liverplan.case import LIVER, SEGMENTS, TUMORS, Case
 from liverplan.errors import ExportError, LiverPlanError
-from liverplan.geometry import image_from_array, mask_volume_ml
+from liverplan.geometry import image_from_array, mask_volume_ml, voxel_volume_ml
 from liverplan.io import pacs, report_figures
 from liverplan.io.atomic import ensure_folder, write_dicom
 from liverplan.io.deidentify import Deidentifier
@@ -54,10 +54,13 @@ def resected_image(case: Case, plan) -> sitk.Image:
 
 def _check_plan_matches(case: Case, plan) -> None:
     """Refuse a plan computed on other masks: its figures would not describe these models."""
+    liver = sitk.GetArrayViewFromImage(case.label(LIVER)) != 0
     tumors = case.label(TUMORS)
-    checks = (("liver", mask_volume_ml(case.label(LIVER)), plan.result.liver_volume_ml),
-              ("tumour", mask_volume_ml(tumors) if tumors is not None else 0.0,
-               plan.result.tumor_volume_ml))
+    in_liver = liver & (sitk.GetArrayViewFromImage(tumors) != 0) if tumors is not None else None
+    voxel_ml = voxel_volume_ml(case.image)
+    checks = (("liver", np.count_nonzero(liver) * voxel_ml, plan.result.liver_volume_ml),
+              ("tumour", np.count_nonzero(in_liver) * voxel_ml if in_liver is not None else 0.0,
+               plan.result.tumor_volume_ml))    # the planner counts tumour inside the liver
     for what, now, then in checks:
         if abs(now - then) > _SAME_VOLUME_ML:
             raise ExportError(f"the {what} segmentation has changed since the plan was computed "
