@@ -297,6 +297,7 @@ class _Anatomy:
     seeds: cKDTree                      # segmental portal branch samples
     seed_labels: np.ndarray
     lesions: list[_Lesion] = field(default_factory=list)
+    scale: float = 1.0                  # linear size of the lobes (sets the liver volume)
     near: tuple | None = None           # (axes, mask) of the coarse liver grown by NEAR_MM
     dome: tuple | None = None           # (x axis, y axis, z height map) of the diaphragm
     bowel: tuple | None = None          # (axes, loop field, gas field) of the bowel loops
@@ -309,7 +310,8 @@ class _Anatomy:
             w = self.deform[axis]
             d.append(sum(6.0 * np.sin(w[j, 0] * x + w[j, 1] * y + w[j, 2] * z + w[j, 3])
                          for j in range(len(w))))
-        x, y, z = x + d[0], y + d[1], z + d[2]
+        c = LIVER_CENTER_MM
+        x, y, z = ((v + dv - cv) / self.scale + cv for v, dv, cv in zip((x, y, z), d, c))
         low = np.clip((10.0 - z) / 90.0, 0, 1)         # 0 above the hilum, 1 at the inferior tip
         right = _quadric(x, y, z, (-72 - 12 * low, 10 + 8 * low, 6), (55 * (1 - 0.3 * low),
                          64 * (1 - 0.4 * low), 75), n=2.4)
@@ -383,11 +385,22 @@ def _build_anatomy(seed: int) -> _Anatomy:
                        np.concatenate([np.full(len(s), b.segment, np.uint8)
                                        for s, b in zip(samples, segmental)]))
     _veins_between_territories(anatomy)
+    anatomy.scale = _volume_scale(anatomy)
     _add_twigs(anatomy, rng)
     _place_lesions(anatomy, rng)
     anatomy.dome = _diaphragm(anatomy)
     anatomy.bowel = _bowel_fields(rng)
     return anatomy
+
+
+def _volume_scale(anatomy: _Anatomy) -> float:
+    """The lobe scale that gives every seed a liver of about LIVER_TARGET_ML (before the IVC
+    is carved out), whatever its random deformation."""
+    step = 3.0
+    ax, ay, az = _coarse_axes(*LIVER_BOX_MM, step)
+    inside = anatomy.liver_inside(ax[None, None, :], ay[None, :, None], az[:, None, None])
+    volume_ml = np.count_nonzero(inside) * step ** 3 / 1000.0
+    return float((LIVER_TARGET_ML / volume_ml) ** (1 / 3))
 
 
 def _reconnect(branches: list[_Branch]) -> None:
@@ -465,6 +478,8 @@ def _coarse_axes(lo, hi, step):
 BODY = (168.0, 118.0, 5.0)     # semi-axes x, y and centre y of the skin outline (mm)
 WALL = (155.0, 105.0, 5.0)     # outer surface of the abdominal wall muscles
 CAVITY = (142.0, 92.0, 5.0)    # the abdominal cavity
+LIVER_CENTER_MM = (-45.0, 5.0, 15.0)
+LIVER_TARGET_ML = 1600.0
 LIVER_BOX_MM = (np.array([-150.0, -105.0, -105.0]), np.array([115.0, 100.0, 105.0]))
 
 
