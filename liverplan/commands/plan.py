@@ -1,10 +1,16 @@
 """`liverplan plan PATH --resection NAME | --segments 5,6,7,8 [--wedge LESION:MARGIN ...]
-[--weight KG --height CM --quality normal|chemo|cirrhosis] [--masks DIR] --out DIR`
+[--weight KG --height CM --quality normal|chemo|cirrhosis] [--masks DIR]
+[--icg [--icg-rim-mm MM --icg-tbr RATIO --icg-depth-mm MM]] --out DIR`
 
 Plans a resection on the CT at PATH with the masks written by `liverplan segment` (liver.nii.gz,
 tumors.nii.gz, segments.nii.gz, vessels.nii.gz in --masks, default the --out folder), writes
 DIR/plan.liverplan.json and prints the volumes, FLR ratios with their thresholds and the rule
 that fired, per-lesion margins, the verdict with its reasons and the ranked strategies.
+
+With --icg it also predicts the ICG fluorescence a NIR laparoscope is expected to show (needs
+tumors.nii.gz): icg_surface.vtp and icg_view.png for the liver surface, icg_transection.vtp and
+icg_cavity.png for the planned cut, the per-lesion table in the plan file, and the MIMIC trial's
+accuracy figures beside the prediction.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from liverplan.case import LABEL_NAMES, LIVER, Case
+from liverplan.case import LABEL_NAMES, LIVER, TUMORS, Case
 from liverplan.errors import InputError, PlanningError
 from liverplan.geometry import same_grid
 from liverplan.io import load, read_image
-from liverplan.planner.flr import Plan, PlanningContext, plan
+from liverplan.planner.flr import Plan, PlanningContext, plan, resected_image
+from liverplan.planner.icg import IcgParameters, IcgResult
+from liverplan.planner.icg_view import predict_and_write
 from liverplan.planner.patient import QUALITY_SFLR_MIN, Patient
 from liverplan.planner.planfile import PlanFile, plan_path, save_plan, series_inputs
 from liverplan.planner.resection import (DEFAULT_WEDGE_MARGIN_MM, PRESETS, SegmentResection,
@@ -45,6 +53,18 @@ def add_parser(subparsers) -> None:
     sub.add_argument("--masks", type=Path, help="folder with the masks (default: --out)")
     sub.add_argument("--series", help="SeriesInstanceUID when the folder holds several series")
     sub.add_argument("--out", type=Path, required=True, help="output folder for the plan file")
+    icg = sub.add_argument_group("expected ICG fluorescence (NIR laparoscopy)")
+    icg.add_argument("--icg", action="store_true",
+                     help="predict the ICG fluorescence on the liver surface and the transection")
+    defaults = IcgParameters()
+    icg.add_argument("--icg-rim-mm", type=float, default=defaults.rim_thickness_mm,
+                     help="thickness of the fluorescent rim around a lesion in mm (an assumption; "
+                          "default %(default)g)")
+    icg.add_argument("--icg-tbr", type=float, default=defaults.tbr,
+                     help="tumour-to-background ratio of the rim (default %(default)g)")
+    icg.add_argument("--icg-depth-mm", type=float, default=defaults.detection_depth_mm,
+                     help="depth in mm at which a standard rim is just visible (default "
+                          "%(default)g)")
     sub.set_defaults(func=run)
 
 
@@ -93,25 +113,38 @@ def run(args) -> int:
     resections += args.wedge
     if not resections:
         raise InputError("nothing to plan: give --resection, --segments or --wedge")
+    params = (IcgParameters(rim_thickness_mm=args.icg_rim_mm, tbr=args.icg_tbr,
+                            detection_depth_mm=args.icg_depth_mm) if args.icg else None)
+    end = 0.6 if args.icg else 0.95     # of the progress bar, for loading and planning
     bar = ProgressBar(sys.stderr)
     steps = Steps(bar)
     case = load_case(args.path, args.masks or args.out, series=args.series,
-                     progress=steps.sub(0.0, 0.5).report)
+                     progress=steps.sub(0.0, end * 0.5).report)
+    if args.icg and case.label(TUMORS) is None:
+        raise InputError("the ICG prediction needs the lesion mask tumors.nii.gz; run "
+                         "`liverplan segment` first or give --masks",
+                         path=(args.masks or args.out) / f"{TUMORS}.nii.gz")
     patient = Patient.from_series(case.info, weight_kg=args.weight, height_cm=args.height,
                                   quality=args.quality)
-    ctx = PlanningContext.from_case(case, progress=steps.sub(0.5, 0.95).report)
+    ctx = PlanningContext.from_case(case, progress=steps.sub(end * 0.5, end).report)
     planned = plan(ctx, resections, patient, notes=case.warnings)
     strategies = rank_strategies(planned.result, resections, patient)
     args.out.mkdir(parents=True, exist_ok=True)
+    icg = None
+    if params is not None:
+        icg = predict_and_write(args.out, case.label(LIVER), case.label(TUMORS),
+                                resected_image(ctx, resections), params,
+                                progress=steps.sub(end, 0.98).report)
     path = plan_path(args.out)
-    save_plan(path, PlanFile(planned, series_inputs(case.info), strategies=strategies))
+    save_plan(path, PlanFile(planned, series_inputs(case.info), strategies=strategies, icg=icg))
     bar(1.0, "Done")
-    print("\n".join(summary(planned, strategies)))
+    print("\n".join(summary(planned, strategies, icg)))
     print(f"Wrote {path}")
     return 0
 
 
-def summary(planned: Plan, strategies: tuple[Strategy, ...]) -> list[str]:
+def summary(planned: Plan, strategies: tuple[Strategy, ...], icg: IcgResult | None = None
+            ) -> list[str]:
     """A readable account of the plan: every figure with its threshold, rule and source."""
     r, p = planned.result, planned.patient
     size = (f"{p.weight_kg:g} kg, {p.height_cm:g} cm, BSA {p.bsa_m2:.2f} m2 ({p.bsa_formula}), "
@@ -154,5 +187,20 @@ def summary(planned: Plan, strategies: tuple[Strategy, ...]) -> list[str]:
             lines += [f"       {step}" for step in s.steps]
             lines.append(f"       rule: {s.rule} (source: {s.source})")
             lines += [f"       risk: {risk}" for risk in s.risks]
+    if icg is not None:
+        lines += icg_lines(icg)
     lines += [f"warning: {w}" for w in (*r.warnings, *planned.notes)]
     return lines
+
+
+def icg_lines(icg: IcgResult) -> list[str]:
+    """The ICG prediction: every model parameter, the per-lesion tables with the MIMIC figures,
+    and the files written."""
+    p = icg.surface.parameters
+    patterns = ", ".join(f"lesion {i} {pattern}" for i, pattern in p.lesion_patterns)
+    return ["Expected ICG fluorescence (a model prediction, not a measurement):",
+            f"  parameters: rim {p.rim_thickness_mm:g} mm (assumed), TBR {p.tbr:g}, background "
+            f"{p.background:g}, effective attenuation {p.mu_eff_per_mm:g}/mm, detection depth "
+            f"{p.detection_depth_mm:g} mm (threshold intensity {p.threshold:.3g}); pattern "
+            f"{patterns or 'rim for every lesion'}",
+            *icg.lines(), *(f"  wrote {f}" for f in icg.files)]

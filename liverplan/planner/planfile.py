@@ -2,7 +2,8 @@
 
 Inputs: the series the plan was made on (UIDs), patient parameters, resection definitions
 (including cut planes and deformable surfaces), landmarks. Results: the evaluated plan, ranked
-strategies and a follow-up when there is one. Written atomically; a damaged file, or one from
+strategies, a follow-up and the expected ICG fluorescence when there are ones (both optional
+keys: files without them load, and older readers ignore them, so the schema stays version 1). Written atomically; a damaged file, or one from
 another schema version, is refused with a message naming the file.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from liverplan import __version__
@@ -18,6 +19,7 @@ from liverplan.errors import PlanningError
 from liverplan.io.atomic import atomic_write
 from liverplan.planner.flr import Plan
 from liverplan.planner.followup import FollowUp
+from liverplan.planner.icg import IcgResult
 from liverplan.planner.staging import Strategy
 
 SCHEMA_VERSION = 1
@@ -39,6 +41,7 @@ class PlanFile:
     landmarks: dict = field(default_factory=dict)          # name -> (x, y, z) LPS mm
     strategies: tuple[Strategy, ...] = ()
     followup: FollowUp | None = None
+    icg: IcgResult | None = None
     software_version: str = __version__
     saved_at: str = ""                                     # ISO 8601 UTC, set on save
 
@@ -52,7 +55,8 @@ class PlanFile:
                        "name": self.plan.name, "notes": list(self.plan.notes)},
             "results": {"plan": self.plan.result.to_dict(),
                         "strategies": [s.to_dict() for s in self.strategies],
-                        "followup": self.followup.to_dict() if self.followup else None},
+                        "followup": self.followup.to_dict() if self.followup else None,
+                        "icg": self.icg.to_dict() if self.icg else None},
         }
 
     @classmethod
@@ -65,6 +69,7 @@ class PlanFile:
                    {k: tuple(v) for k, v in inputs.get("landmarks", {}).items()},
                    tuple(Strategy.from_dict(s) for s in results.get("strategies", ())),
                    FollowUp.from_dict(results["followup"]) if results.get("followup") else None,
+                   IcgResult.from_dict(results["icg"]) if results.get("icg") else None,
                    d.get("software_version", ""), d.get("saved_at", ""))
 
 
@@ -74,9 +79,8 @@ def plan_path(folder: str | Path, name: str = "plan") -> Path:
 
 def save_plan(path: str | Path, planfile: PlanFile) -> PlanFile:
     """Write atomically; returns the PlanFile with its save time stamp."""
-    stamped = PlanFile(planfile.plan, planfile.series, planfile.landmarks, planfile.strategies,
-                       planfile.followup, __version__,
-                       dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    stamped = replace(planfile, software_version=__version__,
+                      saved_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     text = json.dumps(stamped.to_dict(), indent=1, allow_nan=False)
     with atomic_write(path) as tmp:
         Path(tmp).write_text(text, encoding="utf-8")
