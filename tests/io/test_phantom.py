@@ -158,6 +158,8 @@ def test_hu_of_each_tissue(baseline):
     assert -120 <= np.median(ct[z - 2:z + 3, y, x - 5:x + 5]) <= -80    # subcutaneous fat
     z, y, x = np.rint(lps_to_index(volume.image, (0.0, -94.0, 0.0))[0]).astype(int)
     assert 35 <= np.median(ct[z - 2:z + 3, y, x - 5:x + 5]) <= 65       # abdominal wall muscle
+    z, y, x = np.rint(lps_to_index(volume.image, (18.0, 30.0, 0.0))[0]).astype(int)
+    assert 150 <= np.median(ct[z - 2:z + 3, y - 3:y + 4, x - 3:x + 4]) <= 170   # aorta
 
 
 def test_dicom_headers_describe_the_patient(synthetic_patient):
