@@ -25,7 +25,7 @@ from liverplan.io.export_models import export_models, structures_from_labels
 from liverplan.io.export_pdf import ReportInput, write_report
 from liverplan.io.export_seg import NO_FRAME_OF_REFERENCE, build_seg, segment_label
 from liverplan.planner import icg, icg_view
-from liverplan.planner.flr import PlanningContext, resected_mask
+from liverplan.planner.flr import PlanningContext, resected_image
 from liverplan.progress import Steps
 
 SEG_FILE = "segmentation.dcm"
@@ -41,15 +41,6 @@ class ExportResult:
     files: list[Path] = field(default_factory=list)
     sent: list[str] = field(default_factory=list)          # SOP Instance UIDs stored in the PACS
     warnings: list[str] = field(default_factory=list)
-
-
-def resected_image(case: Case, plan) -> sitk.Image:
-    """The plan's resected region as a 0/1 mask on the case grid."""
-    ctx = PlanningContext.from_case(case)
-    zyx = ctx.zyx[resected_mask(ctx, plan.resections)] + ctx.offset_zyx
-    array = np.zeros(tuple(reversed(case.image.GetSize())), np.uint8)
-    array[tuple(zyx.T)] = 1
-    return image_from_array(array, case.image)
 
 
 def _check_plan_matches(case: Case, plan) -> None:
@@ -186,7 +177,8 @@ def export_case(case: Case, out_dir: str | Path, *, plan=None, strategies=(), fo
         out.files.append(write_dicom(seg_ds, folder / SEG_FILE))
         to_send.append(out.files[-1])
 
-    resected = resected_image(case, plan) if plan is not None else None
+    resected = (resected_image(PlanningContext.from_case(case), plan.resections)
+                if plan is not None else None)
     if meshes:
         structures = structures_from_labels(case.labels, resected=resected,
                                             remnant=_remnant(case, resected))

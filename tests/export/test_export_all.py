@@ -11,7 +11,8 @@ from liverplan.case import LIVER, SEGMENTS, TUMORS, Case
 from liverplan.errors import ExportError
 from liverplan.io import load
 from liverplan.io.deidentify import Deidentifier
-from liverplan.io.export_all import export_case, resected_image
+from liverplan.io.export_all import export_case
+from liverplan.planner.flr import PlanningContext, resected_image
 from liverplan.io.seg import read_seg
 
 from .conftest import dciodvfy_errors
@@ -73,7 +74,7 @@ def test_encapsulated_report_is_valid_and_in_the_study(exported, small_case):
 
 
 def test_models_follow_the_plan(exported, small_loaded_case, small_plan):
-    resected = resected_image(small_loaded_case, small_plan)
+    resected = resected_image(PlanningContext.from_case(small_loaded_case), small_plan.resections)
     expected_ml = np.count_nonzero(sitk.GetArrayViewFromImage(resected)) * np.prod(
         resected.GetSpacing()) / 1000
     mesh = pv.read(exported.folder / "models" / "resected.stl")
