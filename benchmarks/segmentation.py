@@ -1,0 +1,203 @@
+"""Liver and lesion segmentation against every reference we have; prints a table.
+
+    python benchmarks/segmentation.py [--cases ircadb-01 totalseg-example synthetic-full]
+
+Each case runs the headless pipeline (`liverplan.commands.segment.segment_case`, the same as
+`liverplan segment`) in its own process, so "peak MB" is that process's peak resident memory
+(resource.getrusage ru_maxrss: loading, segmentation and measurement together).
+Lesion recall counts reference lesions >= 10 mm (maximal 3D diameter) touched by a detected
+lesion; per-lesion Dice is over those; a false positive is a detected lesion touching no
+reference lesion of any size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage as ndi
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT))
+
+from liverplan.geometry import image_from_array, same_grid, voxel_volume_ml  # noqa: E402
+from liverplan.volumetry.measure import measure_lesions  # noqa: E402
+
+CASES = ("ircadb-01", "totalseg-example", "synthetic-full")
+MIN_LESION_MM = 10.0
+
+
+def _phantom_full() -> Path:
+    """The full-size synthetic patient, generated once into the test cache."""
+    import hashlib
+    import os
+
+    from liverplan.io import phantom
+    key = hashlib.sha1(Path(phantom.__file__).read_bytes()).hexdigest()[:12]
+    cache = Path(os.environ.get("LIVERPLAN_TEST_CACHE", Path.home() / ".cache" / "liverplan-tests"))
+    root = cache / f"benchmark-phantom-full-{key}"
+    if not root.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".building-"))
+        phantom.generate(tmp, seed=0, size="full", followup=False)
+        tmp.rename(root)
+    return root
+
+
+def references(case: str):
+    """(source for segment_case, reference liver path or None, reference lesions
+    (path, 'components' | 'instances') or None, reference kind)."""
+    if case == "ircadb-01":
+        d = DATA / "ircadb-01"
+        return d / "PATIENT_DICOM", (d / "labels.nii.gz", "1-4"), (d / "labels.nii.gz", 2), \
+            "manual (3D-IRCADb)"
+    if case == "totalseg-example":
+        d = DATA / "totalseg-example"
+        return d / "example_ct_dicom", (d / "example_seg_dicom.nii.gz", 5), None, \
+            "model reference, not manual (TotalSegmentator)"
+    if case == "synthetic-full":
+        root = _phantom_full()
+        return root / "dicom", (root / "truth" / "liver.nii.gz", "any"), \
+            (root / "truth" / "tumors.nii.gz", "instances"), "exact (synthetic truth)"
+    raise ValueError(case)
+
+
+def _on_grid(path: Path, image: sitk.Image) -> np.ndarray:
+    """A label file as an array on `image`'s grid (resampled in LPS, nearest label, when it
+    stores the same voxels in another axis order, as TotalSegmentator's NIfTI does)."""
+    labels = sitk.ReadImage(str(path))
+    if not same_grid(labels, image):
+        labels = sitk.Resample(labels, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    return sitk.GetArrayFromImage(labels)
+
+
+def _mask(path: Path, rule, image: sitk.Image) -> np.ndarray:
+    a = _on_grid(path, image)
+    if rule == "1-4":
+        return (a >= 1) & (a <= 4)
+    if rule == "any":
+        return a > 0
+    return a == rule
+
+
+def _reference_lesions(path: Path, rule, image: sitk.Image) -> np.ndarray:
+    a = _on_grid(path, image)
+    if rule == "instances":
+        return a.astype(np.int32)
+    labels, _ = ndi.label(a == rule, structure=np.ones((3, 3, 3)))
+    return labels
+
+
+def run_case(case: str) -> dict:
+    from liverplan.commands.segment import segment_case
+    from liverplan.errors import LiverPlanError
+    source, liver_ref, lesion_ref, kind = references(case)
+    start = time.perf_counter()
+    try:
+        run = segment_case(source)
+    except LiverPlanError as exc:
+        return {"case": case, "reference": kind, "error": str(exc),
+                "seconds": time.perf_counter() - start,
+                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    seconds = time.perf_counter() - start
+    image = run.volume.image
+    liver = sitk.GetArrayFromImage(run.liver.mask) > 0
+    ref = _mask(*liver_ref, image)
+    row = {"case": case, "reference": kind, "seconds": seconds, "timings_s": run.timings_s,
+           "warnings": run.warnings,
+           "dice": 2 * np.count_nonzero(liver & ref) / (np.count_nonzero(liver) + np.count_nonzero(ref)),
+           "volume_ml": run.volumetry.total_liver_ml,
+           "ref_volume_ml": np.count_nonzero(ref) * voxel_volume_ml(image)}
+    row["volume_error_percent"] = 100 * (row["volume_ml"] - row["ref_volume_ml"]) / row["ref_volume_ml"]
+    found = sitk.GetArrayFromImage(run.tumors)
+    row["lesions_found"] = int(len(np.unique(found)) - 1)
+    if lesion_ref is not None:
+        truth_json = Path(lesion_ref[0]).parent.parent / "truth.json"
+        diameters = ({x["id"]: x["max_diameter_mm"] for x in json.loads(truth_json.read_text())["lesions"]}
+                     if lesion_ref[1] == "instances" else None)
+        row.update(_lesion_scores(found, _reference_lesions(*lesion_ref, image), image, ref,
+                                  diameters))
+    row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return row
+
+
+def _lesion_scores(found: np.ndarray, truth: np.ndarray, image: sitk.Image,
+                   ref_liver: np.ndarray, diameters_mm: dict[int, float] | None = None) -> dict:
+    """`diameters_mm`: the reference's own lesion diameters when it has them (the synthetic
+    truth); otherwise they are measured on the reference mask."""
+    if diameters_mm is None:
+        table = measure_lesions(ref_liver | (truth > 0),
+                                image_from_array(truth.astype(np.uint16), image))
+        diameters_mm = {t.id: t.diameter_mm for t in table}
+    big = [k for k, d in diameters_mm.items() if d >= MIN_LESION_MM]
+    dices, missed = [], []
+    for k in big:
+        ref = truth == k
+        ids = np.unique(found[ref])
+        ids = ids[ids > 0]
+        if ids.size == 0:
+            missed.append(k)
+            continue
+        pred = np.isin(found, ids)
+        dices.append(2 * np.count_nonzero(pred & ref) / (np.count_nonzero(pred) + np.count_nonzero(ref)))
+    false_pos = [int(i) for i in np.unique(found) if i > 0 and not np.any(truth[found == i])]
+    return {"lesions_ref_10mm": len(big), "lesions_found_10mm": len(big) - len(missed),
+            "missed_ids": missed, "lesion_dice": [round(d, 3) for d in dices],
+            "false_positives": len(false_pos)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    parser.add_argument("--one", choices=CASES, help=argparse.SUPPRESS)   # child process
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_case(args.one), default=float))
+        return 0
+    rows = []
+    for case in args.cases:
+        out = subprocess.run([sys.executable, __file__, "--one", case], capture_output=True,
+                             text=True, cwd=ROOT)
+        if out.returncode != 0:
+            print(f"{case}: benchmark process failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+            return 1
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    print(_table(rows))
+    return 0
+
+
+def _table(rows: list[dict]) -> str:
+    header = ("case", "reference", "Dice", "vol err %", "lesion recall >=10mm",
+              "per-lesion Dice", "FP", "seconds", "peak MB")
+    lines = []
+    for r in rows:
+        if "error" in r:
+            lines.append((r["case"], r["reference"], "refused", "-", "-", "-", "-",
+                          f"{r['seconds']:.1f}", f"{r['peak_mb']:.0f}"))
+            continue
+        recall = (f"{r['lesions_found_10mm']}/{r['lesions_ref_10mm']}"
+                  if "lesions_ref_10mm" in r else "-")
+        lines.append((r["case"], r["reference"], f"{r['dice']:.3f}",
+                      f"{r['volume_error_percent']:+.1f}", recall,
+                      " ".join(f"{d:.2f}" for d in r.get("lesion_dice", [])) or "-",
+                      str(r.get("false_positives", "-")), f"{r['seconds']:.1f}",
+                      f"{r['peak_mb']:.0f}"))
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
+    out = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in (header, *lines)]
+    notes = [f"{r['case']}: {r['error']}" for r in rows if "error" in r]
+    notes += [f"{r['case']}: timings {r['timings_s']}; warnings {r['warnings']}"
+              for r in rows if "error" not in r]
+    return "\n".join(out + ["", "peak MB = ru_maxrss of the case's own process"] + notes)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
