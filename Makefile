@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 DEMO := .demo
 SYSTEM_PACKAGES := libgl1 libegl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libdbus-1-3 xvfb xauth \
 	libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 \
-	dcmtk orthanc poppler-utils
+	dcmtk dicom3tools orthanc poppler-utils
 
 .PHONY: run test system-packages setup demo benchmarks clean
 
