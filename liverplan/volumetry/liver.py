@@ -101,13 +101,23 @@ def lps_axis(image: sitk.Image, axis: int) -> np.ndarray:
             + d[axis, 2] * sz * np.arange(nz)[:, None, None])
 
 
+def edt(mask: np.ndarray, spacing_zyx=(1.0, 1.0, 1.0)) -> np.ndarray:
+    """Distance (mm) from each voxel of `mask` to the nearest voxel outside it (0 outside), as
+    scipy's distance_transform_edt but multi-threaded (ITK's Maurer transform)."""
+    outside = sitk.GetImageFromArray((~mask).astype(np.uint8))
+    outside.SetSpacing([float(s) for s in spacing_zyx[::-1]])
+    d = sitk.SignedMaurerDistanceMap(outside, insideIsPositive=False, squaredDistance=False,
+                                     useImageSpacing=True)
+    return np.where(mask, sitk.GetArrayFromImage(d), 0.0)
+
+
 def dilate_mm(mask: np.ndarray, radius_mm: float, spacing_zyx=(1.0, 1.0, 1.0)) -> np.ndarray:
     """Euclidean dilation by `radius_mm` via a distance map (fast for large radii)."""
-    return ndi.distance_transform_edt(~mask, sampling=spacing_zyx) <= radius_mm
+    return ~erode_mm(~mask, radius_mm, spacing_zyx)
 
 
 def erode_mm(mask: np.ndarray, radius_mm: float, spacing_zyx=(1.0, 1.0, 1.0)) -> np.ndarray:
-    return ndi.distance_transform_edt(mask, sampling=spacing_zyx) > radius_mm
+    return edt(mask, spacing_zyx) > radius_mm
 
 
 def close_mm(mask: np.ndarray, radius_mm: float, spacing_zyx=(1.0, 1.0, 1.0)) -> np.ndarray:
@@ -151,7 +161,7 @@ def estimate_intensity(a: np.ndarray, body: np.ndarray, x_lps: np.ndarray,
     local_mean = ndi.uniform_filter(a, 3)
     local_sd = np.sqrt(np.maximum(ndi.uniform_filter(a * a, 3) - local_mean ** 2, 0.0))
     centre_x = np.median(np.broadcast_to(x_lps, a.shape)[body])
-    deep = ndi.distance_transform_edt(body) * p.coarse_spacing_mm > 20.0
+    deep = erode_mm(body, 20.0, (p.coarse_spacing_mm,) * 3)
     sel = body & deep & (x_lps < centre_x) & (local_sd < 12.0) & (a > 0) & (a < 250)
     values = a[sel]
     if values.size < 1000:
@@ -191,7 +201,7 @@ def liver_core(band: np.ndarray, x_lps: np.ndarray, centre_x: float, p: LiverPar
 
     Automatic: the largest deep component whose centroid lies on the patient's right.
     Seeded: the deep component nearest to the seed."""
-    thickness = ndi.distance_transform_edt(band) * p.coarse_spacing_mm
+    thickness = edt(band, (p.coarse_spacing_mm,) * 3)
     labels, n = ndi.label(thickness > p.core_depth_mm)
     if n == 0:
         return np.zeros_like(band), thickness
@@ -271,9 +281,17 @@ def refine_boundary(image: sitk.Image, coarse_mask: sitk.Image, model: Intensity
     region = sitk.RegionOfInterest(image, [b.stop - b.start for b in box[::-1]],
                                    [b.start for b in box[::-1]])
     a = sitk.GetArrayFromImage(sitk.Median(region, [1, 1, 1]))
-    inner = (d < 0) & ((d < -p.refine_band_mm) | ((a > model.keep_floor) & (a < model.upper + 6.0 * model.sd)))
+    # Half-way between the parenchyma and the darkest tissue within ~3 mm: where a partial-volume
+    # voxel next to fat or air belongs to the liver (it is more than half liver).
+    size = [max(3, int(round(3.0 / s))) for s in (image.GetSpacing()[::-1])]
+    half = (model.mode + ndi.minimum_filter(a, size=size)) / 2.0
+    inner = (d < 0) & ((d < -p.refine_band_mm) | ((a >= np.minimum(model.keep_floor, half))
+                                                   & (a < model.upper + 6.0 * model.sd)))
     outer = (d >= 0) & (d <= p.refine_band_mm) & (a >= model.lower) & (a <= model.upper)
-    crop = largest_component(ndi.binary_opening(inner | outer))
+    liver = inner | outer
+    partial = (d >= 0) & (d <= p.refine_band_mm) & (a >= half) & (a < model.lower)
+    liver |= partial & ndi.binary_dilation(liver)          # one voxel layer, no creeping
+    crop = largest_component(ndi.binary_opening(liver))
     crop = np.stack([ndi.binary_fill_holes(s) for s in crop])
     out = np.zeros(dist.shape, np.uint8)
     out[box] = crop
