@@ -130,3 +130,24 @@ def test_split_two_touching_spheres():
     # With explicit points too.
     pts = index_to_lps(ref, np.array([[40 / 1.5, 40 / 0.8, 30 / 0.8], [40 / 1.5, 40 / 0.8, 44 / 0.8]]))
     assert sitk.GetArrayFromImage(split_lesion(image_from_array(a, ref), 1, pts)).max() == 2
+
+
+@pytest.mark.realdata
+def test_ircadb_lesions_in_the_reference_liver(shared_data):
+    """On the expert's liver mask, the large metastases of 3D-IRCADb-01 are found and
+    delineated, and nothing is found where the expert drew no lesion."""
+    from liverplan.io import load
+    image = load(shared_data / "ircadb-01" / "PATIENT_DICOM").image
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(shared_data / "ircadb-01" / "labels.nii.gz")))
+    found = sitk.GetArrayFromImage(
+        detect_lesions(image, image_from_array((labels > 0).astype(np.uint8), image)))
+    truth, n = ndi.label(labels == 2, structure=np.ones((3, 3, 3)))
+    sizes = np.bincount(truth.ravel())[1:]
+    largest = np.argsort(sizes)[::-1][:2] + 1            # the 84 mL and 10 mL metastases
+    for k in largest:
+        ids = np.unique(found[truth == k])
+        ids = ids[ids > 0]
+        assert ids.size, f"reference lesion of {sizes[k - 1]} voxels missed"
+        assert dice(np.isin(found, ids), truth == k) >= 0.6
+    false_positives = [i for i in np.unique(found) if i and not (labels[found == i] == 2).any()]
+    assert len(false_positives) <= 2
