@@ -1,0 +1,62 @@
+"""The real main window under Xvfb, with its own settings file and recovery folder."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtGui import QImage
+
+LOAD_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path):
+    """Factory for main windows that never touch the user's settings or recovery copy."""
+    from liverplan.viewers.main_window import MainWindow
+
+    windows = []
+
+    def make(recovery_dir=None):
+        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+        window = MainWindow(settings=settings, recovery_dir=recovery_dir or tmp_path / "recovery")
+        # Not qtbot.addWidget: qtbot would close it before `dirty` is reset below, and the
+        # Save/Discard question would then wait for an answer.
+        window.resize(1400, 900)
+        window.show()
+        qtbot.waitExposed(window)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.dirty = False          # no Save/Discard question at teardown
+        window.close()
+        window.deleteLater()
+
+
+@pytest.fixture
+def window(make_window):
+    return make_window()
+
+
+def wait_task(qtbot, task, timeout=LOAD_TIMEOUT_MS):
+    """Wait until a Task has delivered its outcome (finished, failed or cancelled)."""
+    qtbot.waitUntil(lambda: not task.running, timeout=timeout)
+
+
+def open_and_wait(qtbot, window, path, timeout=LOAD_TIMEOUT_MS):
+    """Open through the same slot as the File menu; wait until the case is shown."""
+    before = window.case
+    window.open_path(path)
+    qtbot.waitUntil(lambda: window.case is not None and window.case is not before,
+                    timeout=timeout)
+    return window.case
+
+
+def view_pixels(widget) -> np.ndarray:
+    """What a person sees in a widget, as an (h, w, 3) uint8 array."""
+    image = widget.grab().toImage().convertToFormat(QImage.Format_RGB888)
+    h, w = image.height(), image.width()
+    buffer = np.frombuffer(image.constBits(), np.uint8, count=image.bytesPerLine() * h)
+    return buffer.reshape(h, image.bytesPerLine())[:, :w * 3].reshape(h, w, 3).copy()

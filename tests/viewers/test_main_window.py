@@ -1,0 +1,251 @@
+"""The real window on the synthetic patient (and one real case) under Xvfb."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtWidgets import QLabel, QMessageBox
+
+from liverplan.case import LIVER, TUMORS, VESSELS
+from liverplan.geometry import image_from_array
+from liverplan.io import read_image
+from liverplan.viewers.reslice import AXIAL, CORONAL, SAGITTAL, window_to_uint8
+from liverplan.viewers.view_state import WINDOW_LIVER
+from tests.viewers.conftest import open_and_wait, view_pixels, wait_task
+
+pytestmark = pytest.mark.gui
+
+
+def truth(patient, name) -> sitk.Image:
+    return read_image(patient.truth_dir / f"{name}.nii.gz")
+
+
+def tinted(pixels: np.ndarray) -> np.ndarray:
+    """Pixels whose colour is not grey (an overlay is drawn there)."""
+    p = pixels.astype(int)
+    return (np.abs(p[..., 0] - p[..., 1]) > 12) | (np.abs(p[..., 1] - p[..., 2]) > 12)
+
+
+def centre_on(window, mask: sitk.Image) -> None:
+    """Put the crosshair on the mask's centre of mass (the views show its middle)."""
+    zyx = np.argwhere(sitk.GetArrayViewFromImage(mask)).mean(axis=0)
+    window.state.set_cursor(mask.TransformContinuousIndexToPhysicalPoint(zyx[::-1].tolist()))
+
+
+def image_area(view) -> np.ndarray:
+    """Boolean (h, w) mask of the widget pixels covered by the image, without the crosshair."""
+    rows, cols = view.state.volume.slice_shape(view.plane)
+    top_left, bottom_right = view.display_to_widget(-0.5, -0.5), view.display_to_widget(
+        cols - 0.5, rows - 0.5)
+    area = np.zeros((view.height(), view.width()), bool)
+    area[int(top_left.y()) + 2:int(bottom_right.y()) - 2,
+         int(top_left.x()) + 2:int(bottom_right.x()) - 2] = True
+    c = view.lps_to_widget(view.state.cursor_lps)
+    area[max(int(c.y()) - 2, 0):int(c.y()) + 3, :] = False
+    area[:, max(int(c.x()) - 2, 0):int(c.x()) + 3] = False
+    return area
+
+
+def test_open_shows_the_middle_axial_slice_with_radiological_labels(window, qtbot,
+                                                                    synthetic_patient, output_dir):
+    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    axial = window.views[AXIAL]
+    n = case.image.GetSize()[2]
+    assert abs(axial.slice_index() - (n - 1) / 2) <= 0.5
+    labels = window.state.volume.screen_labels(AXIAL)
+    assert (labels.left, labels.right, labels.top, labels.bottom) == ("R", "L", "A", "P")
+    coronal = window.state.volume.screen_labels(CORONAL)
+    assert (coronal.left, coronal.top) == ("R", "S")
+    sagittal = window.state.volume.screen_labels(SAGITTAL)
+    assert (sagittal.left, sagittal.top) == ("A", "S")
+    # The patient information reached the Load panel and the title.
+    texts = [label.text() for label in window.steps.panels["load"].findChildren(QLabel)]
+    assert case.info is not None and any(case.info.patient_name in t for t in texts)
+    assert synthetic_patient.dicom_dir.name in window.windowTitle()
+    window.grab().save(str(output_dir / "viewer_1_open.png"))
+
+
+def test_liver_overlay_is_coloured_where_the_mask_is_on_the_patients_right(
+        window, qtbot, synthetic_patient, output_dir):
+    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    liver = truth(synthetic_patient, "liver")
+    case.set_label(LIVER, liver)
+    centre_on(window, liver)
+    axial = window.views[AXIAL]
+    pixels = view_pixels(axial)
+    coloured = tinted(pixels) & image_area(axial)
+    # Area check: coloured widget pixels match the mask's voxels on this slice, scaled.
+    mask_slice = window.state.labels[LIVER].slice(AXIAL, axial.slice_index())
+    scale = axial._transform()[0]
+    dx, dy = window.state.volume.pixel_spacing(AXIAL)
+    expected = np.count_nonzero(mask_slice) * dx * dy * scale ** 2
+    assert coloured.sum() == pytest.approx(expected, rel=0.1)
+    # The liver lies on the patient's right: on the left half of the radiological view.
+    centre_x = axial.display_to_widget(mask_slice.shape[1] / 2 - 0.5, 0).x()
+    assert np.argwhere(coloured)[:, 1].mean() < centre_x
+    window.grab().save(str(output_dir / "viewer_2_liver_overlay.png"))
+    # Opacity 0 hides the overlay; outline mode keeps only the border.
+    window.state.set_opacity(0.0)
+    assert (tinted(view_pixels(axial)) & image_area(axial)).sum() < 0.01 * coloured.sum()
+    window.state.set_outline(True)
+    outline = tinted(view_pixels(axial)) & image_area(axial)
+    assert 0 < outline.sum() < 0.5 * coloured.sum()
+
+
+def test_click_sets_one_lps_point_in_all_views_and_the_readout_shows_its_hu(
+        window, qtbot, synthetic_patient, output_dir):
+    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    axial = window.views[AXIAL]
+    pos = QPoint(int(axial.width() * 0.4), int(axial.height() * 0.6))
+    clicked = window.state.volume.lps_to_index(axial.widget_to_lps(pos))
+    qtbot.mouseClick(axial, Qt.LeftButton, pos=pos)
+    point = window.state.cursor_lps
+    # The crosshair sits on the centre of the clicked voxel.
+    ijk = window.state.volume.lps_to_index(point)
+    assert np.allclose(ijk, np.rint(clicked), atol=1e-6)
+    # The coronal view now shows the clicked row and the sagittal view the clicked column.
+    assert window.views[CORONAL].slice_index() == round(ijk[1])
+    assert window.views[SAGITTAL].slice_index() == round(ijk[0])
+    for view in window.views.values():
+        c = view.lps_to_widget(point)
+        assert view.widget_to_lps(c) == pytest.approx(point, abs=1e-6)
+        pixel = view_pixels(view)[int(c.y()) - 20, int(c.x())]     # on the vertical hair
+        assert pixel[0] > 150 and pixel[1] > 120 and pixel[2] < 120, view.plane
+    # HU under the cursor: the original image's value at that voxel.
+    qtbot.mouseMove(axial, pos)
+    qtbot.waitUntil(lambda: "HU" in window.readout.text())
+    hu = int(re.match(r"(-?\d+) HU", window.readout.text()).group(1))
+    index = case.image.TransformPhysicalPointToIndex(tuple(float(v) for v in point))
+    assert hu == case.image.GetPixel(index)
+    window.grab().save(str(output_dir / "viewer_3_crosshair.png"))
+
+
+def test_window_preset_changes_the_rendered_grey_values(window, qtbot, synthetic_patient):
+    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    axial = window.views[AXIAL]
+    before = view_pixels(axial)
+    window.actions_by_name["window_liver"].trigger()
+    assert window.state.window == WINDOW_LIVER
+    after = view_pixels(axial)
+    assert np.count_nonzero(np.abs(before.astype(int) - after.astype(int)).sum(axis=2) > 10) > \
+        0.05 * before.shape[0] * before.shape[1]
+    # The centre voxel shows exactly the liver-window grey of its HU value.
+    rows, cols = window.state.volume.slice_shape(AXIAL)
+    y, x = rows // 2, cols // 2
+    hu = window.state.volume.slice(AXIAL, axial.slice_index())[y, x]
+    rendered = window.state.render(AXIAL, axial.slice_index())
+    assert rendered[y, x] == window_to_uint8(np.array([hu]), *WINDOW_LIVER)[0]
+
+
+def test_3d_view_has_actors_for_the_loaded_structures(window, qtbot, synthetic_patient,
+                                                       output_dir):
+    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    for name in (LIVER, TUMORS, VESSELS):
+        case.set_label(name, truth(synthetic_patient, name))
+    qtbot.waitUntil(lambda: {"liver", "lesions", "portal", "hepatic"} <= set(window.view3d.actors),
+                    timeout=120_000)
+    for view in ("Anterior", "Laparoscopic"):
+        window.view3d.standard_view(view)
+        shot = window.view3d.screenshot(output_dir / f"viewer_4_3d_{view.lower()}.png")
+        assert shot.is_file()
+    # Hiding a structure hides its actor; the liver is semi-transparent.
+    window.steps.panels["display"].checks["portal"].setChecked(False)
+    assert not window.view3d.actors["portal"].GetVisibility()
+    assert window.view3d.actors["liver"].GetProperty().GetOpacity() < 0.5
+    window.grab().save(str(output_dir / "viewer_4_window_3d.png"))
+
+
+def test_saved_case_reopens_with_equal_labels(make_window, qtbot, synthetic_patient, tmp_path):
+    window = make_window()
+    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    case.set_label(LIVER, truth(synthetic_patient, "liver"))
+    case.set_label(TUMORS, truth(synthetic_patient, "tumors"))
+    assert window.dirty
+    wait_task(qtbot, window.save_to(tmp_path / "patient.liverplan"))
+    assert not window.dirty and window.case_file == tmp_path / "patient.liverplan"
+    other = make_window()
+    reopened = open_and_wait(qtbot, other, tmp_path / "patient.liverplan")
+    for name in (LIVER, TUMORS):
+        assert np.array_equal(sitk.GetArrayFromImage(reopened.labels[name]),
+                              sitk.GetArrayFromImage(case.labels[name]))
+    assert np.array_equal(sitk.GetArrayFromImage(reopened.image),
+                          sitk.GetArrayFromImage(case.image))
+    assert not other.dirty
+
+
+def test_cancelled_load_leaves_the_previous_case(window, qtbot, synthetic_patient):
+    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    task = window.load_series(synthetic_patient.dicom_dir)
+    task.progress.connect(lambda *_: window.progress.cancel_button.click())
+    with qtbot.waitSignal(task.cancelled, timeout=60_000):
+        pass
+    assert window.case is case and window.state.volume.source is case.image
+    assert any("cancelled" in message for _, message in window.log_panel.entries)
+
+
+def test_loader_warnings_appear_in_the_log(window, qtbot, synthetic_patient, tmp_path,
+                                           output_dir):
+    folder = tmp_path / "with_broken_file"
+    shutil.copytree(synthetic_patient.dicom_dir, folder)
+    first = sorted(p for p in folder.iterdir() if p.is_file())[0]
+    (folder / "broken.dcm").write_bytes(first.read_bytes()[:300])
+    open_and_wait(qtbot, window, folder)
+    warnings = [m for level, m in window.log_panel.entries if level == "warning"]
+    assert any("broken.dcm" in m for m in warnings)
+    assert window.notice.isVisible() and "skipped" in window.notice.text.text()
+    window.grab().save(str(output_dir / "viewer_5_warnings.png"))
+
+
+def test_closing_with_unsaved_changes_asks(window, qtbot, synthetic_patient):
+    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    case.set_label(LIVER, truth(synthetic_patient, "liver"))
+    assert window.dirty and window.windowTitle().count("*") == 1
+
+    def answer(button):
+        QTimer.singleShot(0, lambda: window.question.button(button).click())
+
+    answer(QMessageBox.Cancel)
+    assert window.close() is False and window.isVisible()
+    answer(QMessageBox.Discard)
+    assert window.close() is True
+
+
+def test_autosave_is_offered_after_a_crash(make_window, qtbot, synthetic_patient, tmp_path):
+    recovery = tmp_path / "recovery"
+    window = make_window(recovery)
+    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    liver = truth(synthetic_patient, "liver")
+    case.set_label(LIVER, liver)
+    wait_task(qtbot, window.autosave())
+    # The first window never closes (as after a crash): a new one finds the copy.
+    other = make_window(recovery)
+    folder = other.recovery_available()
+    assert folder is not None
+    from liverplan.io.casefile import open_case
+    restored, _ = open_case(folder)
+    assert np.array_equal(sitk.GetArrayFromImage(restored.labels[LIVER]),
+                          sitk.GetArrayFromImage(liver))
+    # A clean close removes the copy.
+    window.dirty = False
+    window.close()
+    assert other.recovery_available() is None
+
+
+@pytest.mark.realdata
+def test_real_case_liver_shows_on_the_screen_left(window, qtbot, shared_data, output_dir):
+    """3D-IRCADb-01: the liver is on the patient's right, so on the left of the axial view."""
+    case = open_and_wait(qtbot, window, shared_data / "ircadb-01" / "PATIENT_DICOM")
+    labels = read_image(shared_data / "ircadb-01" / "labels.nii.gz")
+    liver = image_from_array((sitk.GetArrayViewFromImage(labels) > 0).astype(np.uint8), case.image)
+    case.set_label(LIVER, liver)
+    centre_on(window, liver)
+    axial = window.views[AXIAL]
+    coloured = tinted(view_pixels(axial)) & image_area(axial)
+    assert coloured.sum() > 1000
+    assert np.argwhere(coloured)[:, 1].mean() < axial.width() / 2
+    window.grab().save(str(output_dir / "viewer_realdata_ircadb.png"))
