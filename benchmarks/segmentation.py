@@ -126,8 +126,32 @@ def run_case(case: str) -> dict:
                      if lesion_ref[1] == "instances" else None)
         row.update(_lesion_scores(found, _reference_lesions(*lesion_ref, image), image, ref,
                                   diameters))
+    row["edit_s"] = _edit_timings(image, run.liver.mask)
     row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return row
+
+
+def _edit_timings(image: sitk.Image, liver: sitk.Image) -> dict[str, float]:
+    """Seconds per hand correction on this grid (the GUI's MaskEditor), at the liver centre."""
+    from liverplan.geometry import index_to_lps
+    from liverplan.volumetry.edit import MaskEditor, Stroke
+    editor = MaskEditor(image, liver)
+    centre = index_to_lps(image, np.argwhere(sitk.GetArrayViewFromImage(liver) > 0).mean(axis=0))[0]
+    stroke = [centre + [dx, 0.0, 0.0] for dx in np.linspace(-20, 20, 9)]
+    actions = {
+        "brush axial r10": lambda: editor.paint(Stroke(stroke, 10.0, "axial"), 1),
+        "eraser coronal r10": lambda: editor.paint(Stroke(stroke, 10.0, "coronal"), 0),
+        "include seed r15": lambda: editor.include_seed(centre, radius_mm=15.0),
+        "exclude seed r15": lambda: editor.exclude_seed(centre, radius_mm=15.0),
+        "undo": editor.undo,
+        "redo": editor.redo,
+    }
+    timings = {}
+    for name, action in actions.items():
+        start = time.perf_counter()
+        action()
+        timings[name] = round(time.perf_counter() - start, 3)
+    return timings
 
 
 def _lesion_scores(found: np.ndarray, truth: np.ndarray, image: sitk.Image,
@@ -194,8 +218,8 @@ def _table(rows: list[dict]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
     out = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in (header, *lines)]
     notes = [f"{r['case']}: {r['error']}" for r in rows if "error" in r]
-    notes += [f"{r['case']}: timings {r['timings_s']}; warnings {r['warnings']}"
-              for r in rows if "error" not in r]
+    notes += [f"{r['case']}: stage seconds {r['timings_s']}; hand-edit seconds {r['edit_s']}; "
+              f"warnings {r['warnings']}" for r in rows if "error" not in r]
     return "\n".join(out + ["", "peak MB = ru_maxrss of the case's own process"] + notes)
 
 
