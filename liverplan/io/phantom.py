@@ -388,6 +388,7 @@ def _build_anatomy(seed: int) -> _Anatomy:
     anatomy.scale = _volume_scale(anatomy)
     _add_twigs(anatomy, rng)
     _place_lesions(anatomy, rng)
+    _left_vein_common_trunk(anatomy)
     anatomy.dome = _diaphragm(anatomy)
     anatomy.bowel = _bowel_fields(rng)
     return anatomy
@@ -435,6 +436,22 @@ def _veins_between_territories(anatomy: _Anatomy) -> None:
             n = (qb - qa) / np.linalg.norm(qb - qa, axis=1, keepdims=True)
             pts = pts - np.sum((pts - (qa + qb) / 2) * n, axis=1, keepdims=True) * n
         branch.points[1:] = pts
+
+
+def _left_vein_common_trunk(anatomy: _Anatomy) -> None:
+    """Join the left hepatic vein to the middle one (their common trunk, as in most livers):
+    from the IVC it would otherwise climb through the thorax, above the left lobe. The junction
+    is the first middle-vein point from which the left vein runs inside the liver. Done after
+    the lesions are placed, which keeps their positions."""
+    veins = {b.name: b for b in anatomy.branches}
+    left, middle = veins["left hepatic vein"], veins["middle hepatic vein"]
+    target = left.points[1]
+    for p in middle.samples():
+        line = p + (target - p) * np.linspace(0, 1, 50)[:, None]
+        if anatomy.liver_inside(line[:, 0], line[:, 1], line[:, 2]).all():
+            left.points[0] = p
+            return
+    raise AssertionError("the left hepatic vein finds no junction with the middle one")
 
 
 def _add_twigs(anatomy: _Anatomy, rng) -> None:
@@ -589,6 +606,8 @@ def _render_body(anatomy: _Anatomy, grid: _Grid) -> np.ndarray:
                                 for a, b in zip(IVC_PATH[:-1], IVC_PATH[1:])])
     for name, pts, r0, r1, cls in _EXTRAHEPATIC:
         _paint_tubes(tissue, grid, _Branch(name, np.array(pts, float), r0, r1, cls).tubes())
+    # the main portal vein runs outside the liver from the confluence to the hilum
+    _paint_tubes(tissue, grid, anatomy.branches[0].tubes())
     for tube in _Branch("colon", np.array(_COLON, float), 22, 22, BOWEL_WALL).tubes():
         _paint_tubes(tissue, grid, [tube])
         sl_t, xt, yt, zt = grid.box(*tube.bounds())
@@ -783,6 +802,11 @@ def _composite(body, region, segments, tumors):
     """Liver over the body except where the body is HARD; returns tissue and truth masks."""
     put = (region > 0) & ~HARD[body]
     tissue = np.where(put, region, body)
+    # a hepatic vein piece cut off from the IVC (by a lesion or the liver's edge) would have
+    # no outflow: render it as parenchyma, so every hepatic vein drains into the IVC
+    veins = np.isin(tissue, (HEPATIC, IVC))
+    pieces = ndimage.label(veins, structure=np.ones((3, 3, 3)))[0]
+    tissue[veins & ~np.isin(pieces, np.unique(pieces[tissue == IVC]))] = LIVER
     liver = put & (region != GALLBLADDER)
     segments = np.where(liver, segments, 0).astype(np.uint8)
     tumors = np.where(liver, tumors, 0).astype(np.uint16)

@@ -253,3 +253,19 @@ def test_hepatic_veins_run_between_their_territories():
                     axis=1) for segs in phantom._VEIN_PLANES[branch.name]]
         off_boundary_mm = np.abs(d[0] - d[1]) / 2    # distance from the bisecting boundary
         assert np.median(off_boundary_mm) < 6.0, branch.name
+
+
+@pytest.mark.parametrize("timepoint", ["baseline", "followup"])
+def test_hepatic_veins_and_ivc_are_one_tree_and_the_portal_trunk_leaves_the_liver(
+        timepoint, baseline, followup):
+    """Every hepatic vein (the left one included) drains into the IVC: label 2 is one
+    26-connected piece; the main portal vein (label 1) continues outside the liver mask to the
+    confluence, where a plan finds the portal trunk."""
+    _, _, _, masks = baseline if timepoint == "baseline" else followup
+    vessels, liver = masks["vessels"], masks["liver"] > 0
+    assert ndimage.label(vessels == 2, structure=np.ones((3, 3, 3)))[1] == 1
+    portal, n = ndimage.label(vessels == 1, structure=np.ones((3, 3, 3)))
+    main = np.argmax(np.bincount(portal.ravel())[1:]) + 1
+    outside = (portal == main) & ~liver
+    assert np.count_nonzero(outside) > 500
+    assert np.count_nonzero((portal == main) & liver) > 1000
