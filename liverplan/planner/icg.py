@@ -45,7 +45,9 @@ modelled. Predictions say where fluorescence is expected, not that it will be se
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Callable, ClassVar
 
 import numpy as np
@@ -58,6 +60,7 @@ from liverplan import evidence
 from liverplan.errors import PlanningError
 from liverplan.geometry import lps_to_index, same_grid
 from liverplan.meshes import mask_to_mesh
+from liverplan.planner.margins import LesionOutcome, outcomes_for_masks
 from liverplan.progress import Steps
 
 PATTERNS = ("rim", "whole")
@@ -169,13 +172,14 @@ class LesionSurfaceSignal:
 class LesionTransectionSignal:
     lesion_id: int
     pattern: str
-    resected: bool             # most of the lesion lies in the resected region
-    margin_mm: float           # lesion surface to cut surface; 0 when the cut goes through it
+    status: str                # the planner's: resected | left in place | cut through
+    margin_mm: float | None    # the planner's margin (margins.py); None when left in place
     peak_specimen: float       # expected intensity on the specimen's cut face
     peak_cavity: float         # expected intensity in the remnant cavity
     nir_specimen: bool
     nir_cavity: bool
-    flag: str = ""             # "likely false positive" / "not seen" explanation, or ""
+    flag: str = ""             # margin flag ("likely false positive" / "not seen"), or for a
+                               # lesion left in place what the cavity shows of it; or ""
 
     @property
     def nir_positive(self) -> bool:
@@ -236,8 +240,8 @@ class TransectionMap(_IcgMap):
             sides = [name for name, on in (("specimen face", r.nir_specimen),
                                            ("remnant cavity", r.nir_cavity)) if on]
             nir = f"NIR+ expected on the {' and '.join(sides)}" if sides else "NIR- expected"
-            where = "resected" if r.resected else "left in the remnant"
-            out.append(f"  lesion {r.lesion_id} ({where}): margin {r.margin_mm:.1f} mm, {nir}")
+            margin = "" if r.margin_mm is None else f"margin {r.margin_mm:.1f} mm, "
+            out.append(f"  lesion {r.lesion_id} ({r.status}): {margin}{nir}")
             if r.flag:
                 out.append(f"    ! {r.flag}")
         return out + list(self.warnings) + ["How far to trust a real NIR signal:"] + [
@@ -249,6 +253,13 @@ class TransectionMap(_IcgMap):
             row["nir_positive"] = x.nir_positive
         d["evidence"] = list(self.evidence)
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TransectionMap":
+        # rows written before the planner's status was used held `resected` (a bool) instead
+        rows = [{"status": "resected" if x.get("resected") else "left in place", **x}
+                for x in d["lesions"]]
+        return super().from_dict({**d, "lesions": rows})
 
 
 @dataclass(frozen=True)
@@ -270,13 +281,18 @@ class LaparoscopeView:
 
 @dataclass(frozen=True)
 class IcgResult:
-    """Everything the plan file keeps of the ICG prediction: both maps, the files written and
-    the laparoscope pose of the rendered view."""
+    """Everything the plan file keeps of the ICG prediction: both maps, the files written (names
+    relative to the plan's folder, so the folder can move) and the laparoscope pose of the
+    rendered view."""
 
     surface: SurfaceMap
     transection: TransectionMap | None = None
     files: tuple[str, ...] = ()
     view: LaparoscopeView | None = None
+
+    def paths(self, folder: str | Path) -> list[Path]:
+        """The files written, in the plan's folder `folder`."""
+        return [Path(folder) / name for name in self.files]
 
     def lines(self) -> list[str]:
         return self.surface.lines() + (self.transection.lines() if self.transection else [])
@@ -537,28 +553,32 @@ def sub_surface(mesh: pv.PolyData, keep: np.ndarray) -> pv.PolyData:
 
 def transection_fluorescence(liver: sitk.Image, tumors: sitk.Image, resected: sitk.Image,
                              params: IcgParameters = IcgParameters(), *,
+                             outcomes: Sequence[LesionOutcome] | None = None,
                              mesh: pv.PolyData | None = None, progress=None, cancel=None
                              ) -> tuple[pv.PolyData, TransectionMap]:
     """Expected fluorescence on both sides of a planned transection.
 
     resected: 0/1 mask of the region to be removed (liver voxels inside it are the specimen);
-    `mesh` is cut_surface(liver, resected), made here when not given. Returns a copy of the cut
-    surface with point arrays SPECIMEN_ARRAY and CAVITY_ARRAY and, per lesion, NIR+/NIR-
-    beside the geometric margin, with flags where the two disagree.
+    outcomes: the planner's per-lesion status and margin for this resection (PlanResult.lesions),
+    computed here with the planner's own measure when not given, so the margin beside NIR+/NIR-
+    is the one behind the plan's R0/R1 call; `mesh` is cut_surface(liver, resected), made here
+    when not given. Returns a copy of the cut surface with point arrays SPECIMEN_ARRAY and
+    CAVITY_ARRAY and, per lesion, NIR+/NIR- beside the margin, with flags where the two disagree.
     """
     _check_masks(liver, tumors, resected)
     steps = Steps(progress, cancel)
     steps.report(0.0, "ICG: transection surface")
+    if outcomes is None:
+        outcomes = outcomes_for_masks(liver, tumors, resected)
+    planned = {o.lesion_id: o for o in outcomes}
     mesh = (cut_surface(liver, resected) if mesh is None else mesh).copy()
     removed = sitk.GetArrayViewFromImage(resected) != 0
     sides = {SPECIMEN_ARRAY: np.full(mesh.n_points, params.background),
              CAVITY_ARRAY: np.full(mesh.n_points, params.background)}
-    points = np.asarray(mesh.points, dtype=float)
     rows = []
-    for lesion_id, box, crop in _lesion_crops(tumors, params, mesh, steps):
+    for lesion_id, _, crop in _lesion_crops(tumors, params, mesh, steps):
         side = removed[crop.slices]
-        n_voxels, n_resected = int(crop.lesion.sum()), int(np.count_nonzero(crop.lesion & side))
-        diameter = _diameter_mm(n_voxels, crop.spacing)
+        diameter = _diameter_mm(int(crop.lesion.sum()), crop.spacing)
         in_specimen = crop.distance(crop.lesion & side)
         in_remnant = crop.distance(crop.lesion & ~side)
         signals = {
@@ -570,11 +590,13 @@ def transection_fluorescence(liver: sitk.Image, tumors: sitk.Image, resected: si
         for name, signal in signals.items():
             sides[name][crop.vertices] += signal
             peaks[name] = params.background + (float(signal.max()) if signal.size else 0.0)
-        transected = 0 < n_resected < n_voxels
-        margin = 0.0 if transected else crop.gap_mm(np.minimum(in_specimen, in_remnant), points,
-                                                    lambda: _lesion_mesh(tumors, box, lesion_id))
-        rows.append(_transection_row(params, lesion_id, 2 * n_resected >= n_voxels, margin,
-                                     peaks[SPECIMEN_ARRAY], peaks[CAVITY_ARRAY]))
+        outcome = planned.get(lesion_id)
+        if outcome is None:
+            raise PlanningError(f"The plan has no result for lesion {lesion_id} (it lies outside "
+                                "the liver mask, or the plan is from other masks); recompute the "
+                                "plan on these masks before the ICG map.")
+        rows.append(_transection_row(params, lesion_id, outcome, peaks[SPECIMEN_ARRAY],
+                                     peaks[CAVITY_ARRAY]))
     for name, values in sides.items():
         mesh.point_data[name] = values
     steps.report(1.0, "ICG: transection map done")
@@ -583,17 +605,28 @@ def transection_fluorescence(liver: sitk.Image, tumors: sitk.Image, resected: si
     return mesh, TransectionMap(params, params.threshold, tuple(rows), warnings)
 
 
-def _transection_row(params: IcgParameters, lesion_id: int, resected: bool, margin_mm: float,
+def _transection_row(params: IcgParameters, lesion_id: int, outcome: LesionOutcome,
                      peak_specimen: float, peak_cavity: float) -> LesionTransectionSignal:
     nir_specimen, nir_cavity = peak_specimen >= params.threshold, peak_cavity >= params.threshold
     r0 = evidence.R0_MARGIN_MM.value
+    margin_mm = outcome.margin_mm
     flag = ""
-    if (nir_specimen or nir_cavity) and margin_mm >= r0:
+    if margin_mm is None:   # left in place: any glow on the cut is the lesion itself
+        flag = "Left in place in the remnant (not resected): " + (
+            "its own rim is expected to fluoresce through the remnant's cut face (cavity side)"
+            if nir_cavity else
+            "its rim lies too deep behind the remnant's cut face to be seen from the cavity")
+        if nir_specimen:
+            flag += "; the cut passes through its rim, so the specimen's face glows too"
+        flag += (". That signal is this lesion, not a positive margin." if nir_cavity or nir_specimen
+                 else ".")
+    elif (nir_specimen or nir_cavity) and margin_mm >= r0:
         flag = (f"NIR+ expected although the margin is {margin_mm:.1f} mm (>= {r0:g} mm): a "
                 f"fluorescent signal here would likely be a false positive.")
     elif margin_mm < r0 and not (nir_specimen or nir_cavity):
         flag = (f"Margin {margin_mm:.1f} mm (< {r0:g} mm) but NIR- expected: the rim is too weak "
                 f"or too deep to be seen on the transection; do not rely on fluorescence here.")
-    return LesionTransectionSignal(lesion_id, params.pattern(lesion_id), resected,
-                                   round(margin_mm, 2), peak_specimen, peak_cavity,
+    return LesionTransectionSignal(lesion_id, params.pattern(lesion_id), outcome.status,
+                                   None if margin_mm is None else round(margin_mm, 2),
+                                   peak_specimen, peak_cavity,
                                    bool(nir_specimen), bool(nir_cavity), flag)

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import SimpleITK as sitk
 
 from liverplan import evidence as ev
 from liverplan.planner.remnant import SYSTEM_NAMES
@@ -96,6 +97,18 @@ def lesion_outcomes(ctx: "PlanningContext", resected: np.ndarray,
         out.append(LesionOutcome(les.lesion_id, les.volume_ml, les.diameter_mm,
                                  les.centroid_lps_mm, les.segment, status, margin, r0))
     return tuple(out)
+
+
+def outcomes_for_masks(liver: sitk.Image, tumors: sitk.Image,
+                       resected: sitk.Image) -> tuple[LesionOutcome, ...]:
+    """`lesion_outcomes` for a resected-region mask (0/1 on the liver's grid), for callers that
+    have masks rather than a planning context: the same margin as in the plan's verdict."""
+    from liverplan.planner.flr import PlanningContext   # flr imports this module
+
+    ctx = PlanningContext(liver, tumors)
+    z, y, x = (ctx.zyx + ctx.offset_zyx).T
+    removed = np.ascontiguousarray(sitk.GetArrayViewFromImage(resected)[z, y, x] != 0)
+    return lesion_outcomes(ctx, removed, ctx.cut_faces(removed))
 
 
 def vessel_crossings(ctx: "PlanningContext", cut: np.ndarray) -> tuple[VesselCrossing, ...]:

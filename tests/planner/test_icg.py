@@ -8,9 +8,11 @@ import SimpleITK as sitk
 from liverplan import evidence
 from liverplan.errors import Cancelled, PlanningError
 from liverplan.geometry import image_from_array, index_to_lps
+from liverplan.planner.flr import PlanningContext, evaluate, resected_image
 from liverplan.planner.icg import (CAVITY_ARRAY, SPECIMEN_ARRAY, SURFACE_ARRAY, IcgParameters,
                                    SurfaceMap, TransectionMap, rim_behind, signed_distance_mm,
                                    surface_fluorescence, transection_fluorescence)
+from liverplan.planner.resection import PlaneCut
 
 SPACING = (0.6, 0.9, 1.5)          # x, y, z mm: anisotropic on purpose
 SIZE = (110, 56, 36)               # x, y, z voxels: 66 x 50 x 54 mm
@@ -154,7 +156,7 @@ def _cut_case(margin_mm: float, **kw):
 
 def test_cut_at_half_a_millimetre_is_nir_positive_and_at_12_mm_negative():
     mesh, close, result = _cut_case(0.6)
-    assert close.resected
+    assert close.status == "resected"
     assert close.margin_mm == pytest.approx(0.6, abs=0.4)
     assert close.nir_specimen and close.nir_cavity and close.nir_positive
     assert close.flag == ""                               # NIR+ and R1: agree
@@ -181,6 +183,62 @@ def test_a_cut_through_the_lesion_has_zero_margin_and_lights_both_sides():
     _, result = transection_fluorescence(lm, tm, image_from_array(resected, tm))
     row = result.lesions[0]
     assert row.margin_mm == 0.0 and row.nir_specimen and row.nir_cavity
+
+
+def _plane_cut(margin_mm: float, lesion_side: bool):
+    """Flat-capsule liver, lesion 14 mm deep, cut by the plane normal to x at `margin_mm` from
+    the sphere: on its deep side removing the lesion with the capsule side (`lesion_side`), or
+    on its capsule side removing only the parenchyma in front of it."""
+    lm, tm, centre_local = _flat_case(14.0)
+    centre = index_to_lps(tm, (centre_local / np.asarray(SPACING))[::-1])[0]
+    x = np.array([1.0, 0.0, 0.0])                       # from the capsule into the liver
+    sign = 1.0 if lesion_side else -1.0
+    cut = PlaneCut(tuple(centre + sign * (RADIUS_MM + margin_mm) * x), tuple(-x))
+    ctx = PlanningContext(lm, tm)
+    return lm, tm, resected_image(ctx, [cut]), evaluate(ctx, [cut]).lesions
+
+
+@pytest.mark.parametrize("margin_mm", [0.7, 1.3, 4.0])
+def test_transection_margin_is_the_planners_margin_on_a_sphere_cut_by_a_plane(margin_mm):
+    lm, tm, resected, outcomes = _plane_cut(margin_mm, lesion_side=True)
+    planner = outcomes[0]
+    assert planner.status == "resected"
+    # voxelised plane (half a voxel along x) and sphere: within 0.5 mm of the analytic margin
+    assert planner.margin_mm == pytest.approx(margin_mm, abs=0.5)
+    _, given = transection_fluorescence(lm, tm, resected, outcomes=outcomes)
+    _, measured = transection_fluorescence(lm, tm, resected)     # the same planner measure
+    for row in (given.lesions[0], measured.lesions[0]):
+        assert row.status == "resected"
+        assert row.margin_mm == round(planner.margin_mm, 2)
+        # the flags follow the planner's R0/R1 call, never contradict it
+        assert ("false positive" in row.flag) == (planner.r0 and row.nir_positive)
+        assert ("NIR- expected" in row.flag) == (not planner.r0 and not row.nir_positive)
+
+
+def test_transection_refuses_outcomes_from_another_plan():
+    lm, tm, resected, _ = _plane_cut(4.0, lesion_side=True)
+    with pytest.raises(PlanningError, match="no result for lesion 1"):
+        transection_fluorescence(lm, tm, resected, outcomes=())
+
+
+@pytest.mark.parametrize("gap_mm, seen", [(1.5, True), (12.0, False)])
+def test_a_lesion_left_in_place_is_stated_not_flagged_as_a_false_positive(gap_mm, seen):
+    lm, tm, resected, outcomes = _plane_cut(gap_mm, lesion_side=False)
+    assert outcomes[0].status == "left in place" and outcomes[0].margin_mm is None
+    _, result = transection_fluorescence(lm, tm, resected, outcomes=outcomes)
+    row = result.lesions[0]
+    assert row.status == "left in place" and row.margin_mm is None
+    assert row.nir_cavity == seen
+    # a cut 1.5 mm from the lesion goes through its 2 mm rim: the specimen face glows as well
+    assert row.nir_specimen == seen
+    assert ("the specimen's face glows too" in row.flag) == seen
+    assert ("not a positive margin" in row.flag) == seen
+    assert row.flag.startswith("Left in place in the remnant (not resected)")
+    assert ("fluoresce through the remnant's cut face" in row.flag) == seen
+    assert ("too deep" in row.flag) == (not seen)
+    assert "false positive" not in row.flag and " mm" not in row.flag   # no margin figure
+    text = "\n".join(result.lines())
+    assert "lesion 1 (left in place): NIR" in text and "margin" not in text.split("\n")[1]
 
 
 def test_summaries_name_each_lesion_and_show_the_mimic_figures():
@@ -215,6 +273,11 @@ def test_parameters_and_results_round_trip_through_json():
     _, _, transection = _cut_case(0.6)
     again = TransectionMap.from_dict(json.loads(json.dumps(transection.to_dict())))
     assert again == transection
+    # a table written before the planner's status was kept (a `resected` bool) still loads
+    older = transection.to_dict()
+    for row in older["lesions"]:
+        row["resected"] = row.pop("status") == "resected"
+    assert TransectionMap.from_dict(older).lesions[0].status == "resected"
     assert any("sensitivity 60%" in line and "NPV 92%" in line for line in again.evidence)
 
 
