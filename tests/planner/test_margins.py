@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from liverplan.planner.flr import PlanningContext, evaluate
+from liverplan.planner.flr import PlanningContext, evaluate, resected_image
+from liverplan.planner.margins import outcomes_for_masks
 from liverplan.planner.resection import PlaneCut, SegmentResection, WedgeResection
 from tests.planner import resection_phantom as ph
 
@@ -52,6 +53,20 @@ def test_wedge_margin_is_the_requested_margin(ctx, margin_mm):
 def test_lesion_left_in_place_has_no_margin(ctx):
     les = evaluate(ctx, [SegmentResection((2, 3))]).lesion(1)
     assert les.status == "left in place" and les.margin_mm is None and les.r0 is None
+
+
+def test_outcomes_for_a_resected_mask_are_the_plans(ctx, images):
+    """Callers with only masks (the ICG map, the export) get the plan's own margins."""
+    ref = images[0]
+    centre_zyx, radius = ph.LESIONS[1]
+    u = ph.lps_direction(ref, (0, 1, 0))
+    resections = [PlaneCut(ph.lps(ref, centre_zyx) + (radius + 0.9) * u, -u), WedgeResection(2, 5.0)]
+    planned = evaluate(ctx, resections).lesions
+    again = outcomes_for_masks(images[0], images[1], resected_image(ctx, resections))
+    assert [(o.lesion_id, o.status, o.margin_mm, o.r0) for o in again] == [
+        (o.lesion_id, o.status, o.margin_mm, o.r0) for o in planned]
+    assert [o.status for o in planned] == ["resected", "resected"]
+    assert planned[0].margin_mm < 1.0 <= planned[1].margin_mm
 
 
 def test_crossed_vessels_are_found_with_their_diameter(ctx, images):
