@@ -158,19 +158,21 @@ def blend_labels(rgb: np.ndarray, labels: np.ndarray, lut: np.ndarray, opacity: 
                  outline_only: bool) -> None:
     """Blend a label slice onto an (h, w, 3) float32 RGB image in place.
 
-    `lut` is (n, 4) float32 RGBA per label value (alpha 0 for hidden or background values);
-    values beyond the table are not drawn.
+    `lut` is (n, 4) float32 RGBA per label value, covering every value in `labels` (alpha 0 for
+    hidden or background values). Only the labels' bounding box (plus one pixel, so outlines
+    at its edge are found) is touched, which keeps scrolling fast.
     """
-    values = labels.astype(np.intp, copy=False)
-    inside = values < len(lut)
-    if not inside.all():
-        values = np.where(inside, values, 0)
+    rows = np.flatnonzero(labels.any(axis=1))
+    if not rows.size:
+        return
+    cols = np.flatnonzero(labels.any(axis=0))
+    r0, r1 = max(rows[0] - 1, 0), rows[-1] + 2
+    c0, c1 = max(cols[0] - 1, 0), cols[-1] + 2
+    values = labels[r0:r1, c0:c1].astype(np.intp)
     rgba = lut[values]
-    alpha = rgba[..., 3] * np.float32(opacity)
     if outline_only:
         alpha = np.where(outline(values), rgba[..., 3], np.float32(0.0))
-    mask = alpha > 0
-    if not mask.any():
-        return
-    a = alpha[mask][:, None]
-    rgb[mask] = rgb[mask] * (1.0 - a) + rgba[mask][:, :3] * 255.0 * a
+    else:
+        alpha = rgba[..., 3] * np.float32(opacity)
+    target = rgb[r0:r1, c0:c1]
+    target += (rgba[..., :3] * np.float32(255.0) - target) * alpha[..., None]

@@ -194,10 +194,9 @@ class SliceView(QWidget):
         index = self.slice_index()
         key = (index, self.state.version, id(self.state.volume))
         if self._cache is None or self._cache[0] != key:
-            pixels = np.ascontiguousarray(self.state.render(self.plane, index))
+            pixels = self.state.render(self.plane, index)
             h, w = pixels.shape[:2]
-            fmt = QImage.Format_RGB888 if pixels.ndim == 3 else QImage.Format_Grayscale8
-            image = QImage(pixels.data, w, h, pixels.strides[0], fmt)
+            image = QImage(pixels.data, w, h, pixels.strides[0], QImage.Format_RGB32)
             self._cache = (key, image, pixels)   # the buffer must outlive the QImage
         return self._cache[1]
 

@@ -99,17 +99,20 @@ class ViewState(QObject):
 
     # --- pixels --------------------------------------------------------------------------------
     def render(self, plane: str, index: int) -> np.ndarray:
-        """The display slice as (h, w) grey uint8, or (h, w, 3) RGB uint8 when overlays show."""
+        """The display slice as (h, w) uint32 0xFFRRGGBB (Qt's RGB32): the grey window with the
+        visible label overlays blended on top."""
         grey = window_to_uint8(self.volume.slice(plane, index), *self.window)
         layers = [name for name in LAYER_ORDER if name in self.labels] if self.overlays_on else []
         luts = [(name, self._lut(name)) for name in layers]
         luts = [(name, lut) for name, lut in luts if lut[:, 3].any()]
         if not luts:
-            return grey
-        rgb = np.repeat(grey[:, :, None], 3, axis=2).astype(np.float32)
+            return grey.astype(np.uint32) * np.uint32(0x010101) | np.uint32(0xFF000000)
+        rgb = np.repeat(grey[:, :, None].astype(np.float32), 3, axis=2)
         for name, lut in luts:
             blend_labels(rgb, self.labels[name].slice(plane, index), lut, self.opacity, self.outline)
-        return rgb.astype(np.uint8)
+        channels = rgb.astype(np.uint32)
+        return (channels[..., 0] << 16) | (channels[..., 1] << 8) | channels[..., 2] | \
+            np.uint32(0xFF000000)
 
     def _lut(self, name: str) -> np.ndarray:
         if name not in self._luts:

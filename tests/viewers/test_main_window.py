@@ -139,7 +139,8 @@ def test_window_preset_changes_the_rendered_grey_values(window, qtbot, synthetic
     y, x = rows // 2, cols // 2
     hu = window.state.volume.slice(AXIAL, axial.slice_index())[y, x]
     rendered = window.state.render(AXIAL, axial.slice_index())
-    assert rendered[y, x] == window_to_uint8(np.array([hu]), *WINDOW_LIVER)[0]
+    grey = int(window_to_uint8(np.array([hu]), *WINDOW_LIVER)[0])
+    assert rendered[y, x] == 0xFF000000 | grey * 0x010101
 
 
 def test_3d_view_has_actors_for_the_loaded_structures(window, qtbot, synthetic_patient,
