@@ -1,7 +1,7 @@
 """Simulated NIR overlay: the liver as a laparoscope sees it, expected ICG fluorescence in green.
 
-Off-screen pyvista rendering (VTK falls back to an EGL window without a display), no Qt. The
-white-light liver is drawn in a reddish-brown; vertices whose expected intensity reaches the
+Off-screen pyvista rendering (an EGL window without a display, see `offscreen_plotter`), no
+Qt. The white-light liver is drawn in a reddish-brown; vertices whose expected intensity reaches the
 detection threshold are blended towards the green of clinical NIR overlay displays, more
 strongly the brighter they are. Nothing below the threshold is coloured.
 """
@@ -9,17 +9,22 @@ strongly the brighter they are. Nothing below the threshold is coloured.
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pyvista as pv
 import SimpleITK as sitk
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
+from liverplan.errors import PlanningError
 from liverplan.io.atomic import atomic_write, ensure_folder
 from liverplan.planner.icg import (CAVITY_ARRAY, SURFACE_ARRAY, IcgParameters, IcgResult,
                                    LaparoscopeView, SurfaceMap, TransectionMap, mask_fraction,
                                    sub_surface, surface_fluorescence, transection_fluorescence)
+from liverplan.planner.margins import LesionOutcome
 from liverplan.progress import Steps
 
 LIVER_RGB = np.array([0.60, 0.27, 0.22])     # white-light parenchyma
@@ -27,6 +32,8 @@ NIR_RGB = np.array([0.25, 1.0, 0.35])        # overlay green
 BACKGROUND_RGB = (0.03, 0.02, 0.02)
 _SATURATION = 3.0    # full green at threshold + 3x the threshold contrast
 _ONSET = 0.35        # a just-visible signal is already a clear tint
+_FIELD_RADIUS = 0.55   # of the image width: the laparoscope's round field
+_FIELD_EDGE = 0.05     # soft edge, as a fraction of that radius
 _PORT_DIRECTION = np.array([0.0, -1.0, -0.6]) / np.linalg.norm([0.0, -1.0, -0.6])  # ant., caudal
 SURFACE_FILE = "icg_surface.vtp"
 VIEW_FILE = "icg_view.png"
@@ -60,6 +67,30 @@ def overlay_colors(intensity: np.ndarray, threshold: float, contrast: float) -> 
     ramp = np.clip((intensity - threshold) / (_SATURATION * contrast), 0.0, 1.0)
     alpha = np.where(intensity >= threshold, _ONSET + (1 - _ONSET) * ramp, 0.0)[:, None]
     return np.round(255 * ((1 - alpha) * LIVER_RGB + alpha * NIR_RGB)).astype(np.uint8)
+
+
+@contextmanager
+def offscreen_plotter(window_size: tuple[int, int], **kwargs):
+    """An off-screen pyvista Plotter, closed on exit, that renders quietly without a display.
+
+    Without DISPLAY, VTK would first try an X window, print "bad X server connection" and then
+    fall back to EGL; asking for the EGL window (VTK_DEFAULT_OPENGL_WINDOW, read when the window
+    is created) skips that attempt. With a display (the GUI, Xvfb) VTK chooses as usual, and a
+    value the user set is respected. The variable is restored once the window exists.
+    """
+    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                    or "VTK_DEFAULT_OPENGL_WINDOW" in os.environ)
+    if headless:
+        os.environ["VTK_DEFAULT_OPENGL_WINDOW"] = "vtkEGLRenderWindow"
+    try:
+        plotter = pv.Plotter(off_screen=True, window_size=list(window_size), **kwargs)
+    finally:
+        if headless:
+            del os.environ["VTK_DEFAULT_OPENGL_WINDOW"]
+    try:
+        yield plotter
+    finally:
+        plotter.close()
 
 
 def render_nir_view(mesh: pv.PolyData, surface_map: SurfaceMap,
@@ -121,9 +152,8 @@ def render_cavity_view(remnant: pv.PolyData, cut: pv.PolyData, transection: Tran
 def _render(meshes: list[tuple[pv.PolyData, np.ndarray]], view: LaparoscopeView, caption: str,
             window_size: tuple[int, int]) -> np.ndarray:
     """Off-screen render of coloured meshes through a laparoscope: headlight, wet specular
-    surface, round field."""
-    plotter = pv.Plotter(off_screen=True, window_size=list(window_size), lighting="none")
-    try:
+    surface, round field, caption inside it."""
+    with offscreen_plotter(window_size, lighting="none") as plotter:
         plotter.set_background(BACKGROUND_RGB)
         for mesh, colors in meshes:
             plotter.add_mesh(mesh, scalars=colors, rgb=True, smooth_shading=True, specular=0.25,
@@ -134,37 +164,69 @@ def _render(meshes: list[tuple[pv.PolyData, np.ndarray]], view: LaparoscopeView,
         plotter.camera.up = view.view_up_lps
         plotter.camera.view_angle = view.view_angle_deg
         plotter.camera.reset_clipping_range()
-        plotter.add_text(caption, position="lower_edge", font_size=9, color="white")
         image = plotter.screenshot(return_img=True)
-    finally:
-        plotter.close()
-    return _scope_field(np.asarray(image)[..., :3])
+    return _caption(_scope_field(np.asarray(image)[..., :3]), caption)
 
 
 def _scope_field(image: np.ndarray) -> np.ndarray:
     """Black outside the round field of a laparoscope (corners dark), with a soft edge."""
     h, w = image.shape[:2]
     y, x = np.ogrid[:h, :w]
-    r = np.hypot(x - w / 2, y - h / 2) / (0.55 * w)
-    fade = np.clip((1.0 - r) / 0.05, 0.0, 1.0)[..., None]
+    r = np.hypot(x - w / 2, y - h / 2) / (_FIELD_RADIUS * w)
+    fade = np.clip((1.0 - r) / _FIELD_EDGE, 0.0, 1.0)[..., None]
     return (image * fade).astype(np.uint8)
+
+
+def caption_box(size: tuple[int, int], text: str) -> tuple[ImageFont.FreeTypeFont, tuple]:
+    """Font and (left, top, right, bottom) box of `text` centred at the bottom of an image of
+    `size` (w, h), as large as fits (up to 1/48 of the width) with all four corners inside the
+    fully visible part of the scope's field."""
+    w, h = size
+    visible = _FIELD_RADIUS * w * (1.0 - _FIELD_EDGE)
+    for font_px in range(max(int(w / 48), 8), 5, -1):
+        font = ImageFont.load_default(size=font_px)
+        left, top, right, bottom = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox(
+            (0, 0), text, font=font)
+        width, height = right - left, bottom - top
+        for lift in range(font_px // 2, h // 6, max(font_px // 4, 1)):
+            box = ((w - width) / 2, h - lift - height, (w + width) / 2, h - lift)
+            if np.hypot(box[2] - w / 2, box[3] - h / 2) <= visible:   # the farthest corner
+                return font, box
+    raise PlanningError(f"A {w}x{h} picture is too small for its caption; render the NIR view "
+                        "at least 400 pixels wide.")
+
+
+def _caption(image: np.ndarray, text: str) -> np.ndarray:
+    """`text` in white at the bottom of the scope's field, inside its visible disc."""
+    picture = Image.fromarray(image)
+    font, (left, top, _, _) = caption_box(picture.size, text)
+    draw = ImageDraw.Draw(picture)
+    x0, y0 = draw.textbbox((0, 0), text, font=font)[:2]
+    draw.text((left - x0, top - y0), text, font=font, fill=(255, 255, 255))
+    return np.asarray(picture)
 
 
 def write_icg_outputs(folder: str | Path, mesh: pv.PolyData, surface_map: SurfaceMap,
                       view: LaparoscopeView | None = None, *,
-                      transection: tuple[pv.PolyData, TransectionMap, sitk.Image] | None = None
-                      ) -> list[Path]:
+                      transection: tuple[pv.PolyData, TransectionMap, sitk.Image] | None = None,
+                      progress=None, cancel=None) -> list[Path]:
     """Write icg_surface.vtp (expected intensity per vertex) and icg_view.png atomically; with
     `transection` = (cut surface, its map, the resected mask) also icg_transection.vtp
-    (specimen and cavity intensities per vertex) and icg_cavity.png."""
+    (specimen and cavity intensities per vertex) and icg_cavity.png. Each render takes a few
+    seconds: progress is reported, and cancel checked, before each."""
     folder = ensure_folder(folder)
+    steps = Steps(progress, cancel)
+    share = 1.0 if transection is None else 0.5
+    steps.report(0.0, "ICG: rendering the NIR view of the liver surface")
     written = [_save_mesh(mesh, folder / SURFACE_FILE),
                _save_png(render_nir_view(mesh, surface_map, view), folder / VIEW_FILE)]
     if transection is not None:
         cut, transection_map, resected = transection
+        steps.report(share, "ICG: rendering the NIR view of the resection cavity")
         image = render_cavity_view(remnant_surface(mesh, resected), cut, transection_map)
         written += [_save_mesh(cut, folder / TRANSECTION_FILE),
                     _save_png(image, folder / CAVITY_FILE)]
+    steps.report(1.0, "ICG: NIR views written")
     return written
 
 
@@ -182,22 +244,25 @@ def _save_png(image: np.ndarray, path: Path) -> Path:
 
 def predict_and_write(folder: str | Path, liver: sitk.Image, tumors: sitk.Image,
                       resected: sitk.Image | None = None, params: IcgParameters = IcgParameters(),
-                      *, mesh: pv.PolyData | None = None, view: LaparoscopeView | None = None,
+                      *, outcomes: Sequence[LesionOutcome] | None = None,
+                      mesh: pv.PolyData | None = None, view: LaparoscopeView | None = None,
                       progress=None, cancel=None) -> IcgResult:
     """The whole ICG step of a plan (`liverplan plan ... --icg`): surface map, transection map
-    when a resected-region mask is given, and their files in `folder`. `mesh` is the liver
-    surface already shown in the 3D view, if any."""
+    when a resected-region mask is given (with the plan's per-lesion `outcomes`, see
+    transection_fluorescence), and their files in `folder`, recorded by name relative to it
+    (the plan file lies there too). `mesh` is the liver surface already shown in the 3D view."""
     steps = Steps(progress, cancel)
     painted, surface_map = surface_fluorescence(liver, tumors, params, mesh=mesh,
-                                                progress=steps.sub(0.0, 0.5).report)
+                                                progress=steps.sub(0.0, 0.4).report,
+                                                cancel=cancel)
     transection = None
     if resected is not None:
         cut, transection_map = transection_fluorescence(
-            liver, tumors, resected, params, progress=steps.sub(0.5, 0.85).report)
+            liver, tumors, resected, params, outcomes=outcomes,
+            progress=steps.sub(0.4, 0.6).report, cancel=cancel)
         transection = (cut, transection_map, resected)
-    steps.report(0.85, "ICG: rendering the NIR views")
     view = view or default_view(painted)
-    files = write_icg_outputs(folder, painted, surface_map, view, transection=transection)
-    steps.report(1.0, "ICG: done")
+    files = write_icg_outputs(folder, painted, surface_map, view, transection=transection,
+                              progress=steps.sub(0.6, 1.0).report, cancel=cancel)
     return IcgResult(surface_map, transection[1] if transection else None,
-                     tuple(str(f) for f in files), view)
+                     tuple(f.name for f in files), view)

@@ -1,4 +1,9 @@
 import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -7,10 +12,12 @@ import pyvista as pv
 import SimpleITK as sitk
 from PIL import Image
 
+from liverplan.errors import Cancelled
 from liverplan.geometry import image_from_array
 from liverplan.planner.icg import (CAVITY_ARRAY, SURFACE_ARRAY, IcgResult, LaparoscopeView,
                                    cut_surface, surface_fluorescence, transection_fluorescence)
-from liverplan.planner.icg_view import (LIVER_RGB, default_view, overlay_colors,
+from liverplan.planner.icg_view import (_FIELD_EDGE, _FIELD_RADIUS, LIVER_RGB, caption_box,
+                                        default_view, offscreen_plotter, overlay_colors,
                                         predict_and_write, remnant_surface, render_cavity_view,
                                         render_nir_view, write_icg_outputs)
 from tests.planner.test_icg import SPACING, _flat_case
@@ -135,15 +142,95 @@ def test_remnant_surface_is_the_same_for_a_resected_region_of_liver_voxels_only(
 def test_predict_and_write_is_the_whole_icg_step_of_a_plan(tmp_path):
     lm, tm, resected = _plane_cut_masks(0.6)
     seen = []
-    result = predict_and_write(tmp_path, lm, tm, resected, progress=lambda f, m: seen.append(f))
-    assert seen == sorted(seen) and seen[-1] == 1.0
-    assert [Path(f).name for f in result.files] == ["icg_surface.vtp", "icg_view.png",
-                                                    "icg_transection.vtp", "icg_cavity.png"]
-    assert all(Path(f).is_file() for f in result.files)
+    folder = tmp_path / "plan"
+    result = predict_and_write(folder, lm, tm, resected,
+                               progress=lambda f, m: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    # each render is announced, and the bar moves between them (no long stall at one value)
+    renders = [f for f, m in seen if m.startswith("ICG: rendering")]
+    assert len(renders) == 2 and renders[0] < renders[1] < 1.0
+    # names relative to the plan's folder: the record survives moving the folder
+    assert result.files == ("icg_surface.vtp", "icg_view.png", "icg_transection.vtp",
+                            "icg_cavity.png")
+    moved = shutil.move(folder, tmp_path / "moved")
+    again = IcgResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again == result
+    assert all(p.is_file() for p in again.paths(moved))
     assert result.transection.lesions[0].nir_cavity
-    assert IcgResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
     assert result.view.view_angle_deg == 70.0                # the pose of icg_view.png is kept
     text = "\n".join(result.lines())
     assert "ICG on the liver surface" in text and "ICG on the transection" in text
     without_cut = predict_and_write(tmp_path / "surface-only", lm, tm)
     assert without_cut.transection is None and len(without_cut.files) == 2
+
+
+def test_cancel_is_honoured_between_the_renders(tmp_path):
+    lm, tm, resected = _plane_cut_masks(0.6)
+    mesh, surface_map = surface_fluorescence(lm, tm)
+    cut, transection = transection_fluorescence(lm, tm, resected)
+    stop = threading.Event()
+
+    def progress(fraction, message):
+        if message.startswith("ICG: rendering the NIR view of the liver"):
+            stop.set()                      # the user presses Cancel during the first render
+
+    with pytest.raises(Cancelled):
+        write_icg_outputs(tmp_path, mesh, surface_map, transection=(cut, transection, resected),
+                          progress=progress, cancel=stop)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["icg_surface.vtp", "icg_view.png"]
+
+
+@pytest.mark.parametrize("size", [(1024, 768), (900, 700), (640, 480), (400, 300)])
+def test_caption_lies_inside_the_visible_scope_field(size):
+    text = "Simulated NIR (ICG), expected not measured: 12 of 12 lesions expected visible"
+    font, (left, top, right, bottom) = caption_box(size, text)
+    w, h = size
+    visible = _FIELD_RADIUS * w * (1 - _FIELD_EDGE)
+    for x, y in ((left, top), (right, top), (left, bottom), (right, bottom)):
+        assert np.hypot(x - w / 2, y - h / 2) <= visible
+    assert bottom > 0.85 * h and font.size >= 6          # at the bottom, readable
+
+
+def test_rendered_caption_is_not_cut_by_the_scope_edge():
+    # an empty scene: every bright pixel is caption text, all of it in the fully visible disc
+    mesh = pv.Sphere(radius=1.0, center=(0, 0, 1e4))     # far outside the field of view
+    lm, tm, _ = _flat_case(4.0)
+    _, surface_map = surface_fluorescence(lm, tm)
+    mesh.point_data[SURFACE_ARRAY] = np.ones(mesh.n_points)
+    image = render_nir_view(mesh, surface_map, LaparoscopeView((0, 0, 0), (0, 0, -1), (0, 1, 0)),
+                            window_size=(640, 480))
+    y, x = np.nonzero(image.max(axis=2) > 128)
+    assert len(x) > 200                                  # the caption is drawn
+    r = np.hypot(x - 320, y - 240) / (_FIELD_RADIUS * 640)
+    assert r.max() <= 1 - _FIELD_EDGE
+    assert y.min() > 0.8 * 480
+
+
+def test_offscreen_render_without_display_is_quiet(tmp_path):
+    """No 'bad X server connection' from VTK trying X first when there is no display."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "VTK_DEFAULT_OPENGL_WINDOW")}
+    code = ("from liverplan.planner.icg_view import offscreen_plotter\n"
+            "import pyvista as pv, os\n"
+            "with offscreen_plotter((64, 48)) as p:\n"
+            "    p.add_mesh(pv.Sphere())\n"
+            "    image = p.screenshot(return_img=True)\n"
+            "    print(p.ren_win.GetClassName(), image.shape, image.max(),\n"
+            "          'VTK_DEFAULT_OPENGL_WINDOW' in os.environ)\n")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["vtkEGLRenderWindow", "(48,", "64,", "3)", "255", "False"]
+    assert "bad X server" not in run.stderr and "DISPLAY" not in run.stderr
+
+
+def test_offscreen_render_with_a_display_keeps_vtks_choice():
+    # pytest-xvfb provides DISPLAY here, as the GUI has: VTK's own choice is left alone
+    assert os.environ.get("DISPLAY")
+    with offscreen_plotter((64, 48)) as plotter:
+        plotter.add_mesh(pv.Sphere())
+        image = plotter.screenshot(return_img=True)
+        assert plotter.ren_win.GetClassName() == "vtkXOpenGLRenderWindow"
+    assert image.shape == (48, 64, 3) and image.max() > 100
+    assert "VTK_DEFAULT_OPENGL_WINDOW" not in os.environ
