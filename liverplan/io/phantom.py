@@ -388,7 +388,7 @@ def _build_anatomy(seed: int) -> _Anatomy:
     anatomy.scale = _volume_scale(anatomy)
     _add_twigs(anatomy, rng)
     _place_lesions(anatomy, rng)
-    _left_vein_common_trunk(anatomy)
+    _left_vein_to_ivc(anatomy)
     anatomy.dome = _diaphragm(anatomy)
     anatomy.bowel = _bowel_fields(rng)
     return anatomy
@@ -438,20 +438,23 @@ def _veins_between_territories(anatomy: _Anatomy) -> None:
         branch.points[1:] = pts
 
 
-def _left_vein_common_trunk(anatomy: _Anatomy) -> None:
-    """Join the left hepatic vein to the middle one (their common trunk, as in most livers):
-    from the IVC it would otherwise climb through the thorax, above the left lobe. The junction
-    is the first middle-vein point from which the left vein runs inside the liver. Done after
-    the lesions are placed, which keeps their positions."""
-    veins = {b.name: b for b in anatomy.branches}
-    left, middle = veins["left hepatic vein"], veins["middle hepatic vein"]
+def _left_vein_to_ivc(anatomy: _Anatomy) -> None:
+    """Let the left hepatic vein enter the IVC through the left liver: from its root at the top
+    of the IVC it would climb through the thorax, and the hepatic veins' confluence here lies in
+    the right liver, which a right hepatectomy removes (the left vein is always kept). It enters
+    at the highest IVC point from which it runs inside the liver and outside segments 5-8.
+    Done after the lesions are placed, which keeps their positions."""
+    left = next(b for b in anatomy.branches if b.name == "left hepatic vein")
     target = left.points[1]
-    for p in middle.samples():
-        line = p + (target - p) * np.linspace(0, 1, 50)[:, None]
-        if anatomy.liver_inside(line[:, 0], line[:, 1], line[:, 2]).all():
+    ivc = _Branch("IVC", np.array(IVC_PATH, float), IVC_RADIUS_MM, IVC_RADIUS_MM, IVC).samples()
+    for p in ivc[np.argsort(-ivc[:, 2])]:
+        line = p + (target - p) * np.linspace(0, 1, 60)[:, None]
+        line = line[np.linalg.norm(line - p, axis=1) > IVC_RADIUS_MM]
+        if (anatomy.liver_inside(line[:, 0], line[:, 1], line[:, 2]).all()
+                and not np.isin(anatomy.segment_of(line), RIGHT_LIVER_SEGMENTS).any()):
             left.points[0] = p
             return
-    raise AssertionError("the left hepatic vein finds no junction with the middle one")
+    raise AssertionError("the left hepatic vein finds no way through the left liver to the IVC")
 
 
 def _add_twigs(anatomy: _Anatomy, rng) -> None:

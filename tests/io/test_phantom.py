@@ -269,3 +269,18 @@ def test_hepatic_veins_and_ivc_are_one_tree_and_the_portal_trunk_leaves_the_live
     outside = (portal == main) & ~liver
     assert np.count_nonzero(outside) > 500
     assert np.count_nonzero((portal == main) & liver) > 1000
+
+
+def test_left_liver_keeps_inflow_and_outflow_without_the_right_liver(baseline):
+    """After a right hemihepatectomy (segments 5-8 removed) segments 1-4 still have portal
+    voxels connected to the extrahepatic portal vein and hepatic vein voxels connected to the
+    IVC, both outside the liver mask."""
+    _, _, _, masks = baseline
+    vessels, liver, segments = masks["vessels"], masks["liver"] > 0, masks["segments"]
+    kept = ~np.isin(segments, phantom.RIGHT_LIVER_SEGMENTS)
+    for label in (1, 2):
+        pieces = ndimage.label((vessels == label) & kept, structure=np.ones((3, 3, 3)))[0]
+        trunk = np.unique(pieces[(vessels == label) & ~liver])
+        for segment in phantom.FUTURE_LIVER_REMNANT_SEGMENTS:
+            assert np.isin(pieces[(vessels == label) & (segments == segment)], trunk).any(), \
+                (label, segment)
