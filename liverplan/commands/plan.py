@@ -134,17 +134,18 @@ def run(args) -> int:
     if params is not None:
         icg = predict_and_write(args.out, case.label(LIVER), case.label(TUMORS),
                                 resected_image(ctx, resections), params,
+                                outcomes=planned.result.lesions,
                                 progress=steps.sub(end, 0.98).report)
     path = plan_path(args.out)
     save_plan(path, PlanFile(planned, series_inputs(case.info), strategies=strategies, icg=icg))
     bar(1.0, "Done")
-    print("\n".join(summary(planned, strategies, icg)))
+    print("\n".join(summary(planned, strategies, icg, folder=args.out)))
     print(f"Wrote {path}")
     return 0
 
 
-def summary(planned: Plan, strategies: tuple[Strategy, ...], icg: IcgResult | None = None
-            ) -> list[str]:
+def summary(planned: Plan, strategies: tuple[Strategy, ...], icg: IcgResult | None = None,
+            *, folder: Path = Path(".")) -> list[str]:
     """A readable account of the plan: every figure with its threshold, rule and source."""
     r, p = planned.result, planned.patient
     size = (f"{p.weight_kg:g} kg, {p.height_cm:g} cm, BSA {p.bsa_m2:.2f} m2 ({p.bsa_formula}), "
@@ -188,14 +189,14 @@ def summary(planned: Plan, strategies: tuple[Strategy, ...], icg: IcgResult | No
             lines.append(f"       rule: {s.rule} (source: {s.source})")
             lines += [f"       risk: {risk}" for risk in s.risks]
     if icg is not None:
-        lines += icg_lines(icg)
+        lines += icg_lines(icg, folder)
     lines += [f"warning: {w}" for w in (*r.warnings, *planned.notes)]
     return lines
 
 
-def icg_lines(icg: IcgResult) -> list[str]:
+def icg_lines(icg: IcgResult, folder: Path = Path(".")) -> list[str]:
     """The ICG prediction: every model parameter, the per-lesion tables with the MIMIC figures,
-    and the files written."""
+    and the files written (in `folder`, the plan's)."""
     p = icg.surface.parameters
     patterns = ", ".join(f"lesion {i} {pattern}" for i, pattern in p.lesion_patterns)
     return ["Expected ICG fluorescence (a model prediction, not a measurement):",
@@ -203,4 +204,4 @@ def icg_lines(icg: IcgResult) -> list[str]:
             f"{p.background:g}, effective attenuation {p.mu_eff_per_mm:g}/mm, detection depth "
             f"{p.detection_depth_mm:g} mm (threshold intensity {p.threshold:.3g}); pattern "
             f"{patterns or 'rim for every lesion'}",
-            *icg.lines(), *(f"  wrote {f}" for f in icg.files)]
+            *icg.lines(), *(f"  wrote {f}" for f in icg.paths(folder))]

@@ -132,7 +132,27 @@ def test_icg_table_in_the_plan_file(icg_plan, synthetic_patient):
     assert superficial and deep
     assert all(rows[i].visible for i in superficial) and not any(rows[i].visible for i in deep)
     cut = {r.lesion_id: r for r in icg.transection.lesions}
-    assert cut[3].resected and cut[3].margin_mm == pytest.approx(10.0, abs=1.5)
+    assert cut[3].status == "resected" and cut[3].margin_mm == pytest.approx(10.0, abs=1.5)
+    # one margin in the code base: the ICG table shows the planner's, and its flags follow R0/R1
+    planned = {o.lesion_id: o for o in load_plan(path).plan.result.lesions}
+    assert set(planned) == set(cut)
+    for i, row in cut.items():
+        assert row.status == planned[i].status
+        assert row.margin_mm == (None if planned[i].margin_mm is None
+                                 else round(planned[i].margin_mm, 2))
+        if planned[i].r0 is not None:
+            assert ("false positive" in row.flag) == (planned[i].r0 and row.nir_positive)
+            assert ("NIR- expected" in row.flag) == (not planned[i].r0 and not row.nir_positive)
+    # a lesion left in the remnant is stated as such, never as a margin flag
+    left = [i for i, o in planned.items() if o.status == "left in place"]
+    assert left
+    for i in left:
+        assert cut[i].flag.startswith("Left in place in the remnant")
+        assert "false positive" not in cut[i].flag
+    # the files are named relative to the plan's folder
+    assert icg.files == ("icg_surface.vtp", "icg_view.png", "icg_transection.vtp",
+                         "icg_cavity.png")
+    assert all(p.is_file() for p in icg.paths(out))
     assert all("nir_positive" in row for row in d["transection"]["lesions"])
     assert any("sensitivity 60%" in line for line in d["transection"]["evidence"])
     # a plan file saved before the ICG section existed still loads
@@ -150,3 +170,12 @@ def test_icg_summary_shows_every_parameter_and_the_mimic_figures(icg_plan):
                      "sensitivity 60%, specificity 90%, PPV 54%, NPV 92% (AUROC 0.751)",
                      "87.4% to 92.4%", "below the capsule", "NIR", "icg_view.png"):
         assert expected in text
+    # the planner's lesion line and the ICG line print the same margin
+    out, _ = icg_plan
+    plan = load_plan(out / "plan.liverplan.json")
+    for les in plan.plan.result.lesions:
+        if les.margin_mm is not None:
+            assert f"{les.lesion_id}: segment" in text
+            assert f"margin {les.margin_mm:.1f} mm (" in text
+            assert f"lesion {les.lesion_id} ({les.status}): margin {les.margin_mm:.1f} mm" in text
+    assert f"wrote {out / 'icg_view.png'}" in text
