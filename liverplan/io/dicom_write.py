@@ -48,8 +48,12 @@ def _series_dataset(image: sitk.Image, *, modality, patient_name, patient_id, pa
     ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
     ds.PatientName = patient_name
     ds.PatientID = patient_id
-    if patient_sex is not None:
-        ds.PatientSex = patient_sex
+    # type 2 elements (present, empty when unknown) of the CT Image IOD; extra_tags may fill them
+    ds.PatientBirthDate = ""
+    ds.PatientSex = patient_sex or ""
+    ds.PositionReferenceIndicator = ""
+    ds.KVP = ""
+    ds.AcquisitionNumber = 1                       # the series is one acquisition
     if weight_kg is not None:
         ds.PatientWeight = _ds(weight_kg)           # kg
     if height_cm is not None:

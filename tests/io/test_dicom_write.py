@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 
 import numpy as np
@@ -119,3 +120,17 @@ def test_round_trip_through_liverplan_load(tmp_path, oblique_volume):
     np.testing.assert_array_equal(sitk.GetArrayFromImage(volume.image),
                                   sitk.GetArrayViewFromImage(oblique_volume))
     assert volume.info.weight_kg == 70 and volume.info.height_cm == pytest.approx(165)
+
+
+@pytest.mark.parametrize("patient", [{}, {"patient_sex": "F", "weight_kg": 61.0,
+                                         "height_cm": 165.0}])
+def test_slices_pass_dciodvfy_without_errors(tmp_path, oblique_volume, patient):
+    """dicom3tools' validator finds no error in a CT slice, with the type 2 elements present
+    (empty when unknown: birth date, sex, kVp, position reference indicator)."""
+    path = write_series(oblique_volume, tmp_path, **patient)[0]
+    result = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, check=False)
+    report = result.stdout + result.stderr
+    assert "CTImage" in report                      # it recognized the IOD and checked it
+    assert [line for line in report.splitlines() if line.startswith("Error")] == []
+    ds = pydicom.dcmread(path)
+    assert ds.PatientSex == patient.get("patient_sex", "") and ds.KVP is None
