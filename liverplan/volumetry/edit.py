@@ -13,6 +13,7 @@ from typing import Literal, Sequence
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
+from scipy.spatial import cKDTree
 
 from liverplan.geometry import image_from_array, index_to_lps, lps_to_index, same_grid
 from liverplan.volumetry.lesions import widen
@@ -72,7 +73,8 @@ class MaskEditor:
     # --- edits ----------------------------------------------------------------------------------
     def paint(self, stroke: Stroke, value: int = 1) -> tuple[slice, ...] | None:
         """Brush (`value` > 0) or eraser (`value` 0): discs of `radius_mm` in the stroke's plane,
-        one voxel thick, along the polyline (points closer than the radius are interpolated)."""
+        one voxel thick (the viewed slice, at the stroke's mean depth), along the polyline
+        (points farther apart than half the radius are interpolated)."""
         points = _densify(np.asarray(stroke.points_lps_mm, float), stroke.radius_mm / 2.0)
         box = self._box_around(points, stroke.radius_mm)
         if box is None:
@@ -80,12 +82,11 @@ class MaskEditor:
         coords = self._lps_of_box(box)
         normal = _NORMAL[stroke.plane]
         in_plane = [i for i in range(3) if i != normal]
-        half_thickness = self._thickness_along(normal) / 2.0
-        hit = np.zeros(coords.shape[:3], bool)
-        for p in points:
-            d = coords - p
-            hit |= ((d[..., in_plane] ** 2).sum(-1) <= stroke.radius_mm ** 2) \
-                & (np.abs(d[..., normal]) <= half_thickness)
+        depth = float(points[:, normal].mean())
+        slab = np.abs(coords[..., normal] - depth) <= self._thickness_along(normal) / 2.0
+        near, _ = cKDTree(points[:, in_plane]).query(coords[slab][:, in_plane])
+        hit = np.zeros(slab.shape, bool)
+        hit[slab] = near <= stroke.radius_mm
         return self._apply(box, np.where(hit, value, self._array[box]))
 
     def include_seed(self, point_lps_mm, *, radius_mm: float = 15.0, tolerance_sd: float = 2.5,
