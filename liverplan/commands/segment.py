@@ -19,7 +19,7 @@ import SimpleITK as sitk
 
 from liverplan import __version__
 from liverplan.errors import InputError
-from liverplan.io import Volume, load, write_image
+from liverplan.io import Volume, load, require_3d, write_image
 from liverplan.io.atomic import disk_error, ensure_folder
 from liverplan.progress import Steps
 from liverplan.terminal import ProgressBar
@@ -54,8 +54,10 @@ def _timed(timings: dict[str, float], stage: str):
 
 
 # --- stages (one function each, in pipeline order) --------------------------------------------
-def load_stage(source, series, steps: Steps) -> Volume:
+def load_stage(source, series, steps: Steps, whole_liver: bool = True) -> Volume:
     volume = load(source, series=series, progress=steps.report, cancel=steps.cancel)
+    if whole_liver:
+        require_3d(volume)    # volumetry of a liver cut by the scan range would mislead
     modality = volume.info.modality if volume.info is not None else "CT"
     if modality != "CT":
         raise InputError(f"this series is {modality}, not CT: automatic segmentation needs a "
@@ -81,13 +83,16 @@ def measure_stage(run: SegmentationRun, steps: Steps) -> None:
 
 
 def segment_case(source, *, series: str | None = None, segmenter: Segmenter | None = None,
-                 progress=None, cancel=None) -> SegmentationRun:
-    """The whole headless pipeline: load, liver, lesions, volumetry."""
+                 whole_liver: bool = True, progress=None, cancel=None) -> SegmentationRun:
+    """The whole headless pipeline: load, liver, lesions, volumetry.
+
+    whole_liver=False accepts scans too short to hold a whole liver (viewing, benchmarks on
+    partial references); the command always requires the whole liver."""
     segmenter = segmenter or ClassicalSegmenter()
     steps = Steps(progress, cancel)
     timings: dict[str, float] = {}
     with _timed(timings, "load"):
-        volume = load_stage(source, series, steps.sub(0.0, 0.15))
+        volume = load_stage(source, series, steps.sub(0.0, 0.15), whole_liver)
     run = SegmentationRun(volume, segmenter.name, segmenter.parameters(), timings_s=timings)
     with _timed(timings, "liver"):
         liver_stage(run, segmenter, steps.sub(0.15, 0.65))

@@ -92,3 +92,13 @@ def test_scan_without_liver_is_refused(tmp_path, capsys):
     assert main(["segment", str(path), "--out", str(tmp_path / "out")]) == 2
     assert "liver" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_scan_too_short_for_a_whole_liver_is_refused(tmp_path, capsys):
+    image, _, _ = synthetic_abdomen()
+    short = image[:, :, 20:40]                       # 60 mm of the abdomen
+    path = tmp_path / "short.nii.gz"
+    sitk.WriteImage(short, str(path))
+    assert main(["segment", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "whole liver" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
