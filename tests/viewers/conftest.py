@@ -17,12 +17,13 @@ def make_window(qtbot, tmp_path):
 
     windows = []
 
-    def make(recovery_dir=None):
+    def make(recovery_dir=None, resize=True):
         settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
         window = MainWindow(settings=settings, recovery_dir=recovery_dir or tmp_path / "recovery")
         # Not qtbot.addWidget: qtbot would close it before `dirty` is reset below, and the
         # Save/Discard question would then wait for an answer.
-        window.resize(1400, 900)
+        if resize:
+            window.resize(1400, 900)
         window.show()
         qtbot.waitExposed(window)
         windows.append(window)

@@ -250,3 +250,78 @@ def test_real_case_liver_shows_on_the_screen_left(window, qtbot, shared_data, ou
     assert coloured.sum() > 1000
     assert np.argwhere(coloured)[:, 1].mean() < axial.width() / 2
     window.grab().save(str(output_dir / "viewer_realdata_ircadb.png"))
+
+
+def test_series_browser_lists_each_series_with_a_thumbnail(window, qtbot, synthetic_patient,
+                                                           tmp_path, output_dir):
+    from liverplan.io.dicom_write import write_series
+
+    folder = tmp_path / "two_series"
+    shutil.copytree(synthetic_patient.dicom_dir, folder / "portal")
+    small = sitk.GetImageFromArray(np.full((6, 32, 32), 40, np.int16))
+    small.SetSpacing((2.0, 2.0, 5.0))
+    write_series(small, folder / "scout", patient_name="Phantom^Hepar",
+                 series_description="Low-dose scout")
+    window.open_path(folder)
+    qtbot.waitUntil(lambda: getattr(window, "series_browser", None) is not None
+                    and window.series_browser.isVisible(), timeout=60_000)
+    browser = window.series_browser
+    assert browser.table.rowCount() == 2
+    descriptions = {browser.table.item(r, 4).text() for r in range(2)}
+    assert "Low-dose scout" in descriptions
+    assert all(not browser.table.item(r, 0).icon().isNull() for r in range(2))
+    # The largest series is preselected; opening it loads that series.
+    chosen = browser.selected()
+    assert chosen.n_images == max(s.n_images for s in browser.series)
+    browser.grab().save(str(output_dir / "viewer_6_series_browser.png"))
+    browser.accept()
+    qtbot.waitUntil(lambda: window.case is not None, timeout=60_000)
+    assert window.case.info.series_instance_uid == chosen.series_instance_uid
+
+
+def test_distance_measurement_in_mm(window, qtbot, synthetic_patient):
+    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    window.actions_by_name["measure"].trigger()
+    axial = window.views[AXIAL]
+    rows, cols = window.state.volume.slice_shape(AXIAL)
+    dx, dy = window.state.volume.pixel_spacing(AXIAL)
+    a = axial.display_to_widget(cols / 2 - 30, rows / 2)
+    b = axial.display_to_widget(cols / 2 + 10, rows / 2 + 30)
+    cursor_before = window.state.cursor_lps.copy()
+    with qtbot.waitSignal(axial.measured) as signal:
+        qtbot.mouseClick(axial, Qt.LeftButton, pos=a.toPoint())
+        qtbot.mouseClick(axial, Qt.LeftButton, pos=b.toPoint())
+    # The clicks land on whole widget pixels: allow one widget pixel of error per click.
+    mm_per_widget_pixel = dx / axial._transform()[0]
+    assert signal.args[0] == pytest.approx(np.hypot(40 * dx, 30 * dy), abs=2 * mm_per_widget_pixel)
+    assert np.array_equal(window.state.cursor_lps, cursor_before)   # measuring moves no cursor
+    assert "mm" in window.statusBar().currentMessage()
+
+
+def test_keyboard_scrolls_and_switches_the_window(window, qtbot, synthetic_patient):
+    open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    window.activateWindow()            # shortcuts act in the active window
+    qtbot.waitUntil(window.isActiveWindow)
+    axial = window.views[AXIAL]
+    axial.setFocus()
+    start = axial.slice_index()
+    qtbot.keyClick(axial, Qt.Key_PageUp)
+    qtbot.keyClick(axial, Qt.Key_PageUp)
+    assert axial.slice_index() == start + 2
+    qtbot.keyClick(axial, Qt.Key_PageDown)
+    assert axial.slice_index() == start + 1
+    qtbot.keyClick(axial, Qt.Key_2, Qt.ControlModifier)
+    assert window.state.window == WINDOW_LIVER
+    qtbot.keyClick(axial, Qt.Key_O)
+    assert window.state.overlays_on is False
+
+
+def test_window_layout_is_remembered(make_window, qtbot):
+    window = make_window()
+    window.log_dock.hide()
+    window.resize(760, 560)           # fits the test display
+    window.close()
+    again = make_window(resize=False)
+    assert not again.log_dock.isVisible()
+    # Without a window manager (Xvfb) the restored frame may differ by a few pixels.
+    assert abs(again.width() - 760) <= 4 and abs(again.height() - 560) <= 4

@@ -15,15 +15,17 @@ if TYPE_CHECKING:
     from liverplan.viewers.main_window import MainWindow
 
 
+def dicom_date(value: str) -> str:
+    """YYYYMMDD as YYYY-MM-DD (other forms unchanged)."""
+    return f"{value[:4]}-{value[4:6]}-{value[6:]}" if len(value) == 8 and value.isdigit() else value
+
+
 def series_facts(info, image) -> list[tuple[str, str]]:
     """(field, value) rows describing the loaded series for a person."""
     rows = []
     if info is not None:
-        date = info.study_date
-        if len(date) == 8:
-            date = f"{date[:4]}-{date[4:6]}-{date[6:]}"
         rows += [("Patient", f"{info.patient_name or '—'} ({info.patient_id or 'no ID'})"),
-                 ("Study date", date or "—"), ("Modality", info.modality or "—"),
+                 ("Study date", dicom_date(info.study_date) or "—"), ("Modality", info.modality or "—"),
                  ("Description", info.description or "—")]
         if info.phase_hint:
             rows.append(("Phase", info.phase_hint))

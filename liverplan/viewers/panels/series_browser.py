@@ -10,6 +10,8 @@ from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QDialog, QDialogButtonBox, QLabel,
                                QTableWidget, QTableWidgetItem, QVBoxLayout)
 
+from liverplan.viewers.panels.load_panel import dicom_date
+
 THUMBNAIL_PX = 96
 COLUMNS = ("", "Patient", "Date", "Modality", "Description", "Images", "Spacing (mm)")
 
@@ -50,8 +52,8 @@ class SeriesBrowser(QDialog):
         self.table.setIconSize(QSize(THUMBNAIL_PX, THUMBNAIL_PX))
         self.table.verticalHeader().setDefaultSectionSize(THUMBNAIL_PX + 4)
         for row, info in enumerate(self.series):
-            date = info.study_date
-            values = ("", info.patient_name or info.patient_id, date, info.modality,
+            values = ("", info.patient_name or info.patient_id, dicom_date(info.study_date),
+                      info.modality,
                       info.description, str(info.n_images), spacing_text(info))
             for col, text in enumerate(values):
                 self.table.setItem(row, col, QTableWidgetItem(text))
@@ -60,6 +62,7 @@ class SeriesBrowser(QDialog):
                 self.table.item(row, 0).setIcon(QIcon(pixmap))
         self.table.resizeColumnsToContents()
         self.table.setColumnWidth(0, THUMBNAIL_PX + 8)
+        self.table.horizontalHeader().setStretchLastSection(True)
         self.table.selectRow(max(range(len(self.series)), key=lambda r: self.series[r].n_images))
         self.table.doubleClicked.connect(self.accept)
         buttons = QDialogButtonBox(QDialogButtonBox.Open | QDialogButtonBox.Cancel)
