@@ -77,6 +77,7 @@ class SegmentsResult:
 def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
                       landmarks: Landmarks | None = None, assignments: dict | None = None,
                       method: str | None = None, working_spacing_mm: float = 2.0,
+                      trunk_clearance_mm: float = 10.0,
                       progress=None, cancel=None) -> SegmentsResult:
     """Couinaud segments of `liver` (0/1 mask).
 
@@ -94,7 +95,7 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     warnings: list[str] = []
     auto = automatic_landmarks(vessels, warnings) if vessels is not None else None
     marks = landmarks or auto
-    labels = dict(branch_segments(vessels, marks)) if vessels is not None else {}
+    labels = dict(branch_segments(vessels)) if vessels is not None else {}
     labels.update(assignments or {})
     labels = {b: s for b, s in labels.items() if s}
     covered = set(labels.values())
@@ -113,9 +114,7 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     zyx = np.argwhere(inside)
     points = index_to_lps(grid, zyx)
     if method == PORTAL_TERRITORIES:
-        seeds = np.concatenate([np.asarray(vessels.branches[b].points_lps_mm) for b in labels])
-        seed_seg = np.concatenate([np.full(len(vessels.branches[b].points_lps_mm), s)
-                                   for b, s in labels.items()])
+        seeds, seed_seg = _territory_seeds(vessels, labels, trunk_clearance_mm)
         _, j = cKDTree(seeds).query(points, workers=-1)
         seg = seed_seg[j]
     else:
@@ -131,6 +130,28 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     steps.report(1.0, "Couinaud segments done")
     return SegmentsResult(out, method, marks, labels if method == PORTAL_TERRITORIES else {},
                           warnings)
+
+
+def _territory_seeds(vessels: VesselResult, labels: dict, clearance_mm: float):
+    """Centerline points of the labelled branches inside the liver, leaving out those within
+    `clearance_mm` of a trunk (a branch feeding several segments): a segment's territory is
+    fed by its branch beyond the trunk, not by the stump on it."""
+    trunks = [b.id for b in vessels.branches.values() if b.system == 1 and b.id not in labels]
+    near_trunk = cKDTree(_points(vessels, trunks)) if trunks else None
+    seeds, segs = [], []
+    for b, s in labels.items():
+        branch = vessels.branches[b]
+        p = np.asarray(branch.points_lps_mm)
+        keep = np.asarray(branch.depths_mm) > 0 if branch.depths_mm else np.ones(len(p), bool)
+        if near_trunk is not None:
+            far = near_trunk.query(p)[0] > clearance_mm
+            keep &= far if (keep & far).any() else keep
+        if keep.any():
+            seeds.append(p[keep])
+            segs.append(np.full(int(keep.sum()), s))
+    if not seeds:
+        raise SegmentationError("No portal branch lies inside the liver; check the vessels.")
+    return np.concatenate(seeds), np.concatenate(segs)
 
 
 def _working_grid(liver: sitk.Image, spacing_mm: float):
@@ -184,7 +205,7 @@ def _fill_from_nearest(a: np.ndarray, inside: np.ndarray) -> np.ndarray:
 
 def _contiguous(a: np.ndarray) -> np.ndarray:
     """Keep one face-connected piece per segment; stray pieces join the neighbouring segment
-    they touch most (repeated until stable)."""
+    they touch most (repeated until stable). A detached island of liver keeps its label."""
     a = a.copy()
     for _ in range(4):
         changed = False
@@ -197,8 +218,9 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
                 box = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box)
                 piece = pieces[box] == k
                 ring = ndi.binary_dilation(piece) & ~piece & (a[box] > 0) & (a[box] != s)
-                a[box][piece] = np.bincount(a[box][ring]).argmax() if ring.any() else 0
-                changed = True
+                if ring.any():      # (an island of liver touching no other segment stays)
+                    a[box][piece] = np.bincount(a[box][ring]).argmax()
+                    changed = True
         if not changed:
             break
     return a
@@ -269,7 +291,7 @@ def _umbilical_point(vessels: VesselResult, left: list[int]) -> tuple:
     return tuple(points[np.argmin(points[:, 1])])
 
 
-def branch_segments(vessels: VesselResult, landmarks: Landmarks | None) -> dict:
+def branch_segments(vessels: VesselResult) -> dict:
     """Portal branch id -> segment it feeds (trunks feeding several segments are left out)."""
     right = vessels.portal_sides.get("right")
     left = vessels.portal_sides.get("left")

@@ -7,8 +7,8 @@ Method (issue 4):
    above the high contrast seed the vessels, which grow through voxels above the low contrast.
    Both contrasts default to fractions of the scan's own vessel contrast (bright tail of the liver
    histogram above the parenchyma mode), so a weakly enhanced scan gets lower thresholds.
-2. A multi-scale Hessian vesselness (sitk.ObjectnessMeasure, tubes, on a coarse isotropic grid)
-   removes seeds that are bright blobs rather than tubes.
+2. Bright blood-like voxels just outside the liver that continue these vessels are added
+   (the IVC behind the liver, the portal trunk at the hilum when it is visible).
 3. The mask is skeletonised (liverplan.volumetry.centerlines) and split into the two systems
    by competing geodesic fronts on the branch graph from two roots: the hilum (thickest branch
    leaving the liver in its lower part) and the IVC / hepatic confluence (thickest branch
@@ -49,6 +49,8 @@ class VesselResult:
     hepatic_veins: dict                 # "right"/"middle"/"left" -> first branch id of that vein
     warnings: list = field(default_factory=list)
     portal_sides: dict = field(default_factory=dict)   # "right"/"left" -> first branch ids
+    threshold_hu: float | None = None   # low vessel threshold (HU above local parenchyma)
+    notes: list = field(default_factory=list)          # how the result was made
 
     def system_branches(self, system: int) -> list[Branch]:
         return [b for b in self.branches.values() if b.system == system]
@@ -69,6 +71,7 @@ class VesselResult:
                                               else list(self.portal_bifurcation_lps_mm)),
                 "hepatic_veins": dict(self.hepatic_veins),
                 "portal_sides": {k: list(v) for k, v in self.portal_sides.items()},
+                "threshold_hu": self.threshold_hu, "notes": list(self.notes),
                 "warnings": list(self.warnings)}
 
 
@@ -115,9 +118,10 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
     full[box] = labels
     steps.report(0.8, "Vessel trees")
     result = analyse_vessels(image_from_array(full, ct), liver, graph_spacing_mm=graph_spacing_mm)
-    result.warnings[:0] = warnings + [f"Vessel thresholds: {low:.0f} / {high:.0f} HU above the "
-                                      f"local parenchyma (vessel contrast "
-                                      f"{vessel_contrast_hu:.0f} HU)."]
+    result.warnings[:0] = warnings
+    result.threshold_hu = low
+    result.notes.append(f"Vessel thresholds: {low:.0f} / {high:.0f} HU above the local "
+                        f"parenchyma (vessel contrast {vessel_contrast_hu:.0f} HU).")
     steps.report(1.0, "Vessels done")
     return result
 
@@ -174,11 +178,10 @@ def _local_contrast(smooth, inside, grid, background_mm):
 def _extrahepatic(mask, bright, inside, sp, reach_mm):
     """Add the bright vessels just outside the liver that continue intrahepatic ones: the IVC
     and the portal trunk at the hilum, which anchor the two trees. Nothing is added above the
-    liver dome (the heart lies there)."""
+    liver's top slice (the heart lies there)."""
     size = 2 * np.ceil(reach_mm / sp).astype(int) + 1
     near = ndi.maximum_filter(inside.astype(np.uint8), size=tuple(size)) > 0
-    top = np.nonzero(inside.any(axis=(1, 2)))[0][-1] - int(np.ceil(reach_mm / sp[0]))
-    near[top:] = False
+    near[np.nonzero(inside.any(axis=(1, 2)))[0][-1] + 1:] = False
     cc, _ = ndi.label(mask | (bright & near & ~inside), np.ones((3, 3, 3), bool))
     keep = np.zeros(cc.max() + 1, bool)
     keep[np.unique(cc[mask])] = True
@@ -215,23 +218,36 @@ def _separate(mask, crop, inside, spacing_mm, portal_seed, hepatic_seed, warning
         raise SegmentationError("The vessels found inside the liver are too small to follow; "
                                 "check the contrast phase of the scan.")
     steps.report(0.4, "Separating portal and hepatic veins")
-    roots = _find_roots(sk, liver_iso, grid, portal_seed, hepatic_seed, warnings)
+    roots, dropped = _find_roots(sk, liver_iso, grid, portal_seed, hepatic_seed, warnings)
     cost, _ = geodesic(sk, [roots[PORTAL], roots[HEPATIC]])
     system = np.where(cost[0] <= cost[1], PORTAL, HEPATIC)
     unreached = ~np.isfinite(cost).any(axis=0)
     if unreached.any():
-        # pieces not connected to either root: system of the nearest connected branch
-        reached = np.concatenate([sk.branch_voxels[i] for i in np.nonzero(~unreached)[0]])
-        owner = np.concatenate([np.full(len(sk.branch_voxels[i]), system[i])
-                                for i in np.nonzero(~unreached)[0]])
-        tree = cKDTree(reached)
-        for i in np.nonzero(unreached)[0]:
-            d, j = tree.query(sk.branch_voxels[i])
-            system[i] = owner[j[np.argmin(d)]]
-    # every vessel voxel takes the system of its nearest skeleton voxel
+        # a piece connected to neither root (a vein cut off by partial volume) goes to the
+        # system whose root trunk (its branches as thick as the root) its thickest branch is
+        # nearest to: veins are thickest where they drain into the IVC, portal branches where
+        # they leave the hilum
+        radius = np.array([float(np.median(r)) for r in sk.radii_mm])
+        roots_at = {k: cKDTree(np.concatenate([sk.branch_voxels[i] for i in _piece(
+            sk, r, ~unreached & (system == k) & (radius >= 0.6 * radius[r]))]))
+            for k, r in roots.items()}
+        comp = _components(n, sk.adjacency)
+        for c in np.unique(comp[unreached]):
+            members = np.nonzero(comp == c)[0]
+            thick = sk.branch_voxels[members[np.argmax(radius[members])]]
+            d = {k: t.query(thick)[0].min() for k, t in roots_at.items()}
+            system[members] = min(d, key=d.get)
+    system[dropped] = 0
+    # every vessel voxel takes the system of its nearest skeleton voxel; inside the liver, of
+    # its nearest kept one
     skel_zyx = np.concatenate(sk.branch_voxels)
     skel_sys = np.concatenate([np.full(len(v), system[i]) for i, v in enumerate(sk.branch_voxels)])
-    return _nearest_labels(mask, crop, grid, skel_zyx, skel_sys).astype(np.uint8)
+    labels = _nearest_labels(mask, crop, grid, skel_zyx, skel_sys)
+    lost = mask & inside & (labels == 0)
+    if lost.any():
+        kept = skel_sys > 0
+        labels[lost] = _nearest_labels(lost, crop, grid, skel_zyx[kept], skel_sys[kept])[lost]
+    return labels.astype(np.uint8)
 
 
 def _nearest_labels(mask, crop, grid, source_zyx, source_labels) -> np.ndarray:
@@ -245,14 +261,15 @@ def _nearest_labels(mask, crop, grid, source_zyx, source_labels) -> np.ndarray:
     return out
 
 
-def _find_roots(sk, liver_iso, grid, portal_seed, hepatic_seed, warnings) -> dict:
+def _find_roots(sk, liver_iso, grid, portal_seed, hepatic_seed, warnings):
     """Root branches of the two systems: the seeds if given, else anatomy.
 
     Both systems leave the liver: the IVC behind it and the portal trunk at the hilum, in front
-    of the IVC (the epiploic foramen lies between them). Among the thick branches outside the
-    liver, the most posterior is the IVC (hepatic root) and the thickest one at least 10 mm in
-    front of it is the portal trunk. Without extrahepatic vessels (a liver-only mask) the thickest
-    branch reaching the surface in the upper third / lower two thirds of the liver is used.
+    of the IVC (the epiploic foramen lies between them). The IVC is the thick vessel outside the
+    liver that runs furthest up along it, into its upper part (hepatic root); the portal trunk
+    is the thickest vessel outside the liver at least 10 mm in front of it and clear of it
+    (10 mm beyond its wall). Without extrahepatic vessels (a liver-only mask) the thickest branch reaching the
+    surface in the upper two fifths / lower three fifths of the liver is used.
     """
     spacing = float(grid.GetSpacing()[0])
     depth = branch_depths_mm(sk, liver_iso, spacing)
@@ -274,24 +291,73 @@ def _find_roots(sk, liver_iso, grid, portal_seed, hepatic_seed, warnings) -> dic
         # comparing in the grid, whose direction is the CT's)
         posterior = index_to_lps(grid, centroid / spacing)[:, 1]
         if system == HEPATIC:
-            score = np.where(thick, posterior, -np.inf)
-            if not np.isfinite(score).any():
-                score = np.where(surface & (zfrac >= 0.6), radius, -np.inf)
+            score = np.where(surface & ~outside & (zfrac >= 0.6), radius, -np.inf)
+            ivc = _ivc_piece(sk, thick, liver_iso, grid)
+            if ivc:
+                score = np.where(np.isin(np.arange(len(radius)), ivc), radius, -np.inf)
         else:
-            ivc = _piece(sk, roots[HEPATIC], outside)
-            ivc_points = np.concatenate([sk.branch_voxels[i] for i in ivc]) * spacing
-            gap = np.array([cKDTree(ivc_points).query(v * spacing)[0].min()
-                            for v in sk.branch_voxels])
+            gap = _axial_gap_mm(sk, roots[HEPATIC], outside, spacing)
+            clear = gap > radius[roots[HEPATIC]] + 10.0
             in_front = posterior < posterior[roots[HEPATIC]] - 10.0
-            score = np.where(thick & in_front & (gap > 15.0), radius, -np.inf)
+            score = np.where(thick & in_front & clear, radius, -np.inf)
             if not np.isfinite(score).any():
-                score = np.where(surface & (zfrac < 0.6) & (gap > 15.0), radius, -np.inf)
+                score = np.where(surface & ~outside & (zfrac < 0.6) & clear, radius, -np.inf)
         if not np.isfinite(score).any():
             warnings.append(f"The {SYSTEM_NAMES[system]} root was not found where expected; "
                             "check the vessel labels and correct them with a seed.")
             score = np.where(np.arange(len(radius)) != roots.get(HEPATIC, -1), radius, -np.inf)
         roots[system] = int(np.argmax(score))
-    return roots
+    # outside the liver only the two root vessels are kept (not the aorta, crus or kidney)
+    keep = set(_piece(sk, roots[HEPATIC], thick)) | set(_piece(sk, roots[PORTAL], thick))
+    dropped = [i for i in np.nonzero(outside)[0] if i not in keep and i not in roots.values()]
+    return roots, dropped
+
+
+def _axial_gap_mm(sk, root: int, outside: np.ndarray, spacing: float) -> np.ndarray:
+    """Distance in the axial plane from each branch to the axis of the hepatic root vessel (its
+    centerline points as thick as the root, within 15 mm in height): small veins joining the IVC
+    do not count as the IVC."""
+    r0 = float(np.median(sk.radii_mm[root]))
+    ivc = _piece(sk, root, outside)
+    axis = np.concatenate([sk.branch_voxels[i][np.asarray(sk.radii_mm[i]) >= 0.6 * r0]
+                           for i in ivc]) * spacing
+    gap = np.full(len(sk.branch_voxels), np.inf)
+    if len(axis) == 0:
+        return gap
+    for i, v in enumerate(sk.branch_voxels):
+        p = v * spacing
+        level = np.abs(p[:, None, 0] - axis[None, :, 0]) < 15.0
+        d = np.hypot(p[:, None, 1] - axis[None, :, 1], p[:, None, 2] - axis[None, :, 2])
+        if level.any():
+            gap[i] = d[level].min()
+    return gap
+
+
+def _ivc_piece(sk, thick: np.ndarray, liver_iso: np.ndarray, grid: sitk.Image) -> list[int]:
+    """The IVC: of the thick extrahepatic vessels that lie against the liver (most of their wall
+    within 3 mm of it: the liver wraps the IVC, fat separates the aorta) and run up
+    along it into its upper two fifths for at least a third of its height, the one furthest to
+    the patient's right (smallest LPS x)."""
+    spacing = float(grid.GetSpacing()[0])
+    z_liver_mm = np.nonzero(liver_iso.any(axis=(1, 2)))[0] * spacing
+    surface = cKDTree(np.argwhere(liver_iso & ~ndi.binary_erosion(liver_iso)) * spacing)
+    best, best_x = [], np.inf
+    seen: set[int] = set()
+    height = z_liver_mm[-1] - z_liver_mm[0]
+    for start in np.nonzero(thick)[0]:
+        if start in seen:
+            continue
+        piece = _piece(sk, int(start), thick)
+        seen.update(piece)
+        voxels = np.concatenate([sk.branch_voxels[i] for i in piece])
+        zs = voxels[:, 0] * spacing
+        x = index_to_lps(grid, voxels.mean(axis=0))[0][0]
+        wall = surface.query(voxels * spacing)[0] - np.concatenate([sk.radii_mm[i] for i in piece])
+        against = np.mean(wall <= 3.0) >= 0.5
+        if (against and zs.max() >= z_liver_mm[0] + 0.6 * height
+                and zs.max() - zs.min() >= height / 3 and x < best_x):
+            best, best_x = piece, x
+    return best
 
 
 def _piece(sk, start: int, allowed: np.ndarray) -> list[int]:
@@ -564,3 +630,89 @@ def _name_hepatic(result: VesselResult) -> None:
     for b, name in zip(ordered, names):
         result.hepatic_veins[name] = b
         result.branches[b] = replace(result.branches[b], name=f"{name} hepatic vein")
+
+
+# --------------------------------------------------------------------------------------------
+# Corrections (the GUI's click tools). Each returns a new result, re-analysed.
+
+
+def branch_at(result: VesselResult, point_lps_mm, *, max_distance_mm: float = 10.0) -> int | None:
+    """The branch whose centerline passes nearest to a clicked point (None if none is within
+    `max_distance_mm`)."""
+    best, best_d = None, max_distance_mm
+    p = np.asarray(point_lps_mm, float)
+    for b in result.branches.values():
+        d = float(np.min(np.linalg.norm(np.asarray(b.points_lps_mm) - p, axis=1)))
+        if d <= best_d:
+            best, best_d = b.id, d
+    return best
+
+
+def _relabel(result: VesselResult, liver: sitk.Image, point_lps_mm, value: int) -> VesselResult:
+    b = branch_at(result, point_lps_mm)
+    if b is None:
+        raise SegmentationError("No vessel branch lies within 10 mm of the clicked point; click "
+                                "on the vessel itself.")
+    ids = result.subtree(b)
+    labels = sitk.GetArrayFromImage(result.vessels)
+    labels[np.isin(sitk.GetArrayViewFromImage(result.branch_map), ids)] = value
+    return _reanalysed(result, labels, liver)
+
+
+def _reanalysed(result: VesselResult, labels: np.ndarray, liver: sitk.Image) -> VesselResult:
+    new = analyse_vessels(image_from_array(labels.astype(np.uint8), result.vessels), liver)
+    new.threshold_hu = result.threshold_hu
+    new.notes = result.notes + ["Corrected by hand."]
+    return new
+
+
+def remove_branch(result: VesselResult, liver: sitk.Image, point_lps_mm) -> VesselResult:
+    """Remove the clicked branch and everything it feeds (a wrong branch or a leak)."""
+    return _relabel(result, liver, point_lps_mm, 0)
+
+
+def assign_branch(result: VesselResult, liver: sitk.Image, point_lps_mm,
+                  system: int) -> VesselResult:
+    """Move the clicked branch and its subtree to the portal (1) or hepatic (2) system."""
+    if system not in (PORTAL, HEPATIC):
+        raise ValueError("system must be 1 (portal) or 2 (hepatic veins and IVC)")
+    return _relabel(result, liver, point_lps_mm, system)
+
+
+def add_branch(result: VesselResult, ct: sitk.Image, liver: sitk.Image, seed_lps_mm,
+               system: int, *, reach_mm: float = 25.0, smoothing_mm: float = 1.2,
+               background_mm: float = 8.0) -> VesselResult:
+    """Add the vessel under a click: voxels around the seed (within `reach_mm`) brighter than
+    the local parenchyma by the result's own vessel threshold, connected to the seed."""
+    if system not in (PORTAL, HEPATIC):
+        raise ValueError("system must be 1 (portal) or 2 (hepatic veins and IVC)")
+    _check_inputs(ct, liver)
+    seed = np.round(lps_to_index(ct, seed_lps_mm)[0]).astype(int)
+    if np.any(seed < 0) or np.any(seed >= np.array(ct.GetSize())[::-1]):
+        raise SegmentationError("The clicked point lies outside the scan.")
+    sp = np.array(ct.GetSpacing())[::-1]
+    pad = np.ceil((reach_mm + 2 * background_mm) / sp).astype(int)
+    box = tuple(slice(max(int(c) - p, 0), min(int(c) + p + 1, n))
+                for c, p, n in zip(seed, pad, np.array(ct.GetSize())[::-1]))
+    crop = _crop_image(ct, box)
+    inside = sitk.GetArrayViewFromImage(liver)[box] > 0
+    if not inside.any():
+        raise SegmentationError("The clicked point is not in or near the liver.")
+    smooth = _gaussian(sitk.GetArrayViewFromImage(crop).astype(np.float32), crop, smoothing_mm)
+    contrast, _, vessel_contrast_hu = _local_contrast(smooth, inside, crop, background_mm)
+    low = result.threshold_hu if result.threshold_hu is not None else 0.45 * vessel_contrast_hu
+    local = seed - [b.start for b in box]
+    zyx = np.indices(inside.shape, dtype=np.float32)
+    near = sum(((zyx[i] - local[i]) * sp[i]) ** 2 for i in range(3)) <= reach_mm ** 2
+    labels = sitk.GetArrayFromImage(result.vessels)
+    # only voxels no system holds yet: a correction never repaints the other system
+    candidate = (contrast > 0.7 * low) & near & inside & (labels[box] == 0)
+    cc, _ = ndi.label(candidate, np.ones((3, 3, 3), bool))
+    # a click beside a thin vessel snaps to the vessel within 3 mm
+    hits = np.argwhere(cc > 0)
+    gap = np.linalg.norm((hits - local) * sp, axis=1) if len(hits) else np.array([np.inf])
+    if gap.min() > 3.0:
+        raise SegmentationError("No enhanced vessel under the clicked point; click on the centre "
+                                "of the vessel.")
+    labels[box][cc == cc[tuple(hits[np.argmin(gap)])]] = system
+    return _reanalysed(result, labels, liver)

@@ -1,0 +1,167 @@
+"""Couinaud segments: landmark planes (analytic), contiguity, volumes, lesion mapping; portal
+territories on the synthetic patient (known segments) and plausibility on 3D-IRCADb-01."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from liverplan.geometry import image_from_array, index_to_lps, mask_volume_ml
+from liverplan.volumetry import segments as S
+from liverplan.volumetry import vessels as V
+
+# IVC at the origin; LPS: +x patient's left, +y posterior, +z superior
+MARKS = S.Landmarks(
+    ivc_lps_mm=(0.0, 0.0, 0.0),
+    portal_bifurcation_lps_mm=(-10.0, -30.0, -40.0),
+    right_hepatic_vein_lps_mm=(-60.0, -20.0, -10.0),     # right and a little forward
+    middle_hepatic_vein_lps_mm=(-20.0, -60.0, -10.0),    # forward, slightly right
+    left_hepatic_vein_lps_mm=(40.0, -40.0, 0.0),
+    umbilical_fissure_lps_mm=(15.0, -60.0, -40.0))
+
+
+@pytest.mark.parametrize("point, segment", [
+    ((-80.0, 10.0, 0.0), 7),      # right, posterior, above the bifurcation
+    ((-80.0, 10.0, -80.0), 6),    # right, posterior, below
+    ((-50.0, -60.0, 0.0), 8),     # right anterior (between the right and middle veins), above
+    ((-50.0, -60.0, -80.0), 5),   # right anterior, below
+    ((0.0, -80.0, -50.0), 4),     # between the middle vein and the umbilical fissure
+    ((70.0, -10.0, 10.0), 2),     # left lateral, above/behind the left vein
+    ((60.0, -70.0, -60.0), 3),    # left lateral, below/in front of it
+    ((-5.0, -10.0, -20.0), 1),    # caudate: behind the bifurcation, in front of the IVC
+])
+def test_landmark_planes_put_points_in_the_right_segment(point, segment):
+    assert S.plane_segments(np.array([point]), MARKS)[0] == segment
+
+
+def test_landmarks_round_trip_through_dict():
+    assert S.Landmarks.from_dict(json.loads(json.dumps(MARKS.to_dict()))) == MARKS
+
+
+def test_contiguous_merges_stray_pieces_into_their_neighbour():
+    a = np.zeros((10, 10, 10), np.uint8)
+    a[:, :, :5] = 5
+    a[:, :, 5:] = 8
+    a[4:6, 4:6, 7:9] = 5                     # an island of 5 inside 8
+    out = S._contiguous(a)
+    assert np.all(out[4:6, 4:6, 7:9] == 8)
+    assert np.count_nonzero(out == 5) == 500
+
+
+def _grid_image(array, spacing=(2.0, 2.0, 2.0)):
+    ref = sitk.Image(list(reversed(array.shape)), sitk.sitkUInt8)
+    ref.SetSpacing(spacing)
+    return image_from_array(array, ref)
+
+
+def test_volumes_of_segments_sectors_and_hemilivers():
+    a = np.zeros((8, 10, 10), np.uint8)
+    for s in S.SEGMENTS:
+        a[s - 1] = s                         # one 10x10 slab per segment: 100 voxels of 8 mm^3
+    seg = _grid_image(a)
+    vol = S.segment_volumes_ml(seg)
+    assert all(vol[s] == pytest.approx(0.8) for s in S.SEGMENTS)
+    sectors = S.sector_volumes_ml(seg)
+    assert sectors == pytest.approx({"right anterior": 1.6, "right posterior": 1.6,
+                                     "left medial": 0.8, "left lateral": 1.6})
+    hemi = S.hemiliver_volumes_ml(seg)
+    assert hemi == pytest.approx({"right": 3.2, "left": 2.4, "caudate": 0.8})
+
+
+def test_lesion_segments_reports_fractions_largest_first():
+    seg = np.zeros((4, 10, 10), np.uint8)
+    seg[:, :, :5] = 7
+    seg[:, :, 5:] = 8
+    tum = np.zeros_like(seg, dtype=np.uint16)
+    tum[1:3, 2:6, 2:8] = 1                   # 3 columns in 7, 3 in 8 -> half and half
+    tum[0, 0, 0] = 2                         # entirely in 7
+    tum[3, 5:10, 0:4] = 3                    # 20 voxels in 7 ...
+    tum[3, 9, 5] = 3                         # ... and 1 of 21 in 8: under 5 %, not listed
+    out = S.lesion_segments(_grid_image(tum.astype(np.uint16)), _grid_image(seg))
+    assert out[1] == pytest.approx({7: 0.5, 8: 0.5})
+    assert out[2] == {7: 1.0}
+    assert list(out[3]) == [7]
+
+
+def test_landmark_planes_without_vessels_and_error_without_either():
+    a = np.zeros((30, 40, 50), np.uint8)
+    a[2:28, 2:38, 2:48] = 1
+    ref = sitk.Image([50, 40, 30], sitk.sitkUInt8)
+    ref.SetSpacing((4.0, 4.0, 4.0))
+    ref.SetOrigin((-100.0, -100.0, -80.0))
+    liver = image_from_array(a, ref)
+    result = S.couinaud_segments(liver, None, landmarks=MARKS)
+    assert result.method == S.LANDMARK_PLANES
+    seg = sitk.GetArrayViewFromImage(result.segments)
+    assert np.all((seg > 0) == (a > 0))
+    with pytest.raises(Exception, match="landmarks"):
+        S.couinaud_segments(liver, None)
+
+
+def _dice(a, b):
+    return 2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1)
+
+
+def _one_piece(seg: np.ndarray, s: int) -> bool:
+    """One face-connected piece within the liver's main body (a detached island of liver, like
+    the phantom's single stray voxel, cannot join any segment)."""
+    liver = sitk.RelabelComponent(sitk.ConnectedComponent(
+        sitk.GetImageFromArray((seg > 0).astype(np.uint8)), False))
+    body = sitk.GetArrayFromImage(liver) == 1
+    n = sitk.GetArrayFromImage(sitk.ConnectedComponent(
+        sitk.GetImageFromArray(((seg == s) & body).astype(np.uint8)), False)).max()
+    return n == 1
+
+
+def test_synthetic_patient_segments(synthetic_patient):
+    """Territories of the true portal tree, then of the segmented one (measured Dice in
+    benchmarks/vessels.py); an edit is recomputed quickly."""
+    case = synthetic_patient
+    liver = sitk.Cast(sitk.ReadImage(str(case.truth_dir / "liver.nii.gz")), sitk.sitkUInt8)
+    vessels = sitk.ReadImage(str(case.truth_dir / "vessels.nii.gz"))
+    truth = sitk.GetArrayFromImage(sitk.ReadImage(str(case.truth_dir / "segments.nii.gz")))
+    tree = V.analyse_vessels(sitk.Cast(vessels, sitk.sitkUInt8), liver)
+    result = S.couinaud_segments(liver, tree)
+    assert result.method == S.PORTAL_TERRITORIES
+    seg = sitk.GetArrayViewFromImage(result.segments)
+    for s in S.SEGMENTS:
+        assert _dice(seg == s, truth == s) >= 0.85, s
+        assert _one_piece(seg, s)
+    assert np.all((seg > 0) == (sitk.GetArrayViewFromImage(liver) > 0))
+    # right liver (5-8) lies on the patient's right: smaller LPS x than the left liver
+    right = index_to_lps(result.segments, np.argwhere(np.isin(seg, (5, 6, 7, 8)))).mean(axis=0)
+    left = index_to_lps(result.segments, np.argwhere(np.isin(seg, (2, 3, 4)))).mean(axis=0)
+    assert right[0] < left[0]
+    # moving a branch to another segment changes the territories and stays quick
+    branch = next(iter(result.assignments))
+    edited = dict(result.assignments)
+    edited[branch] = 4 if result.assignments[branch] != 4 else 3
+    start = time.perf_counter()
+    again = S.couinaud_segments(liver, tree, assignments=edited)
+    assert time.perf_counter() - start < 10.0         # target < 2 s: see benchmarks/vessels.py
+    assert again.assignments[branch] == edited[branch]
+
+
+@pytest.mark.realdata
+def test_ircadb_segments_are_plausible(shared_data):
+    from liverplan.io import load
+    ct = load(shared_data / "ircadb-01" / "PATIENT_DICOM").image
+    labels = sitk.ReadImage(str(shared_data / "ircadb-01" / "labels.nii.gz"))
+    labels.CopyInformation(ct)
+    liver = image_from_array((sitk.GetArrayViewFromImage(labels) > 0).astype(np.uint8), ct)
+    vessels = V.segment_vessels(ct, liver)
+    result = S.couinaud_segments(liver, vessels)
+    seg = sitk.GetArrayViewFromImage(result.segments)
+    for s in S.SEGMENTS:
+        assert np.any(seg == s), s
+        assert _one_piece(seg, s), s
+    # the right liver lies on the patient's right (smaller LPS x); its share of the volume is
+    # reported by benchmarks/vessels.py (target 55-70 %, not met yet on this case)
+    right = index_to_lps(result.segments, np.argwhere(np.isin(seg, (5, 6, 7, 8)))).mean(axis=0)
+    left = index_to_lps(result.segments, np.argwhere(np.isin(seg, (2, 3, 4)))).mean(axis=0)
+    assert right[0] < left[0]
+    assert S.hemiliver_volumes_ml(result.segments)["right"] < mask_volume_ml(liver)
