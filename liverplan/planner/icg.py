@@ -30,12 +30,15 @@ Model (every parameter is a field of `IcgParameters`, stored in the plan file):
   from two sides: the specimen's cut face and the remnant cavity. Each side sees the rims of the
   lesion parts behind it, plus the part of the rim of a lesion on the other side that the cut
   leaves on its side (rim beyond a margin m < rim: tbr * (1 - exp(-mu_eff (rim - m)))).
+  The margin printed beside NIR+/NIR- and behind the flags is the planner's (margins.py), the
+  one that decides R0/R1 in the plan's verdict; a lesion left in the remnant gets no margin
+  flag but a statement of what the cavity will show of it.
 - Computation. Per lesion, a signed distance map (scipy EDT with the voxel spacing, corrected
   from voxel centres to voxel faces) is computed in a crop holding the lesion and the mesh
   vertices within its reach (where its signal is still >= 5% of the threshold contrast; beyond,
   it is dropped), then sampled at the vertices by trilinear interpolation. Depth below the
-  capsule and margin to the cut are the smallest sampled distance; for a lesion beyond its reach
-  they are measured between the lesion mesh and the surface mesh instead.
+  capsule is the smallest sampled distance; for a lesion beyond its reach it is measured between
+  the lesion mesh and the surface mesh instead.
 
 Limits: the slab model ignores the lateral extent of the rim (a small lesion is predicted as
 visible as a large one at the same depth), and light paths through vessels or air are not

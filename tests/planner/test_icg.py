@@ -9,7 +9,7 @@ from liverplan import evidence
 from liverplan.errors import Cancelled, PlanningError
 from liverplan.geometry import image_from_array, index_to_lps
 from liverplan.planner.flr import PlanningContext, evaluate, resected_image
-from liverplan.planner.icg import (CAVITY_ARRAY, SPECIMEN_ARRAY, SURFACE_ARRAY, IcgParameters,
+from liverplan.planner.icg import (CAVITY_ARRAY, SURFACE_ARRAY, IcgParameters,
                                    SurfaceMap, TransectionMap, rim_behind, signed_distance_mm,
                                    surface_fluorescence, transection_fluorescence)
 from liverplan.planner.resection import PlaneCut
