@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QToolBox, QWidget
 
 from liverplan.case import Case
 from liverplan.viewers.panels.load_panel import LoadPanel
+from liverplan.viewers.panels.segment_panel import SegmentPanel
 from liverplan.viewers.panels.structures_panel import StructuresPanel
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ class Step:
 
 STEPS: tuple[Step, ...] = (
     Step("load", "Load", LoadPanel, lambda case: True),
+    Step("segment", "Segment", SegmentPanel, lambda case: case is not None),
     Step("display", "Structures and display", StructuresPanel, lambda case: case is not None),
 )
 

@@ -1,0 +1,102 @@
+"""Segment step: the automatic pipeline (liver, lesions, then vessels and Couinaud segments) on
+the open image, off the UI thread; the results become the case's label images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import SimpleITK as sitk
+from PySide6.QtWidgets import QCheckBox, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from liverplan.case import LIVER, SEGMENTS, TUMORS, VESSELS
+from liverplan.errors import SegmentationError
+from liverplan.progress import Steps
+from liverplan.viewers.workers import Task
+from liverplan.volumetry.measure import Volumetry, measure
+from liverplan.volumetry.segmenter import ClassicalSegmenter, Segmenter
+from liverplan.volumetry.segments import couinaud_segments
+from liverplan.volumetry.vessels import segment_vessels
+
+if TYPE_CHECKING:
+    from liverplan.viewers.main_window import MainWindow
+
+
+@dataclass
+class AutoSegmentation:
+    labels: dict[str, sitk.Image]
+    volumetry: Volumetry
+    warnings: list[str] = field(default_factory=list)
+
+
+def segment_image(image: sitk.Image, *, with_vessels: bool = True, path=None,
+                  segmenter: Segmenter | None = None, progress=None,
+                  cancel=None) -> AutoSegmentation:
+    """Liver and lesions (required); vessels and segments when asked. A vessel failure keeps
+    the liver and lesions and says why, since they are useful without it."""
+    segmenter = segmenter or ClassicalSegmenter()
+    steps = Steps(progress, cancel)
+    split = (0.45, 0.7, 0.9) if with_vessels else (0.65, 1.0, 1.0)
+    liver = segmenter.liver(image, path=path, progress=steps.sub(0.0, split[0]).report,
+                            cancel=cancel)
+    warnings = list(liver.warnings)
+    tumors = segmenter.lesions(image, liver.mask, progress=steps.sub(split[0], split[1]).report,
+                               cancel=cancel)
+    labels = {LIVER: liver.mask, TUMORS: tumors}
+    if with_vessels:
+        try:
+            vessels = segment_vessels(image, liver.mask,
+                                      progress=steps.sub(split[1], split[2]).report, cancel=cancel)
+            segments = couinaud_segments(liver.mask, vessels,
+                                         progress=steps.sub(split[2], 1.0).report, cancel=cancel)
+        except SegmentationError as exc:
+            warnings.append(f"Vessels and Couinaud segments were not found: {exc}")
+        else:
+            labels[VESSELS], labels[SEGMENTS] = vessels.vessels, segments.segments
+            warnings += list(vessels.warnings) + list(segments.warnings)
+    steps.report(1.0, "Measuring volumes")
+    return AutoSegmentation(labels, measure(liver.mask, tumors, labels.get(SEGMENTS)), warnings)
+
+
+def summary(volumetry: Volumetry) -> str:
+    return (f"Liver {volumetry.total_liver_ml:.0f} mL (functional "
+            f"{volumetry.functional_liver_ml:.0f} mL); {len(volumetry.lesions)} lesion(s), "
+            f"{volumetry.tumor_ml:.1f} mL")
+
+
+class SegmentPanel(QWidget):
+    def __init__(self, window: "MainWindow"):
+        super().__init__()
+        self.window = window
+        self.task: Task | None = None
+        self.run_button = QPushButton("Segment automatically")
+        self.run_button.clicked.connect(self.run)
+        self.with_vessels = QCheckBox("Also vessels and Couinaud segments")
+        self.with_vessels.setChecked(True)
+        self.result = QLabel("Liver, lesions, portal and hepatic veins, and segments 1-8 from "
+                             "the contrast CT. Check every result before planning.")
+        self.result.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        for w in (self.with_vessels, self.run_button, self.result):
+            layout.addWidget(w)
+        layout.addStretch(1)
+
+    def run(self) -> Task | None:
+        case = self.window.case
+        if case is None or (self.task is not None and self.task.running):
+            return None
+        self.task = Task("Segmenting", segment_image, case.image,
+                         with_vessels=self.with_vessels.isChecked(), path=self.window.source)
+        self.run_button.setEnabled(False)
+        self.task.done.connect(lambda: self.run_button.setEnabled(True))
+        return self.window.run_task(self.task, lambda result, c=case: self._apply(c, result))
+
+    def _apply(self, case, result: AutoSegmentation) -> None:
+        if case is not self.window.case:
+            return                      # another case was opened meanwhile
+        for name, image in result.labels.items():
+            case.set_label(name, image)
+        for warning in result.warnings:
+            self.window.log("warning", warning)
+        self.result.setText(summary(result.volumetry))
+        self.window.log("info", "Automatic segmentation: " + summary(result.volumetry))
