@@ -144,9 +144,15 @@ def render_cavity_view(remnant: pv.PolyData, cut: pv.PolyData, transection: Tran
                      else np.full(remnant.n_points, p.background))
         meshes.append((remnant, overlay_colors(intensity, transection.threshold,
                                                p.threshold_contrast)))
-    positive = sum(r.nir_cavity for r in transection.lesions)
-    caption = f"Simulated NIR of the cavity (expected): {positive} lesion(s) may fluoresce"
-    return _render(meshes, view or cavity_view(cut), caption, window_size)
+    return _render(meshes, view or cavity_view(cut), cavity_caption(transection), window_size)
+
+
+def cavity_caption(transection: TransectionMap) -> str:
+    """Caption of the cavity picture; a glow from a lesion left in place is named as such."""
+    positive = [r for r in transection.lesions if r.nir_cavity]
+    left = sum(r.status == "left in place" for r in positive)
+    return (f"Simulated NIR of the cavity (expected): {len(positive)} lesion(s) may fluoresce"
+            + (f", {left} of them left in place" if left else ""))
 
 
 def _render(meshes: list[tuple[pv.PolyData, np.ndarray]], view: LaparoscopeView, caption: str,

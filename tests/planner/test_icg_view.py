@@ -16,10 +16,10 @@ from liverplan.geometry import image_from_array
 from liverplan.planner.icg import (CAVITY_ARRAY, SURFACE_ARRAY, IcgResult, LaparoscopeView,
                                    cut_surface, surface_fluorescence, transection_fluorescence)
 from liverplan.planner.icg_view import (_FIELD_EDGE, _FIELD_RADIUS, LIVER_RGB, caption_box,
-                                        default_view, offscreen_plotter, overlay_colors,
+                                        cavity_caption, default_view, offscreen_plotter, overlay_colors,
                                         predict_and_write, remnant_surface, render_cavity_view,
                                         render_nir_view, write_icg_outputs)
-from tests.planner.test_icg import SPACING, _flat_case
+from tests.planner.test_icg import SPACING, _flat_case, _plane_cut
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,14 @@ def test_cavity_view_shows_the_rim_left_behind_by_a_close_cut(margin_mm, glows):
     r, g, b = (image[..., i].astype(int) for i in range(3))
     assert ((r > 60) | (g > 60)).sum() > 20000            # the cut face fills the view
     assert (((g > r + 40) & (g > b + 40)).sum() > 50) == glows
+
+
+def test_cavity_caption_names_a_glow_from_a_lesion_left_in_place():
+    lm, tm, resected, outcomes = _plane_cut(1.5, lesion_side=False)
+    _, left = transection_fluorescence(lm, tm, resected, outcomes=outcomes)
+    assert cavity_caption(left).endswith("1 lesion(s) may fluoresce, 1 of them left in place")
+    _, close = transection_fluorescence(lm, tm, _plane_cut_masks(0.6)[2])
+    assert cavity_caption(close).endswith("1 lesion(s) may fluoresce")
 
 
 def test_transection_outputs_are_written(tmp_path, output_dir):
