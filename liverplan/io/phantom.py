@@ -808,8 +808,10 @@ def _composite(body, region, segments, tumors):
     # a hepatic vein piece cut off from the IVC (by a lesion or the liver's edge) would have
     # no outflow: render it as parenchyma, so every hepatic vein drains into the IVC
     veins = np.isin(tissue, (HEPATIC, IVC))
-    pieces = ndimage.label(veins, structure=np.ones((3, 3, 3)))[0]
-    tissue[veins & ~np.isin(pieces, np.unique(pieces[tissue == IVC]))] = LIVER
+    pieces, n = ndimage.label(veins, structure=np.ones((3, 3, 3)))
+    drains = np.zeros(n + 1, bool)
+    drains[pieces[tissue == IVC]] = True
+    tissue[veins & ~drains[pieces]] = LIVER
     liver = put & (region != GALLBLADDER)
     segments = np.where(liver, segments, 0).astype(np.uint8)
     tumors = np.where(liver, tumors, 0).astype(np.uint16)
