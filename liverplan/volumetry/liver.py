@@ -12,7 +12,9 @@ Pipeline (each stage a small function, run at ~2 mm isotropic, then refined on t
    watershed basin of the thickness map (a neighbour joined through a neck has its own basin),
    close and fill (intrahepatic vessels and tumours), and take in hypodense tumours that bulge
    through the capsule.
-5. `refine_boundary`: re-decide a thin band around the coarse surface on the full-resolution CT.
+5. `refine_boundary`: re-decide a thin band around the coarse surface on the full-resolution CT
+   (partial-volume voxels count when more than half liver), and cut bridges through fat planes
+   that the coarse grid blurred.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class LiverParameters:
     regrow_mm: float = 16.0         # how far the boundary may move out from the core
     closing_mm: float = 6.0
     refine_band_mm: float = 3.0
+    fine_opening_mm: float = 3.0    # bridges thinner than 2x this on the CT grid are cut
     tumour_opening_mm: float = 6.0  # hypodense blobs thinner than this are not tumours
     tumour_contact: float = 0.15    # share of a hypodense blob's surface that must touch liver
 
@@ -285,13 +288,18 @@ def refine_boundary(image: sitk.Image, coarse_mask: sitk.Image, model: Intensity
     # voxel next to fat or air belongs to the liver (it is more than half liver).
     size = [max(3, int(round(3.0 / s))) for s in (image.GetSpacing()[::-1])]
     half = (model.mode + ndi.minimum_filter(a, size=size)) / 2.0
-    inner = (d < 0) & ((d < -p.refine_band_mm) | ((a >= np.minimum(model.keep_floor, half))
-                                                   & (a < model.upper + 6.0 * model.sd)))
+    not_fat = a >= np.minimum(model.keep_floor, half)
+    inner = (d < 0) & not_fat & ((d < -p.refine_band_mm) | (a < model.upper + 6.0 * model.sd))
     outer = (d >= 0) & (d <= p.refine_band_mm) & (a >= model.lower) & (a <= model.upper)
     liver = inner | outer
     partial = (d >= 0) & (d <= p.refine_band_mm) & (a >= half) & (a < model.lower)
     liver |= partial & ndi.binary_dilation(liver)          # one voxel layer, no creeping
-    crop = largest_component(ndi.binary_opening(liver))
+    # A thin fat plane that the coarse grid blurred (liver against duodenum or pancreas) now
+    # separates them: cut the last bridges with a small opening and keep the liver's side.
+    sp = tuple(image.GetSpacing()[::-1])
+    body = largest_component(erode_mm(liver, p.fine_opening_mm, sp))
+    crop = ndi.binary_opening(liver) & dilate_mm(body, p.fine_opening_mm + 0.5 * max(sp), sp)
+    crop = largest_component(crop)
     crop = np.stack([ndi.binary_fill_holes(s) for s in crop])
     out = np.zeros(dist.shape, np.uint8)
     out[box] = crop
