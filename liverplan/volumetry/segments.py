@@ -85,7 +85,8 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     landmarks / assignments: user corrections that replace the automatic ones (assignments:
     portal branch id -> segment 1-8, 0 to drop a branch as a seed).
     method: force PORTAL_TERRITORIES or LANDMARK_PLANES; by default territories when the
-    labelled tree reaches all eight segments, else landmark planes.
+    labelled tree reaches all eight segments (or all but the caudate, which then comes from the
+    landmarks), else landmark planes.
     """
     steps = Steps(progress, cancel)
     if vessels is not None and not same_grid(vessels.vessels, liver):
@@ -99,8 +100,11 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     labels.update(assignments or {})
     labels = {b: s for b, s in labels.items() if s}
     covered = set(labels.values())
+    # the caudate's own small branches are often not seen: its landmark region stands in
+    caudate_from_planes = covered == set(SEGMENTS) - {1} and marks is not None
     if method is None:
-        method = PORTAL_TERRITORIES if covered == set(SEGMENTS) else LANDMARK_PLANES
+        method = (PORTAL_TERRITORIES if covered == set(SEGMENTS) or caudate_from_planes
+                  else LANDMARK_PLANES)
         if method == LANDMARK_PLANES and vessels is not None:
             missing = sorted(set(SEGMENTS) - covered)
             warnings.append("The portal tree does not reach segment(s) "
@@ -117,6 +121,10 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
         seeds, seed_seg = _territory_seeds(vessels, labels, trunk_clearance_mm)
         _, j = cKDTree(seeds).query(points, workers=-1)
         seg = seed_seg[j]
+        if 1 not in covered and marks is not None:
+            seg = np.where(plane_segments(points, marks) == 1, 1, seg)
+            warnings.append("No caudate portal branch was found: segment 1 is the landmark "
+                            "region between the IVC and the portal bifurcation.")
     else:
         seg = plane_segments(points, marks)
     steps.report(0.6, "Couinaud segments: contiguity")
@@ -391,8 +399,9 @@ def plane_segments(points: np.ndarray, m: Landmarks) -> np.ndarray:
     normal = np.cross(lhv, horizontal)
     normal *= np.sign(normal[2]) or 1.0
     seg = np.where((seg == 3) & ((points - ivc) @ normal > 0), 2, seg)
-    # caudate: behind the bifurcation, in front of the IVC's back wall, medial to the fissure,
-    # right of the IVC's centre only slightly, below the hepatic vein confluence
+    # caudate: behind the bifurcation, in front of the IVC's back wall, from just right of the
+    # IVC's centre to the umbilical fissure (ligamentum venosum), below the hepatic vein
+    # confluence
     caudate = ((points[:, 1] > bif[1] + _CAUDATE_BEHIND_MM) & (points[:, 1] < ivc[1] + 10.0)
                & (points[:, 0] > ivc[0] - 15.0) & (points[:, 0] < m.umbilical_fissure_lps_mm[0])
                & (points[:, 2] < ivc[2]))
