@@ -288,8 +288,10 @@ def refine_boundary(image: sitk.Image, coarse_mask: sitk.Image, model: Intensity
     # voxel next to fat or air belongs to the liver (it is more than half liver).
     size = [max(3, int(round(3.0 / s))) for s in (image.GetSpacing()[::-1])]
     half = (model.mode + ndi.minimum_filter(a, size=size)) / 2.0
-    not_fat = a >= np.minimum(model.keep_floor, half)
-    inner = (d < 0) & not_fat & ((d < -p.refine_band_mm) | (a < model.upper + 6.0 * model.sd))
+    deep = d < -p.refine_band_mm        # deep inside only fat leaves (tumours and vessels stay)
+    inner = (deep & (a >= np.minimum(model.tumour_floor, half))) \
+        | ((d < 0) & ~deep & (a >= np.minimum(model.keep_floor, half))
+           & (a < model.upper + 6.0 * model.sd))
     outer = (d >= 0) & (d <= p.refine_band_mm) & (a >= model.lower) & (a <= model.upper)
     liver = inner | outer
     partial = (d >= 0) & (d <= p.refine_band_mm) & (a >= half) & (a < model.lower)
