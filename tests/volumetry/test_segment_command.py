@@ -12,7 +12,7 @@ import SimpleITK as sitk
 from liverplan.cli import main
 from liverplan.commands.segment import OUTPUTS, segment_case, write_outputs
 from liverplan.errors import Cancelled
-from liverplan.geometry import same_grid
+from liverplan.geometry import index_to_lps, same_grid
 from tests.volumetry.test_liver import synthetic_abdomen
 
 
@@ -102,3 +102,28 @@ def test_scan_too_short_for_a_whole_liver_is_refused(tmp_path, capsys):
     assert main(["segment", str(path), "--out", str(tmp_path / "out")]) == 2
     assert "whole liver" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_synthetic_patient_end_to_end(synthetic_patient):
+    """The headless pipeline on the synthetic patient's DICOM series against its exact truth."""
+    run = segment_case(synthetic_patient.dicom_dir)
+    truth_liver = sitk.ReadImage(str(synthetic_patient.truth_dir / "liver.nii.gz"))
+    truth_tumors = sitk.GetArrayFromImage(
+        sitk.ReadImage(str(synthetic_patient.truth_dir / "tumors.nii.gz")))
+    assert same_grid(run.liver.mask, truth_liver)
+    liver = sitk.GetArrayFromImage(run.liver.mask) > 0
+    ref = sitk.GetArrayFromImage(truth_liver) > 0
+    assert 2 * np.count_nonzero(liver & ref) / (liver.sum() + ref.sum()) >= 0.97
+    truth_ml = synthetic_patient.truth["liver_volume_ml"]
+    assert abs(run.volumetry.total_liver_ml - truth_ml) / truth_ml < 0.04
+    found = sitk.GetArrayFromImage(run.tumors)
+    for lesion in synthetic_patient.truth["lesions"]:
+        if lesion["max_diameter_mm"] >= 10:
+            assert found[truth_tumors == lesion["id"]].any(), f"{lesion['name']} missed"
+    false_positives = [i for i in np.unique(found) if i and not truth_tumors[found == i].any()]
+    assert len(false_positives) <= 2
+    # Left/right: the liver's centroid lies on the patient's right of the spine (smaller LPS x).
+    markers = synthetic_patient.truth["markers"]
+    centroid = index_to_lps(run.liver.mask, np.argwhere(liver).mean(axis=0))[0]
+    assert centroid[0] < markers["spine_centroid_lps_mm"][0] - 20
+    assert np.allclose(centroid, markers["liver_centroid_lps_mm"], atol=5)
