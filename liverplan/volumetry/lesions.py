@@ -33,7 +33,7 @@ class LesionParameters:
                                      # the parenchyma (outside the half-contrast edge, which
                                      # cuts blurred lesion borders short)
     boundary_margin_mm: float = 3.0  # seeds are searched this far inside the capsule
-    grow_limit_mm: float = 15.0      # a lesion may extend this far beyond its core
+    grow_limit_mm: float = 8.0       # a lesion may extend this far beyond its core
     halo_mm: float = 1.0             # the blurred transition zone belongs to the lesion
                                      # (conservative for margins; matches 3D-IRCADb contours)
     rim_mm: float = 3.0              # an enhancing rim is looked for this far around
