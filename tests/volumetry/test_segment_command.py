@@ -41,13 +41,19 @@ def test_segment_writes_masks_and_volumetry(ct_file, tmp_path, capsys):
     lesion = v["lesions"][0]
     assert lesion["diameter_mm"] == pytest.approx(24, abs=6)     # within a 3 mm voxel a side
     assert np.allclose(lesion["centroid_lps_mm"], (-40, 0, 110), atol=2)
-    assert lesion["segment"] is None
+    # no vessels in this toy abdomen: the segments come from the landmark-plane fallback
+    assert doc["segments"]["method"] == "landmark planes"
+    assert lesion["segment"] == int(next(iter(doc["lesion_segments"]["1"])))
+    for name in ("vessels.nii.gz", "segments.nii.gz"):
+        assert same_grid(sitk.ReadImage(str(out / name)), image)
+    assert sum(doc["hemiliver_volume_ml"].values()) == pytest.approx(v["total_liver_ml"], rel=0.01)
     voxel_ml = np.prod(image.GetSpacing()) / 1000
     assert v["total_liver_ml"] == pytest.approx(
         np.count_nonzero(sitk.GetArrayFromImage(liver)) * voxel_ml)
     assert doc["software"]["version"] and doc["software"]["segmenter"] == "classical"
     assert doc["input"]["series_instance_uid"] is None      # a NIfTI file has none
-    assert set(doc["timings_s"]) == {"load", "liver", "lesions", "measure"}
+    assert set(doc["timings_s"]) == {"load", "liver", "lesions", "vessels", "segments",
+                                     "measure"}
     assert doc["parameters"]["liver"]["coarse_spacing_mm"] == 2.0
     assert "Liver" in capsys.readouterr().out
 
@@ -127,3 +133,16 @@ def test_synthetic_patient_end_to_end(synthetic_patient):
     centroid = index_to_lps(run.liver.mask, np.argwhere(liver).mean(axis=0))[0]
     assert centroid[0] < markers["spine_centroid_lps_mm"][0] - 20
     assert np.allclose(centroid, markers["liver_centroid_lps_mm"], atol=5)
+    # Couinaud segments from the automatic vessels: every segment present, the right liver on
+    # the patient's right, and the large lesions placed in their true segments.
+    segments = sitk.GetArrayFromImage(run.segments.segments)
+    assert set(np.unique(segments[liver])) == set(range(1, 9))
+    right_x = index_to_lps(run.liver.mask, np.argwhere(np.isin(segments, (5, 6, 7, 8))).mean(0))
+    left_x = index_to_lps(run.liver.mask, np.argwhere(np.isin(segments, (2, 3, 4))).mean(0))
+    assert right_x[0][0] < left_x[0][0]
+    by_id = {lesion.id: lesion.segment for lesion in run.volumetry.lesions}
+    for lesion in synthetic_patient.truth["lesions"]:
+        if lesion["max_diameter_mm"] >= 10:
+            ids, counts = np.unique(found[truth_tumors == lesion["id"]], return_counts=True)
+            found_id = ids[ids > 0][np.argmax(counts[ids > 0])]
+            assert by_id[found_id] == lesion["segment"], lesion
