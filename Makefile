@@ -9,7 +9,7 @@ SYSTEM_PACKAGES := libgl1 libegl1 libxkbcommon0 libfontconfig1 libglib2.0-0 libd
 	libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 \
 	dcmtk dicom3tools orthanc poppler-utils
 
-.PHONY: run test system-packages setup demo benchmarks clean
+.PHONY: run headless test system-packages setup demo benchmarks clean
 
 system-packages:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do \
@@ -42,9 +42,18 @@ run: demo
 		$(PY) main.py $(DEMO)/dicom; \
 	else \
 		echo "No display available: running the headless pipeline on the demo patient instead."; \
-		$(VENV)/bin/liverplan info $(DEMO)/dicom && \
-		echo "Demo patient (DICOM series and ground truth): $(abspath $(DEMO))"; \
+		$(MAKE) --no-print-directory headless; \
 	fi
+
+# The same functions as the app, without a window: segment, plan a right hemihepatectomy with
+# the expected ICG fluorescence, export the report, 3D models and DICOM SEG.
+headless: demo
+	$(VENV)/bin/liverplan info $(DEMO)/dicom
+	$(VENV)/bin/liverplan segment $(DEMO)/dicom --out $(DEMO)/results
+	$(VENV)/bin/liverplan plan $(DEMO)/dicom --resection right_hemihepatectomy --icg --out $(DEMO)/results
+	$(VENV)/bin/liverplan export $(DEMO)/results/plan.liverplan.json --ct $(DEMO)/dicom --out $(DEMO)/results/export
+	@echo "Results: $(abspath $(DEMO)/results) (masks, volumetry.json, plan.liverplan.json, ICG views);" \
+		"exports (PDF report, 3D models, DICOM SEG): $(abspath $(DEMO)/results/export)"
 
 test: demo
 	$(PY) -m pytest -q
