@@ -49,6 +49,7 @@ class LiverParameters:
     fine_opening_mm: float = 3.0    # bridges thinner than 2x this on the CT grid are cut
     tumour_opening_mm: float = 6.0  # hypodense blobs thinner than this are not tumours
     tumour_contact: float = 0.15    # share of a hypodense blob's surface that must touch liver
+    tumour_regrow_mm: float = 8.0   # parenchyma around a tumour joins this far from it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -235,8 +236,13 @@ def grow_liver(core: np.ndarray, band: np.ndarray, thickness: np.ndarray, a: np.
     grown = core.copy()
     for _ in range(int(round(p.regrow_mm / sp))):
         grown = ndi.binary_dilation(grown) & basin
-    grown = _include_hypodense(grown, a, model, p)
-    grown = close_mm(grown, p.closing_mm, (sp,) * 3)
+    tumours = _include_hypodense(grown, a, model, p) & ~grown
+    # A tumour splits the thickness map, so the parenchyma around it (between it and the
+    # capsule) falls in a basin of its own: regrow that from the tumour, as from the core.
+    around = tumours.copy()
+    for _ in range(int(round(p.tumour_regrow_mm / sp))):
+        around = (ndi.binary_dilation(around) & band) | tumours
+    grown = close_mm(grown | around, p.closing_mm, (sp,) * 3)
     grown = np.stack([ndi.binary_fill_holes(s) for s in grown])
     return largest_component(ndi.binary_fill_holes(grown))
 

@@ -92,6 +92,35 @@ def test_intrahepatic_tumour_is_inside_the_liver():
     assert dice(mask, truth) >= 0.93
 
 
+def test_lesion_depths_below_the_capsule_match_the_truth(synthetic_patient):
+    """The liver mask takes in the parenchyma around each tumour (its own basin of the thickness
+    map), so the depth of every lesion >= 10 mm below the capsule measured on the automatic masks
+    matches the depth measured on the truth masks (it used to be 0 mm: a notch in the liver mask
+    reached the lesion)."""
+    from liverplan.io import load, read_image
+    from liverplan.volumetry.lesions import detect_lesions
+    from liverplan.volumetry.measure import measure
+    image = load(synthetic_patient.dicom_dir).image
+    truth_liver, truth_tumors = (read_image(synthetic_patient.truth_dir / f"{name}.nii.gz")
+                                 for name in ("liver", "tumors"))
+    for truth in (truth_liver, truth_tumors):
+        truth.CopyInformation(image)
+    liver = segment_liver(image).mask
+    tumors = detect_lesions(image, liver)
+    found = sitk.GetArrayFromImage(tumors)
+    auto = {x.id: x.depth_mm for x in measure(liver, tumors).lesions}
+    checked = 0
+    for ref in measure(truth_liver, truth_tumors).lesions:
+        if ref.diameter_mm < 10.0:
+            continue
+        ids = np.unique(found[sitk.GetArrayViewFromImage(truth_tumors) == ref.id])
+        ids = ids[ids > 0]
+        assert len(ids) == 1, f"lesion {ref.id} missed or split"
+        assert abs(auto[int(ids[0])] - ref.depth_mm) <= 3.0, (ref.id, ref.depth_mm, auto)
+        checked += 1
+    assert checked >= 4
+
+
 def test_unenhanced_series_warns():
     image, _, _ = synthetic_abdomen(liver_hu=60.0)
     result = segment_liver(image)
