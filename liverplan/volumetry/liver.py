@@ -10,11 +10,11 @@ Pipeline (each stage a small function, run at ~2 mm isotropic, then refined on t
    patient's right.
 4. `grow_liver`: regrow the core within the band, limited in distance and to the core's
    watershed basin of the thickness map (a neighbour joined through a neck has its own basin),
-   close and fill (intrahepatic vessels and tumours), and take in hypodense tumours that bulge
-   through the capsule.
+   take in hypodense tumours (also those that bulge through the capsule) with the parenchyma
+   around them, close and fill (intrahepatic vessels and tumours).
 5. `refine_boundary`: re-decide a thin band around the coarse surface on the full-resolution CT
-   (partial-volume voxels count when more than half liver), and cut bridges through fat planes
-   that the coarse grid blurred.
+   (partial-volume voxels count when more than half liver), cut bridges through fat planes
+   that the coarse grid blurred, and fill holes with tissue only (no gallbladder bile).
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def liver_core(band: np.ndarray, x_lps: np.ndarray, centre_x: float, p: LiverPar
 # --- stage 4: grow -------------------------------------------------------------------------------
 def grow_liver(core: np.ndarray, band: np.ndarray, thickness: np.ndarray, a: np.ndarray,
                model: IntensityModel, p: LiverParameters) -> np.ndarray:
-    """Regrow the core into the band, close, fill, and add tumours bulging out of the capsule."""
+    """Regrow the core into the band, add tumours with the parenchyma around them, close, fill."""
     sp = p.coarse_spacing_mm
     peaks = (thickness == ndi.maximum_filter(thickness, size=3)) & (thickness >= 2.0) \
         & ~ndi.binary_dilation(core, iterations=2)
@@ -308,7 +308,8 @@ def refine_boundary(image: sitk.Image, coarse_mask: sitk.Image, model: Intensity
     body = largest_component(erode_mm(liver, p.fine_opening_mm, sp))
     crop = ndi.binary_opening(liver) & dilate_mm(body, p.fine_opening_mm + 0.5 * max(sp), sp)
     crop = largest_component(crop)
-    crop = np.stack([ndi.binary_fill_holes(s) for s in crop])
+    # Fill vessels and tumours, not fluid: a gallbladder wrapped by the liver in a slice stays out.
+    crop |= np.stack([ndi.binary_fill_holes(s) for s in crop]) & (a >= model.tumour_floor)
     out = np.zeros(dist.shape, np.uint8)
     out[box] = crop
     return out

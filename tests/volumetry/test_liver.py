@@ -96,7 +96,7 @@ def test_lesion_depths_below_the_capsule_match_the_truth(synthetic_patient):
     """The liver mask takes in the parenchyma around each tumour (its own basin of the thickness
     map), so the depth of every lesion >= 10 mm below the capsule measured on the automatic masks
     matches the depth measured on the truth masks (it used to be 0 mm: a notch in the liver mask
-    reached the lesion)."""
+    reached the lesion), and the region filled around them holds no fluid."""
     from liverplan.io import load, read_image
     from liverplan.volumetry.lesions import detect_lesions
     from liverplan.volumetry.measure import measure
@@ -119,6 +119,9 @@ def test_lesion_depths_below_the_capsule_match_the_truth(synthetic_patient):
         assert abs(auto[int(ids[0])] - ref.depth_mm) <= 3.0, (ref.id, ref.depth_mm, auto)
         checked += 1
     assert checked >= 4
+    # Fluid is not filled into the liver: the gallbladder in its fossa is no "lesion".
+    truth_any = sitk.GetArrayViewFromImage(truth_tumors) > 0
+    assert all(truth_any[found == k].any() for k in auto), "a lesion outside every tumour"
 
 
 def test_unenhanced_series_warns():
@@ -173,7 +176,7 @@ def test_ircadb_liver(shared_data):
     result = segment_liver(image)
     mask = sitk.GetArrayFromImage(result.mask) > 0
     ref = sitk.GetArrayFromImage(labels) > 0
-    # Measured Dice 0.944 and +4.9 % volume: short of the 0.95 / 3 % target because ~60 mL of
+    # Measured Dice 0.948 and +5.9 % volume: short of the 0.95 / 3 % target because ~60 mL of
     # pancreas/duodenum of liver-like HU is joined at the hilum (see benchmarks/segmentation.py).
     # These bounds guard against regressions, they are not the target.
     assert dice(mask, ref) >= 0.93
