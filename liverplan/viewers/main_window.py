@@ -472,8 +472,12 @@ class MainWindow(QMainWindow):
         (self.recovery_dir / RECOVERY_OWNER).write_text(json.dumps(owner))
         task = Task("Autosave", save_case, self.case, self.recovery_dir / RECOVERY_CASE,
                     source=self.source, view=self.view_settings())
-        task.failed.connect(lambda message, _: self.log("warning", f"Autosave failed: {message}"))
+        # A bound slot, not a lambda: Qt drops it if the window is gone when the copy finishes.
+        task.failed.connect(self._autosave_failed)
         return task.start()
+
+    def _autosave_failed(self, message: str, _details=None) -> None:
+        self.log("warning", f"Autosave failed: {message}")
 
     def recovery_available(self) -> Path | None:
         """The recovery copy left by a session that ended without closing (a crash), if any."""
