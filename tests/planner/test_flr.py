@@ -13,16 +13,6 @@ from liverplan.planner.resection import PlaneCut, WedgeResection, preset
 from tests.planner import resection_phantom as ph
 
 
-@pytest.fixture(scope="module")
-def images():
-    return ph.images()
-
-
-@pytest.fixture(scope="module")
-def ctx(images):
-    return PlanningContext(*images)
-
-
 def test_flr_arithmetic_right_hemihepatectomy(ctx, images):
     liver, tumors, seg, _ = (sitk.GetArrayViewFromImage(i) for i in images)
     vml = np.prod(ph.SPACING_XYZ) / 1000

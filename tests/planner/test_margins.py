@@ -1,22 +1,12 @@
 import numpy as np
 import pytest
 
-from liverplan.planner.flr import PlanningContext, evaluate, resected_image
+from liverplan.planner.flr import evaluate, resected_image
 from liverplan.planner.margins import outcomes_for_masks
 from liverplan.planner.resection import PlaneCut, SegmentResection, WedgeResection
 from tests.planner import resection_phantom as ph
 
 HALF_DIAGONAL_MM = 0.5 * np.linalg.norm(ph.SPACING_XYZ)
-
-
-@pytest.fixture(scope="module")
-def images():
-    return ph.images()
-
-
-@pytest.fixture(scope="module")
-def ctx(images):
-    return PlanningContext(*images)
 
 
 @pytest.mark.parametrize("distance_mm", [6.0, 8.5, 12.0])

@@ -9,16 +9,6 @@ from liverplan.planner.resection import SegmentResection, preset
 from tests.planner import resection_phantom as ph
 
 
-@pytest.fixture(scope="module")
-def images():
-    return ph.images()
-
-
-@pytest.fixture(scope="module")
-def ctx(images):
-    return PlanningContext(*images)
-
-
 def _check(ctx, segments):
     return check_remnant(ctx, resected_mask(ctx, [SegmentResection(segments)]))
 

@@ -10,16 +10,6 @@ from liverplan.planner.resection import (PRESETS, PlaneCut, SegmentResection, Su
 from tests.planner import resection_phantom as ph
 
 
-@pytest.fixture(scope="module")
-def images():
-    return ph.images()
-
-
-@pytest.fixture(scope="module")
-def ctx(images):
-    return PlanningContext(*images)
-
-
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_presets_remove_exactly_their_segments(ctx, images, name):
     seg = sitk.GetArrayViewFromImage(images[2])
