@@ -27,7 +27,7 @@ class Case:
     info: Any = None                        # liverplan.io SeriesInfo of the source, if any
     labels: dict[str, sitk.Image] = field(default_factory=dict)
     patient: Any = None                     # liverplan.planner.patient.Patient
-    plans: list = field(default_factory=list)
+    plans: list = field(default_factory=list)   # liverplan.planner.planfile.PlanFile, by name
     warnings: list[str] = field(default_factory=list)
     _listeners: list[Callable[[str], None]] = field(default_factory=list, repr=False)
 
@@ -51,3 +51,23 @@ class Case:
 
     def label(self, name: str) -> sitk.Image | None:
         return self.labels.get(name)
+
+    def set_patient(self, patient) -> None:
+        self.patient = patient
+        self.changed("patient")
+
+    def put_plan(self, planfile) -> int:
+        """Store a plan (a PlanFile), replacing the one of the same name; returns its index."""
+        names = [p.plan.name for p in self.plans]
+        if planfile.plan.name in names:
+            index = names.index(planfile.plan.name)
+            self.plans[index] = planfile
+        else:
+            index = len(self.plans)
+            self.plans.append(planfile)
+        self.changed("plans")
+        return index
+
+    def remove_plan(self, name: str) -> None:
+        self.plans = [p for p in self.plans if p.plan.name != name]
+        self.changed("plans")

@@ -21,7 +21,7 @@ import SimpleITK as sitk
 
 from liverplan import __version__
 from liverplan.case import LABEL_NAMES, Case
-from liverplan.errors import InputError
+from liverplan.errors import InputError, LiverPlanError
 from liverplan.geometry import same_grid
 from liverplan.io.atomic import atomic_write, ensure_folder
 from liverplan.io.dicom_scan import SeriesInfo
@@ -75,6 +75,8 @@ def save_case(case: Case, path: str | Path, *, source: str | None = None,
         "image": files.pop("image"),
         "labels": files,
         "warnings": list(case.warnings),
+        "patient": case.patient.to_dict() if case.patient is not None else None,
+        "plans": [p.to_dict() for p in case.plans],
         "view": view or {},
     }
     with atomic_write(folder / MANIFEST) as tmp:
@@ -123,5 +125,19 @@ def open_case(path: str | Path, *, progress=None, cancel=None) -> tuple[Case, di
             raise InputError(f"the {name} label image does not lie on the case image's grid; "
                              "the case is damaged", path=folder / file)
         case.labels[name] = mask
+    _read_plans(case, manifest, folder)
     steps.report(1.0, "Case opened")
     return case, manifest
+
+
+def _read_plans(case: Case, manifest: dict, folder: Path) -> None:
+    # Imported here: the planner builds on io, not the other way round.
+    from liverplan.planner.patient import Patient
+    from liverplan.planner.planfile import PlanFile
+    try:
+        if manifest.get("patient"):
+            case.patient = Patient.from_dict(manifest["patient"])
+        case.plans = [PlanFile.from_dict(p) for p in manifest.get("plans", [])]
+    except (KeyError, TypeError, ValueError, LiverPlanError) as exc:
+        raise InputError(f"the patient data or plans in the case description cannot be read "
+                         f"({exc}); the case is damaged", path=folder / MANIFEST) from exc

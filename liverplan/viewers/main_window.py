@@ -62,7 +62,8 @@ class NoticeBar(QWidget):
 
 
 class MainWindow(QMainWindow):
-    caseChanged = Signal(object)      # the new Case (or None) after open/load/close
+    caseChanged = Signal(object)      # the Case (or None) after open/load/close or any edit
+    caseEdited = Signal(str)          # what changed in the open case (a label name, "plans"...)
     recentChanged = Signal()
 
     def __init__(self, settings=None, recovery_dir: Path | None = None):
@@ -373,6 +374,7 @@ class MainWindow(QMainWindow):
             self.state.set_label(what, case.label(what))
             self.view3d.set_labels(dict(case.labels))
         self.mark_dirty()
+        self.caseEdited.emit(what)
         self.caseChanged.emit(case)
 
     def mark_dirty(self) -> None:

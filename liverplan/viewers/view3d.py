@@ -57,6 +57,7 @@ class View3D(QWidget):
         self.labels: dict[str, sitk.Image] = {}
         self.meshes: dict[str, pv.PolyData] = {}
         self.actors: dict = {}
+        self.extra_actors: dict = {}                # computed surfaces: cuts, remnant, ICG maps
         self._generation: dict[str, int] = {}      # label name -> change count
         self._task: Task | None = None
         self.plotter = QtInteractor(self)
@@ -139,6 +140,20 @@ class View3D(QWidget):
     def _on_display_changed(self) -> None:
         self._sync_display()
         self._update()      # a structure just made visible may need its surface
+
+    def show_mesh(self, key: str, mesh: pv.PolyData, **style) -> None:
+        """Show (or replace) a computed surface that is not a label image, e.g. a cut surface
+        or the liver coloured by expected fluorescence; `style` goes to pyvista's add_mesh."""
+        if key in BY_KEY:
+            raise ValueError(f"{key!r} is a structure key; computed surfaces need their own")
+        self.extra_actors[key] = self.plotter.add_mesh(mesh, name=key, reset_camera=False,
+                                                       **style)
+        self.plotter.render()
+
+    def remove_mesh(self, key: str) -> None:
+        if self.extra_actors.pop(key, None) is not None:
+            self.plotter.remove_actor(key, render=False)
+            self.plotter.render()
 
     def cancel(self) -> None:
         if self._task is not None:

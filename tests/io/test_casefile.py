@@ -102,3 +102,34 @@ def test_not_a_case(tmp_path):
         open_case(tmp_path)
     assert case_path(tmp_path / "x") == tmp_path / "x.liverplan"
     assert case_path(tmp_path / "x.liverplan") == tmp_path / "x.liverplan"
+
+
+def test_patient_and_plans_survive_save_and_open(tmp_path):
+    from liverplan.planner.flr import PlanningContext, plan
+    from liverplan.planner.patient import Patient
+    from liverplan.planner.planfile import PlanFile
+    from liverplan.planner.resection import PlaneCut
+
+    case = small_case()
+    case.set_patient(Patient(weight_kg=70.0, height_cm=170.0, quality="chemo"))
+    ctx = PlanningContext(case.labels[LIVER], case.labels[TUMORS])
+    cut = PlaneCut(point_mm=(0.0, 0.0, 17.5), normal=(0.0, 0.0, 1.0))
+    first = PlanFile(plan(ctx, [cut], case.patient, name="cranial half"))
+    assert case.put_plan(first) == 0
+    assert case.put_plan(PlanFile(plan(ctx, [cut], case.patient, name="other"))) == 1
+    assert case.put_plan(first) == 0 and len(case.plans) == 2      # same name: replaced
+    opened, _ = open_case(save_case(case, tmp_path / "p"))
+    assert opened.patient == case.patient
+    assert [p.plan.name for p in opened.plans] == ["cranial half", "other"]
+    assert opened.plans[0].plan.result.flr_ml == pytest.approx(first.plan.result.flr_ml)
+    assert 0 < first.plan.result.flr_ml < first.plan.result.liver_volume_ml
+
+
+def test_damaged_plan_in_case_is_refused_naming_the_file(tmp_path):
+    folder = save_case(small_case(), tmp_path / "p")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["plans"] = [{"inputs": {}}]
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="plans.*damaged") as err:
+        open_case(folder)
+    assert MANIFEST in str(err.value)

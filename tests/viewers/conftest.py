@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings
+import SimpleITK as sitk
 from PySide6.QtGui import QImage
+
+from liverplan.io import read_image
 
 LOAD_TIMEOUT_MS = 120_000
 
@@ -61,3 +64,14 @@ def view_pixels(widget) -> np.ndarray:
     h, w = image.height(), image.width()
     buffer = np.frombuffer(image.constBits(), np.uint8, count=image.bytesPerLine() * h)
     return buffer.reshape(h, image.bytesPerLine())[:, :w * 3].reshape(h, w, 3).copy()
+
+
+def truth(patient, name) -> sitk.Image:
+    """A reference label image of the synthetic patient (liver, tumors, vessels, segments)."""
+    return read_image(patient.truth_dir / f"{name}.nii.gz")
+
+
+def centre_on(window, mask: sitk.Image) -> None:
+    """Put the crosshair on the mask's centre of mass (the views show its middle)."""
+    zyx = np.argwhere(sitk.GetArrayViewFromImage(mask)).mean(axis=0)
+    window.state.set_cursor(mask.TransformContinuousIndexToPhysicalPoint(zyx[::-1].tolist()))

@@ -6,8 +6,10 @@ import re
 import shutil
 
 import numpy as np
+import pyvista as pv
 import pytest
 import SimpleITK as sitk
+from PIL import Image
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtWidgets import QLabel, QMessageBox
 
@@ -16,25 +18,15 @@ from liverplan.geometry import image_from_array
 from liverplan.io import read_image
 from liverplan.viewers.reslice import AXIAL, CORONAL, SAGITTAL, window_to_uint8
 from liverplan.viewers.view_state import WINDOW_LIVER
-from tests.viewers.conftest import open_and_wait, view_pixels, wait_task
+from tests.viewers.conftest import centre_on, open_and_wait, truth, view_pixels, wait_task
 
 pytestmark = pytest.mark.gui
-
-
-def truth(patient, name) -> sitk.Image:
-    return read_image(patient.truth_dir / f"{name}.nii.gz")
 
 
 def tinted(pixels: np.ndarray) -> np.ndarray:
     """Pixels whose colour is not grey (an overlay is drawn there)."""
     p = pixels.astype(int)
     return (np.abs(p[..., 0] - p[..., 1]) > 12) | (np.abs(p[..., 1] - p[..., 2]) > 12)
-
-
-def centre_on(window, mask: sitk.Image) -> None:
-    """Put the crosshair on the mask's centre of mass (the views show its middle)."""
-    zyx = np.argwhere(sitk.GetArrayViewFromImage(mask)).mean(axis=0)
-    window.state.set_cursor(mask.TransformContinuousIndexToPhysicalPoint(zyx[::-1].tolist()))
 
 
 def image_area(view) -> np.ndarray:
@@ -159,6 +151,19 @@ def test_3d_view_has_actors_for_the_loaded_structures(window, qtbot, synthetic_p
     assert not window.view3d.actors["portal"].GetVisibility()
     assert window.view3d.actors["liver"].GetProperty().GetOpacity() < 0.5
     window.grab().save(str(output_dir / "viewer_4_window_3d.png"))
+    # A computed surface (a cut, an ICG map) shows beside the structures and goes away again.
+    window.view3d.standard_view("Anterior")
+
+    def greens() -> int:
+        shot = np.asarray(Image.open(window.view3d.screenshot(output_dir / "viewer_4_extra.png")))
+        g = shot[..., :3].astype(int)
+        return np.count_nonzero((g[..., 1] > g[..., 0] + 80) & (g[..., 1] > g[..., 2] + 80))
+    before = greens()
+    centre = np.array(window.view3d.plotter.bounds).reshape(3, 2).mean(axis=1)
+    window.view3d.show_mesh("test_sphere", pv.Sphere(radius=60, center=centre), color="lime")
+    assert greens() > before + 500
+    window.view3d.remove_mesh("test_sphere")
+    assert greens() == before
 
 
 def test_saved_case_reopens_with_equal_labels(make_window, qtbot, synthetic_patient, tmp_path):
@@ -344,3 +349,30 @@ def test_segment_step_puts_the_automatic_liver_and_lesions_on_the_case(
     centre_on(window, case.labels[TUMORS])
     window.steps.setCurrentIndex(1)
     window.grab().save(str(output_dir / "viewer_7_segmented.png"))
+
+
+def test_volumetry_table_follows_the_masks(window, qtbot, synthetic_patient, output_dir):
+    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    panel = window.steps.panels["volumetry"]
+    for name in (LIVER, TUMORS, "segments"):
+        case.set_label(name, truth(synthetic_patient, name))
+    qtbot.waitUntil(lambda: panel.table.rowCount() > 0 and panel.task is not None
+                    and not panel.task.running and not panel._soon.isActive(), timeout=60_000)
+    cells = {panel.table.item(r, 0).text(): panel.table.item(r, 1).text()
+             for r in range(panel.table.rowCount())}
+    assert float(cells["Total liver"]) == pytest.approx(
+        synthetic_patient.truth["liver_volume_ml"], rel=0.01)
+    assert sum(name.startswith("Segment ") for name in cells) == 8
+    assert sum(name.startswith("Lesion ") for name in cells) == len(synthetic_patient.truth["lesions"])
+    # Clicking a lesion row puts the crosshair on that lesion.
+    row = next(iter(panel.lesion_rows))
+    panel.table.cellClicked.emit(row, 0)
+    assert np.allclose(window.state.cursor_lps, panel.lesion_rows[row])
+    window.steps.setCurrentWidget(panel)
+    window.grab().save(str(output_dir / "viewer_8_volumetry.png"))
+    # Removing the lesions updates the table.
+    empty = image_from_array(np.zeros_like(sitk.GetArrayViewFromImage(case.labels[TUMORS])),
+                             case.image)
+    case.set_label(TUMORS, empty)
+    qtbot.waitUntil(lambda: not any(panel.table.item(r, 0).text().startswith("Lesion")
+                                    for r in range(panel.table.rowCount())), timeout=60_000)

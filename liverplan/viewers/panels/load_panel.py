@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (QFormLayout, QGroupBox, QLabel, QListWidget,
                                QListWidgetItem, QPushButton, QVBoxLayout, QWidget)
 
 from liverplan.viewers import settings as app_settings
+from liverplan.viewers.panels.step import LOAD, Step
 
 if TYPE_CHECKING:
     from liverplan.viewers.main_window import MainWindow
@@ -91,3 +92,6 @@ class LoadPanel(QWidget):
             item.setToolTip(path)
             item.setData(Qt.UserRole, path)
             self.recent.addItem(item)
+
+
+STEP = Step(LOAD, "load", "Load", LoadPanel, lambda case: True)

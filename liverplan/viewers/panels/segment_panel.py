@@ -17,6 +17,7 @@ from liverplan.volumetry.measure import Volumetry, measure
 from liverplan.volumetry.segmenter import ClassicalSegmenter, Segmenter
 from liverplan.volumetry.segments import couinaud_segments
 from liverplan.volumetry.vessels import segment_vessels
+from liverplan.viewers.panels.step import SEGMENT, Step, has_case
 
 if TYPE_CHECKING:
     from liverplan.viewers.main_window import MainWindow
@@ -100,3 +101,6 @@ class SegmentPanel(QWidget):
             self.window.log("warning", warning)
         self.result.setText(summary(result.volumetry))
         self.window.log("info", "Automatic segmentation: " + summary(result.volumetry))
+
+
+STEP = Step(SEGMENT, "segment", "Segment", SegmentPanel, has_case)

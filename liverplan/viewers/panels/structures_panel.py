@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (QCheckBox, QColorDialog, QFormLayout, QGridLayout
 
 from liverplan.viewers.structures import present
 from liverplan.viewers.view_state import WINDOW_PRESETS
+from liverplan.viewers.panels.step import DISPLAY, Step, has_case
 
 if TYPE_CHECKING:
     from liverplan.viewers.main_window import MainWindow
@@ -101,3 +102,6 @@ class StructuresPanel(QWidget):
         colour = QColorDialog.getColor(QColor.fromRgbF(*self.state.colours[key]), self)
         if colour.isValid():
             self.state.set_colour(key, (colour.redF(), colour.greenF(), colour.blueF()))
+
+
+STEP = Step(DISPLAY, "display", "Structures and display", StructuresPanel, has_case)
