@@ -36,14 +36,14 @@ STANDARD_VIEWS = {
 
 def build_meshes(labels: dict[str, sitk.Image], structures: list[Structure], *, progress=None,
                  cancel=None) -> dict[str, pv.PolyData]:
-    """Surface of each structure from its label image (empty structures are left out)."""
+    """Surface of each structure from its label image; an empty structure gets an empty mesh
+    (built, nothing to show), so the view does not keep asking for it."""
     steps = Steps(progress, cancel)
     meshes = {}
     for n, s in enumerate(structures):
         steps.report(n / len(structures), f"Surface of {s.title.lower()}")
-        mesh = mask_to_mesh(labels[s.label], label=s.value, target_faces=MESH_TARGET_FACES)
-        if mesh.n_points:
-            meshes[s.key] = mesh
+        meshes[s.key] = mask_to_mesh(labels[s.label], label=s.value,
+                                     target_faces=MESH_TARGET_FACES)
     steps.report(1.0, "Surfaces ready")
     return meshes
 
@@ -114,8 +114,9 @@ class View3D(QWidget):
                 continue                # the label changed while meshing: stale
             self._remove(key)
             self.meshes[key] = mesh
-            self.actors[key] = self.plotter.add_mesh(mesh, name=key, smooth_shading=True,
-                                                     reset_camera=False)
+            if mesh.n_points:
+                self.actors[key] = self.plotter.add_mesh(mesh, name=key, smooth_shading=True,
+                                                         reset_camera=False)
         self._sync_display()
         if first and self.actors:
             self.standard_view("Anterior")

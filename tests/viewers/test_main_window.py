@@ -376,3 +376,15 @@ def test_volumetry_table_follows_the_masks(window, qtbot, synthetic_patient, out
     case.set_label(TUMORS, empty)
     qtbot.waitUntil(lambda: not any(panel.table.item(r, 0).text().startswith("Lesion")
                                     for r in range(panel.table.rowCount())), timeout=60_000)
+
+
+def test_3d_view_settles_when_a_structure_is_empty(window, qtbot, synthetic_patient):
+    """An empty label (all lesions deleted) is meshed once, not rebuilt in a loop."""
+    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    case.set_label(LIVER, truth(synthetic_patient, LIVER))
+    case.set_label(TUMORS, image_from_array(
+        np.zeros(sitk.GetArrayViewFromImage(case.image).shape, np.uint16), case.image))
+    qtbot.waitUntil(lambda: "liver" in window.view3d.actors and window.view3d._task is None,
+                    timeout=120_000)
+    assert window.view3d.meshes["lesions"].n_points == 0 and "lesions" not in window.view3d.actors
+    assert window.view3d.wanted() == []        # nothing left to build: no rebuild loop
