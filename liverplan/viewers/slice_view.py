@@ -3,13 +3,20 @@
 Mouse: left click/drag sets the crosshair (all views follow), right drag changes window/level,
 middle drag or Shift+left drag pans, wheel scrolls slices (Ctrl+wheel zooms). Keys: PageUp/Down
 and Up/Down scroll. In measure mode two left clicks measure an in-plane distance in mm.
+
+Editing tools (set by the Review step with `set_tool`): the left button then edits instead of
+moving the crosshair, and the view only reports LPS points; the panel decides what they do.
+CLICK tools report the press, STROKE tools (brush, eraser) the whole stroke on release, with the
+brush drawn to scale, DRAG tools (landmarks) the press, every move and the release.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from liverplan.viewers.reslice import AXIAL, CORONAL, SAGITTAL
@@ -18,11 +25,28 @@ from liverplan.viewers.view_state import ViewState
 PLANE_COLOURS = {AXIAL: QColor(255, 80, 80), CORONAL: QColor(80, 220, 80),
                  SAGITTAL: QColor(90, 140, 255)}
 _MIN_ZOOM, _MAX_ZOOM = 0.5, 16.0
+CLICK, STROKE, DRAG = "click", "stroke", "drag"     # kinds of editing tool
+_PICK_PX = 12            # a press this close to a marker picks it (widget pixels)
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A named point drawn in every view (e.g. a segment landmark)."""
+    key: str
+    text: str
+    point_lps: tuple
+    rgb: tuple[int, int, int]
+    selected: bool = False
 
 
 class SliceView(QWidget):
     hovered = Signal(object, object)      # LPS point (np.ndarray) or None, voxel value or None
     measured = Signal(float)              # distance in mm
+    toolPressed = Signal(object, str)     # LPS point, plane: left press with a CLICK/DRAG tool
+    toolDragged = Signal(object, str)     # LPS point, plane: moved with a DRAG tool held
+    toolReleased = Signal(object, str)    # LPS point, plane: DRAG tool released
+    stroked = Signal(object, str)         # (N, 3) LPS points of a STROKE, plane
+    markerPicked = Signal(str)            # key of the marker under a DRAG tool's press
 
     def __init__(self, plane: str, state: ViewState, parent=None):
         super().__init__(parent)
@@ -33,6 +57,11 @@ class SliceView(QWidget):
         self._measure_slice: int | None = None
         self._drag: tuple | None = None
         self._cache: tuple | None = None                # (key, QImage, buffer)
+        self.tool: str | None = None                    # CLICK, STROKE, DRAG or None
+        self.brush_radius_mm = 5.0
+        self.markers: list[Marker] = []
+        self._stroke: list[np.ndarray] = []             # LPS points of the stroke being drawn
+        self._hover: QPointF | None = None
         self.setMinimumSize(160, 160)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self.setMouseTracking(True)
@@ -107,6 +136,49 @@ class SliceView(QWidget):
         else:
             self.state.set_cursor(self._inside(point))
 
+    def set_tool(self, kind: str | None, radius_mm: float | None = None) -> None:
+        """Turn an editing tool on (CLICK, STROKE, DRAG) or off (None)."""
+        self.tool = kind
+        if radius_mm is not None:
+            self.brush_radius_mm = float(radius_mm)
+        self._stroke = []
+        self.setCursor(Qt.CrossCursor) if kind else self.unsetCursor()
+        self.update()
+
+    def set_markers(self, markers: list[Marker]) -> None:
+        self.markers = list(markers)
+        self.update()
+
+    def marker_at(self, pos: QPointF) -> str | None:
+        """The marker drawn nearest to a widget position, within a few pixels."""
+        best, best_d = None, float(_PICK_PX)
+        for marker in self.markers:
+            d = self.lps_to_widget(marker.point_lps) - pos
+            if (d.x() ** 2 + d.y() ** 2) ** 0.5 <= best_d:
+                best, best_d = marker.key, (d.x() ** 2 + d.y() ** 2) ** 0.5
+        return best
+
+    def _on_slice(self, point_lps) -> bool:
+        """True if a point lies within this view's current slice (half a voxel either side)."""
+        _, _, s = self.state.volume.lps_to_display(self.plane, point_lps)
+        return abs(s - self.slice_index()) <= 0.5
+
+    def _tool_press(self, pos: QPointF) -> None:
+        point = self.widget_to_lps(pos)
+        if self.tool == STROKE:
+            self._stroke = [point]
+            self._drag = ("stroke",)
+            self.update()
+            return
+        if self.state.volume.voxel_of(point) is None:
+            return                                      # a click beside the image
+        if self.tool == DRAG:
+            picked = self.marker_at(pos)
+            if picked is not None:
+                self.markerPicked.emit(picked)
+            self._drag = ("tool",)
+        self.toolPressed.emit(point, self.plane)
+
     def distance_mm(self) -> float:
         p, q = self.measure_points
         return float(np.linalg.norm(q - p))
@@ -135,6 +207,8 @@ class SliceView(QWidget):
         if event.button() == Qt.MiddleButton or (event.button() == Qt.LeftButton
                                                   and event.modifiers() & Qt.ShiftModifier):
             self._drag = ("pan", pos, QPointF(self.pan))
+        elif event.button() == Qt.LeftButton and self.tool:
+            self._tool_press(pos)
         elif event.button() == Qt.LeftButton:
             self.click(pos)
             self._drag = None if self.measure_mode else ("cursor",)
@@ -155,13 +229,29 @@ class SliceView(QWidget):
             elif kind == "window":
                 (width, level), d = self._drag[2], pos - self._drag[1]
                 self.state.set_window(width + 2.0 * d.x(), level - d.y())
+            elif kind == "stroke":
+                self._stroke.append(self.widget_to_lps(pos))
+            elif kind == "tool":
+                self.toolDragged.emit(self.widget_to_lps(pos), self.plane)
+        if self.tool == STROKE:
+            self._hover = QPointF(pos)
+            self.update()                               # the brush outline follows the mouse
         point = self.widget_to_lps(pos)
         self.hovered.emit(point, self.state.volume.value_at(point))
 
     def mouseReleaseEvent(self, event) -> None:
+        kind = self._drag[0] if self._drag else None
         self._drag = None
+        if kind == "stroke" and self._stroke:
+            points, self._stroke = np.array(self._stroke), []
+            self.update()
+            self.stroked.emit(points, self.plane)
+        elif kind == "tool":
+            self.toolReleased.emit(self.widget_to_lps(event.position()), self.plane)
 
     def leaveEvent(self, event) -> None:
+        self._hover = None
+        self.update()
         self.hovered.emit(None, None)
 
     def wheelEvent(self, event) -> None:
@@ -216,6 +306,8 @@ class SliceView(QWidget):
         painter.drawImage(QRectF(ox, oy, cols * dx * scale, rows * dy * scale), self.slice_image())
         self._paint_crosshair(painter)
         self._paint_measurement(painter)
+        self._paint_markers(painter)
+        self._paint_brush(painter)
         self._paint_labels(painter)
         painter.end()
 
@@ -240,6 +332,45 @@ class SliceView(QWidget):
         if len(points) == 2:
             painter.drawLine(points[0], points[1])
             painter.drawText(points[1] + QPointF(6, -6), f"{self.distance_mm():.1f} mm")
+
+    def _paint_markers(self, painter: QPainter) -> None:
+        """Markers on this slice are filled discs; the others are drawn hollow where they
+        project, so the user sees where to scroll to."""
+        if not self.markers:
+            return
+        painter.setRenderHint(QPainter.Antialiasing, True)
+        for marker in self.markers:
+            c = self.lps_to_widget(marker.point_lps)
+            colour = QColor(*marker.rgb)
+            painter.setPen(QPen(QColor(255, 255, 255) if marker.selected else colour,
+                                3 if marker.selected else 2))
+            painter.setBrush(QBrush(colour) if self._on_slice(marker.point_lps) else Qt.NoBrush)
+            painter.drawEllipse(c, 6, 6)
+            painter.setPen(colour)
+            painter.drawText(c + QPointF(9, -6), marker.text)
+        painter.setBrush(Qt.NoBrush)
+
+    def _paint_brush(self, painter: QPainter) -> None:
+        """The stroke being drawn (the area it will paint) and the brush outline at the mouse."""
+        if self.tool != STROKE:
+            return
+        painter.setRenderHint(QPainter.Antialiasing, True)
+        diameter_px = 2.0 * self.brush_radius_mm * self._transform()[0]
+        if self._stroke:
+            path = QPainterPath(self.lps_to_widget(self._stroke[0]))
+            for point in self._stroke[1:]:
+                path.lineTo(self.lps_to_widget(point))
+            pen = QPen(QColor(60, 230, 255, 90), diameter_px, Qt.SolidLine, Qt.RoundCap,
+                       Qt.RoundJoin)
+            painter.strokePath(path, pen)
+            if len(self._stroke) == 1:           # a single dab: strokePath draws no zero line
+                painter.setPen(Qt.NoPen)
+                painter.setBrush(QColor(60, 230, 255, 90))
+                painter.drawEllipse(path.currentPosition(), diameter_px / 2, diameter_px / 2)
+                painter.setBrush(Qt.NoBrush)
+        if self._hover is not None:
+            painter.setPen(QPen(QColor(60, 230, 255), 1.5))
+            painter.drawEllipse(self._hover, diameter_px / 2, diameter_px / 2)
 
     def _paint_labels(self, painter: QPainter) -> None:
         vol = self.state.volume
