@@ -1,8 +1,9 @@
 """Desktop-app speed: time to first image, slice-scroll frame time, 3-D frame time.
 
-Run under a display (xvfb-run -a .venv/bin/python benchmarks/ui.py [DICOM folder] [liver mask]).
-Without arguments it uses the full-size synthetic patient (`liverplan demo --out /tmp/full
---size full`) if present, else 3D-IRCADb-01 from ../shared/data (512x512x129). Prints a table.
+Run under a display: xvfb-run -a .venv/bin/python benchmarks/ui.py [--ircadb]
+The default case is the full-size synthetic patient (512x512x130, generated once into the test
+cache) with its liver, lesions and vessels; --ircadb uses 3D-IRCADb-01 (512x512x129, real CT)
+with its reference liver. Prints a table.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
-from liverplan.case import LIVER
+from liverplan.case import LIVER, TUMORS, VESSELS
 from liverplan.geometry import image_from_array
 from liverplan.io import read_image
 from liverplan.meshes import mask_to_mesh
@@ -29,15 +30,20 @@ from liverplan.viewers.reslice import AXIAL, PLANES
 from liverplan.viewers.view3d import MESH_TARGET_FACES
 
 ROOT = Path(__file__).resolve().parents[1]
-FULL_DEMO = Path("/tmp/full")
-IRCADB = ROOT.parent / "shared" / "data" / "ircadb-01"
+sys.path.insert(0, str(ROOT))
+from benchmarks.cases import DATA, full_phantom  # noqa: E402
+
 FRAMES = 40
 
 
-def default_case() -> tuple[Path, Path, str]:
-    if (FULL_DEMO / "dicom").is_dir():
-        return FULL_DEMO / "dicom", FULL_DEMO / "truth" / "liver.nii.gz", "synthetic patient, full"
-    return IRCADB / "PATIENT_DICOM", IRCADB / "labels.nii.gz", "3D-IRCADb-01 (real CT)"
+def the_case(ircadb: bool) -> tuple[Path, dict[str, Path], str]:
+    """(DICOM folder, label name -> reference mask file, case name)."""
+    if ircadb:
+        d = DATA / "ircadb-01"
+        return d / "PATIENT_DICOM", {LIVER: d / "labels.nii.gz"}, "3D-IRCADb-01 (real CT)"
+    truth = full_phantom() / "truth"
+    return truth.parent / "dicom", {name: truth / f"{name}.nii.gz" for name in
+                                    (LIVER, TUMORS, VESSELS)}, "synthetic patient, full size"
 
 
 def wait(app: QApplication, condition, timeout_s: float = 300.0) -> None:
@@ -60,8 +66,7 @@ def frame_ms(action, frames: int = FRAMES) -> tuple[float, float]:
 
 
 def main(argv: list[str]) -> int:
-    dicom, mask_path, name = (Path(argv[0]), Path(argv[1]), argv[0]) if len(argv) >= 2 \
-        else default_case()
+    dicom, masks, name = the_case("--ircadb" in argv)
     app = QApplication.instance() or QApplication([])
     tmp = Path(tempfile.mkdtemp(prefix="liverplan-ui-bench-"))
     window = MainWindow(settings=QSettings(str(tmp / "s.ini"), QSettings.IniFormat),
@@ -102,15 +107,18 @@ def main(argv: list[str]) -> int:
 
     scroll_rows("grey only", [AXIAL])
 
-    mask = read_image(mask_path)
-    liver = image_from_array((sitk.GetArrayViewFromImage(mask) > 0).astype(np.uint8),
-                             window.case.image)
+    arrays = {name: sitk.GetArrayFromImage(read_image(path)) for name, path in masks.items()}
+    arrays[LIVER] = arrays[LIVER] > 0
+    labels = {name: image_from_array(a.astype(np.uint16 if name == TUMORS else np.uint8),
+                                     window.case.image) for name, a in arrays.items()}
     t = time.perf_counter()
-    mesh = mask_to_mesh(liver, target_faces=MESH_TARGET_FACES)
+    mesh = mask_to_mesh(labels[LIVER], target_faces=MESH_TARGET_FACES)
     mesh_s = time.perf_counter() - t
-    window.case.set_label(LIVER, liver)
-    wait(app, lambda: "liver" in window.view3d.actors)   # steady state: surface built
-    scroll_rows("liver overlay", PLANES)
+    for label, image in labels.items():
+        window.case.set_label(label, image)
+    scene = {"liver", "lesions", "portal", "hepatic"} if VESSELS in labels else {"liver"}
+    wait(app, lambda: scene <= set(window.view3d.actors))   # steady state: surfaces built
+    scroll_rows("with overlays", PLANES)
 
     plotter = window.view3d.plotter
     window.view3d.standard_view("Anterior")
@@ -120,7 +128,9 @@ def main(argv: list[str]) -> int:
         plotter.render()
 
     med, worst = frame_ms(rotate)
-    rows.append((f"3-D frame, liver surface ({mesh.n_cells} faces), rotating (median / worst)",
+    faces = sum(m.n_cells for m in window.view3d.meshes.values())
+    rows.append((f"3-D frame, {', '.join(sorted(scene))} ({faces} faces), rotating "
+                 "(median / worst)",
                  f"{med:.1f} / {worst:.1f}", "ms"))
     rows.append(("liver surface extraction (off the UI thread)", f"{mesh_s * 1000:.0f}", "ms"))
 
