@@ -26,7 +26,10 @@ from liverplan.volumetry.liver import bbox, dilate_mm, edt, erode_mm, smooth, up
 @dataclass(frozen=True)
 class LesionParameters:
     """Algorithm settings (not clinical thresholds); stored with every result."""
-    smoothing_mm: float = 1.2        # denoising (less than the smallest lesion radius)
+    smoothing_mm: float = 1.2        # denoising for detection (less than the smallest lesion
+                                     # radius)
+    edge_smoothing_mm: float = 0.75  # lighter denoising to draw the outline: more blur spreads
+                                     # the edge of small lesions outwards
     seed_contrast_sd: float = 3.0    # a lesion core is this many parenchyma SDs below its mode
     min_contrast_sd: float = 2.5     # ... and its median at least this far below (noise blobs)
     edge_fraction: float = 0.3       # the edge: 30 % of the core-to-parenchyma contrast below
@@ -36,6 +39,7 @@ class LesionParameters:
     grow_limit_mm: float = 8.0       # a lesion may extend this far beyond its core
     halo_mm: float = 1.0             # the blurred transition zone belongs to the lesion
                                      # (conservative for margins; matches 3D-IRCADb contours)
+    local_shell_mm: float = 5.0      # the parenchyma around a lesion is sampled this far out
     rim_mm: float = 3.0              # an enhancing rim is looked for this far around
     min_compactness: float = 0.1     # volume / sphere of its extent (drops fissures, vessels)
 
@@ -79,6 +83,7 @@ class _Crop:
         region = sitk.RegionOfInterest(image, [b.stop - b.start for b in self.box[::-1]],
                                        [b.start for b in self.box[::-1]])
         self.a = sitk.GetArrayFromImage(smooth(region, p.smoothing_mm))
+        self.fine = sitk.GetArrayFromImage(smooth(region, p.edge_smoothing_mm))
         self.tissue = parenchyma(self.a, self.liver, self.spacing, p.boundary_margin_mm)
 
     def to_full(self, crop_labels: np.ndarray, reference: sitk.Image) -> sitk.Image:
@@ -94,15 +99,32 @@ def _delineate(a: np.ndarray, core: np.ndarray, allowed: np.ndarray, tissue: Par
     the minimal-diameter rule applies to (edge blur and halo are not the lesion's size)."""
     core_hu = float(np.median(a[core]))
     reach = dilate_mm(core, p.grow_limit_mm, spacing) & allowed
+    lesion, core = _inside_edge(a, core, reach, tissue.mode, core_hu, p.edge_fraction)
+    # The contrast that matters is against the parenchyma around this lesion, which may be
+    # brighter or darker than the liver's mode (perfusion varies): re-draw the edge against it.
     edge = tissue.mode - p.edge_fraction * (tissue.mode - core_hu)
-    lesion = ndi.binary_fill_holes(ndi.binary_propagation(core, mask=reach & (a < edge)) | core)
-    body = ndi.binary_propagation(core, mask=lesion & (a < (tissue.mode + core_hu) / 2.0)) | core
+    shell = dilate_mm(lesion, p.local_shell_mm, spacing) & ~dilate_mm(lesion, p.halo_mm, spacing)
+    around = a[shell & allowed & (a >= edge)]        # (a few vessels do not move the median)
+    background = float(np.median(around)) if around.size >= 20 else tissue.mode
+    lesion, core = _inside_edge(a, core, reach, background, core_hu, p.edge_fraction)
+    body = ndi.binary_propagation(core, mask=lesion & (a < (background + core_hu) / 2.0)) | core
     shell = dilate_mm(lesion, p.rim_mm, spacing) & ~lesion
-    rim = shell & allowed & (a > tissue.mode + 2 * tissue.sd)
+    rim = shell & allowed & (a > background + 2 * tissue.sd)
     if rim.sum() > 0.3 * np.count_nonzero(shell):
         lesion = ndi.binary_fill_holes(lesion | rim)   # an enhancing rim, not a vessel passing by
     lesion = ndi.binary_opening(lesion) | core
     return dilate_mm(lesion, p.halo_mm, spacing) & allowed, _extent_mm(body, spacing)
+
+
+def _inside_edge(a, core, reach, background: float, core_hu: float,
+                 fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(lesion, core within it): the region darker than the edge `fraction` of the way from
+    `background` down to `core_hu`, connected to the core. Core voxels brighter than the edge
+    (the detection image's blur at the lesion's caps) are dropped unless none is darker."""
+    dark = reach & (a < background - fraction * (background - core_hu))
+    if (core & dark).any():
+        core = core & dark
+    return ndi.binary_fill_holes(ndi.binary_propagation(core, mask=dark | core)), core
 
 
 def widen(box: tuple[slice, ...], margin_mm: float, spacing, shape) -> tuple[slice, ...]:
@@ -148,7 +170,7 @@ def detect_lesions(image: sitk.Image, liver: sitk.Image, *,
         a = c.a[box]
         if np.median(a[core]) > t.mode - p.min_contrast_sd * t.sd:
             continue
-        lesion, size_mm = _delineate(a, core, allowed[box] & (out[box] == 0), t, sp, p)
+        lesion, size_mm = _delineate(c.fine[box], core, allowed[box] & (out[box] == 0), t, sp, p)
         volume_mm3 = np.count_nonzero(lesion) * voxel_mm3
         if volume_mm3 == 0 or size_mm < min_diameter_mm:
             continue                       # too small, or swallowed by a neighbour's halo
@@ -202,7 +224,8 @@ def segment_lesion_at(image: sitk.Image, liver: sitk.Image, tumors: sitk.Image, 
     labels, _ = ndi.label(dark & liv)
     core = labels == labels[local] if labels[local] else np.zeros_like(dark)
     core[local] = True
-    lesion, _ = _delineate(a, core, liv & (tum[box] == 0), tissue, sp, p)
+    fine = sitk.GetArrayFromImage(smooth(region, p.edge_smoothing_mm))
+    lesion, _ = _delineate(fine, core, liv & (tum[box] == 0), tissue, sp, p)
     tum[box][lesion] = tum.max() + 1
     return image_from_array(_by_size(tum), tumors)
 

@@ -34,15 +34,18 @@ def _mm():
     return x, y, z
 
 
-def liver_block(lesions, *, seed=0):
+def liver_block(lesions, *, seed=0, perfusion=()):
     """(image, liver mask, truth map): parenchyma 110 HU (noise 10) inside fat, vessels, and
-    spherical lesions given as (centre_mm, radius_mm, hu, rim_hu or None)."""
+    spherical lesions given as (centre_mm, radius_mm, hu, rim_hu or None); `perfusion`: spheres
+    (centre_mm, radius_mm, hu) of parenchyma enhancing differently."""
     x, y, z = _mm()
     rng = np.random.default_rng(seed)
     liver = ((x - 44) / 38) ** 2 + ((y - 44) / 38) ** 2 + ((z - 45) / 40) ** 2 <= 1
     a = np.where(liver, 110.0, -90.0)
     vessel = liver & ((x - 60) ** 2 + (y - 30) ** 2 <= 3.0 ** 2)     # a bright vessel along z
     a[vessel] = 170.0
+    for c, r, hu in perfusion:
+        a[liver & ((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2 <= r ** 2)] = hu
     truth = np.zeros(SHAPE, np.uint16)
     for k, (c, r, hu, rim) in enumerate(lesions, start=1):
         d = np.sqrt((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2)
@@ -79,6 +82,16 @@ def test_every_lesion_found_once_with_good_overlap(block):
         ids = ids[ids > 0]
         assert len(ids) == 1, f"lesion {k} split or missed"
         assert delineated(found == ids[0], truth == k)
+
+
+def test_lesion_in_brighter_parenchyma_is_outlined_against_its_surroundings():
+    """The edge is drawn against the parenchyma around the lesion: in a region enhancing
+    25 HU above the rest of the liver, a lesion is not cut short by the liver's global mode."""
+    lesion = ((44, 44, 45), 7.0, 70.0, None)
+    image, liver, truth = liver_block([lesion], perfusion=[((44, 44, 45), 20.0, 135.0)])
+    found = sitk.GetArrayFromImage(detect_lesions(image, liver))
+    assert found.max() == 1
+    assert delineated(found > 0, truth > 0)
 
 
 def test_ids_are_ordered_by_size(block):
