@@ -140,7 +140,7 @@ class MainWindow(QMainWindow):
         self.log_dock.setObjectName("log")
         self.log_dock.setWidget(self.log_panel)
         self.addDockWidget(Qt.BottomDockWidgetArea, self.log_dock)
-        self.resizeDocks([self.steps_dock], [330], Qt.Horizontal)
+        self.resizeDocks([self.steps_dock], [400], Qt.Horizontal)   # the plan and ICG forms
         self.resizeDocks([self.log_dock], [120], Qt.Vertical)
 
     def _build_status(self) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pyvista as pv
 import SimpleITK as sitk
+from vtkmodules.vtkCommonCore import vtkCommand
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QToolBar, QVBoxLayout, QWidget
 from pyvistaqt import QtInteractor
@@ -60,6 +61,7 @@ class View3D(QWidget):
         self.extra_actors: dict = {}                # computed surfaces: cuts, remnant, ICG maps
         self._generation: dict[str, int] = {}      # label name -> change count
         self._task: Task | None = None
+        self.cut_plane = None                       # the interactive cut plane (a VTK widget)
         self.plotter = QtInteractor(self)
         self.plotter.set_background("#1e1e24")
         self.plotter.add_axes(xlabel="L", ylabel="P", zlabel="S")
@@ -155,6 +157,37 @@ class View3D(QWidget):
         if self.extra_actors.pop(key, None) is not None:
             self.plotter.remove_actor(key, render=False)
             self.plotter.render()
+
+    def add_cut_plane(self, origin, normal, bounds, on_moved, on_released) -> None:
+        """An interactive cut plane inside `bounds` (LPS mm): drag its centre to move it, its
+        arrow to tilt it. `on_moved(normal, origin)` is called at every step of a drag (keep it
+        cheap, e.g. coalesce with a timer) and `on_released()` when the mouse is let go."""
+        self.remove_cut_plane()
+        widget = self.plotter.add_plane_widget(
+            on_moved, normal=tuple(normal), origin=tuple(origin), bounds=tuple(bounds),
+            factor=1.0, color="gold", outline_translation=False, implicit=True,
+            test_callback=False, interaction_event="always")
+        widget.AddObserver(vtkCommand.EndInteractionEvent, lambda *_: on_released())
+        self.cut_plane = widget
+        self.plotter.render()
+
+    def set_cut_plane(self, origin, normal) -> None:
+        """Move the cut plane without calling its callbacks (e.g. a kept plan reselected)."""
+        if self.cut_plane is not None:
+            self.cut_plane.SetOrigin(*map(float, origin))
+            self.cut_plane.SetNormal(*map(float, normal))
+            self.cut_plane.UpdatePlacement()
+            self.plotter.render()
+
+    def remove_cut_plane(self) -> None:
+        if self.cut_plane is None:
+            return
+        self.cut_plane.Off()
+        self.cut_plane.RemoveAllObservers()
+        if self.cut_plane in self.plotter.plane_widgets:
+            self.plotter.plane_widgets.remove(self.cut_plane)
+        self.cut_plane = None
+        self.plotter.render()
 
     def cancel(self) -> None:
         if self._task is not None:

@@ -29,6 +29,10 @@ def make_window(qtbot, tmp_path):
             window.resize(1400, 900)
         window.show()
         qtbot.waitExposed(window)
+        # Without a window manager (Xvfb) a shown window is not made active by itself, and
+        # window shortcuts (Ctrl+Z...) only reach the active window, as on a desktop.
+        window.activateWindow()
+        qtbot.waitActive(window)
         windows.append(window)
         return window
 

@@ -305,8 +305,6 @@ def test_distance_measurement_in_mm(window, qtbot, synthetic_patient):
 
 def test_keyboard_scrolls_and_switches_the_window(window, qtbot, synthetic_patient):
     open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
-    window.activateWindow()            # shortcuts act in the active window
-    qtbot.waitUntil(window.isActiveWindow)
     axial = window.views[AXIAL]
     axial.setFocus()
     start = axial.slice_index()
@@ -319,6 +317,22 @@ def test_keyboard_scrolls_and_switches_the_window(window, qtbot, synthetic_patie
     assert window.state.window == WINDOW_LIVER
     qtbot.keyClick(axial, Qt.Key_O)
     assert window.state.overlays_on is False
+
+
+def test_no_two_actions_share_a_shortcut(window):
+    """Qt triggers neither of two actions with the same key: every step's keys must differ."""
+    from PySide6.QtGui import QAction, QShortcut
+
+    owners: dict[str, list[str]] = {}
+    for action in window.findChildren(QAction):
+        for key in action.shortcuts():
+            owners.setdefault(key.toString(), []).append(action.text())
+    for shortcut in window.findChildren(QShortcut):
+        if shortcut.context() != Qt.WidgetShortcut:
+            owners.setdefault(shortcut.key().toString(), []).append(shortcut.objectName())
+    clashes = {key: names for key, names in owners.items() if key and len(names) > 1}
+    assert not clashes
+    assert len(owners) > 20                     # the steps' keys are all there
 
 
 def test_window_layout_is_remembered(make_window, qtbot):

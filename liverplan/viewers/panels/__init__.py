@@ -33,7 +33,8 @@ class StepPanel(QToolBox):
         self.panels: dict[str, QWidget] = {}
         for n, step in enumerate(self.steps):
             self.panels[step.key] = step.make_panel(window)
-            self.addItem(self.panels[step.key], f"{n + 1}  {step.title}")
+            # "&&": a single & would underline the next letter as a mnemonic
+            self.addItem(self.panels[step.key], f"{n + 1}  {step.title.replace('&', '&&')}")
         window.caseChanged.connect(self.update_enabled)
         self.update_enabled(window.case)
 

@@ -1,0 +1,721 @@
+"""Review & correct step: hand corrections of the segmentation, made in the slice views.
+
+One tool at a time (each with a key): include / exclude seed, brush and eraser (liver or
+lesions), click to add or remove a lesion, vessel branches to the portal or hepatic system (a
+click beside the segmented vessels adds the vessel under it) or removed, and the segment
+landmarks dragged in the views, then "Recompute segments". Every edit calls the core API
+(liverplan.volumetry edit / lesions / vessels / segments), becomes the case's label image (views,
+3-D and volumetry follow) and goes into one undo/redo history (liverplan.viewers.history).
+Seeds, brush and the lesion list edits are local and fast; the others run as Tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage as ndi
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFormLayout,
+                               QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QPushButton, QSizePolicy, QToolButton,
+                               QVBoxLayout, QWidget)
+
+from liverplan.case import LABEL_NAMES, LIVER, SEGMENTS, TUMORS, VESSELS
+from liverplan.errors import SegmentationError
+from liverplan.geometry import image_from_array, index_to_lps, lps_to_index, voxel_volume_ml
+from liverplan.progress import Steps
+from liverplan.viewers.history import History, LabelChange, ValueChange, apply_change, label_change
+from liverplan.viewers.panels.step import REVIEW, Step, has_label
+from liverplan.viewers.slice_view import CLICK, DRAG, STROKE, Marker
+from liverplan.viewers.workers import Task
+from liverplan.volumetry.edit import MaskEditor, Stroke
+from liverplan.volumetry.lesions import (delete_lesion, merge_lesions, segment_lesion_at,
+                                         split_lesion)
+from liverplan.volumetry.segments import (LANDMARK_PLANES, Landmarks, automatic_landmarks,
+                                          couinaud_segments)
+from liverplan.volumetry.vessels import (HEPATIC, PORTAL, SYSTEM_NAMES, VesselResult,
+                                         add_branch, analyse_vessels, assign_branch,
+                                         remove_branch)
+
+if TYPE_CHECKING:
+    from liverplan.viewers.main_window import MainWindow
+
+
+@dataclass(frozen=True)
+class Tool:
+    key: str
+    title: str
+    shortcut: str
+    kind: str          # slice_view CLICK, STROKE or DRAG
+    needs: str         # the label image it works on
+    tip: str
+
+
+TOOLS = (
+    Tool("include", "Include seed", "I", CLICK, LIVER, "Click liver tissue the mask misses: the "
+         "similar tissue connected to the click (within 15 mm) is added."),
+    Tool("exclude", "Exclude seed", "X", CLICK, LIVER, "Click tissue wrongly in the liver mask: "
+         "the similar tissue connected to the click (within 15 mm) is removed."),
+    Tool("brush", "Brush", "B", STROKE, LIVER, "Paint the chosen structure (liver or lesions) "
+         "in the slice; the circle shows the brush size."),
+    Tool("eraser", "Eraser", "E", STROKE, LIVER, "Erase the chosen structure (liver or lesions) "
+         "in the slice."),
+    Tool("add_lesion", "Add lesion", "L", CLICK, LIVER, "Click the dark centre of a lesion that "
+         "was missed: it is delineated in 3-D and added."),
+    Tool("remove_lesion", "Remove lesion", "Shift+L", CLICK, TUMORS, "Click a lesion that is not "
+         "one (e.g. a cyst or a vessel): it is removed."),
+    Tool("portal", "Vessel: portal", "P", CLICK, VESSELS, "Click a vessel: it and the branches it "
+         "feeds become portal; a vessel not yet segmented is added."),
+    Tool("hepatic", "Vessel: hepatic", "H", CLICK, VESSELS, "Click a vessel: it and its branches "
+         "become hepatic vein / IVC; a vessel not yet segmented is added."),
+    Tool("remove_vessel", "Remove vessel branch", "Shift+V", CLICK, VESSELS, "Click a wrong "
+         "vessel branch (a leak): it and everything it feeds are removed."),
+    Tool("landmark", "Move landmark", "K", DRAG, VESSELS, "Drag a segment landmark (or click to "
+         "place the selected one), then press Recompute segments."),
+)
+BY_KEY = {t.key: t for t in TOOLS}
+
+# Landmarks field -> (title, short marker text, colour)
+LANDMARKS = {
+    "portal_bifurcation_lps_mm": ("Portal bifurcation", "PV", (60, 110, 255)),
+    "ivc_lps_mm": ("IVC (hepatic vein confluence)", "IVC", (120, 220, 255)),
+    "right_hepatic_vein_lps_mm": ("Right hepatic vein", "RHV", (255, 150, 40)),
+    "middle_hepatic_vein_lps_mm": ("Middle hepatic vein", "MHV", (255, 90, 200)),
+    "left_hepatic_vein_lps_mm": ("Left hepatic vein", "LHV", (175, 120, 255)),
+    "umbilical_fissure_lps_mm": ("Umbilical fissure", "UF", (90, 230, 90)),
+}
+METHODS = (("Automatic (portal territories)", None), ("Landmark planes", LANDMARK_PLANES))
+BRUSH_RADIUS_MM = (1.0, 50.0, 5.0)      # range and default
+
+
+# --- the slow edits, run as Tasks (Qt-free) ----------------------------------------------------
+def vessel_tree(vessels: sitk.Image, liver: sitk.Image, known: VesselResult | None,
+                steps: Steps) -> VesselResult:
+    """The branch trees of the case's vessel image (`known` if it was made from that image)."""
+    if known is not None and known.vessels is vessels:
+        return known
+    steps.report(0.0, "Reading the vessel trees")
+    return analyse_vessels(vessels, liver)
+
+
+def edit_vessels(action: str, ct: sitk.Image, liver: sitk.Image, vessels: sitk.Image,
+                 known: VesselResult | None, point_lps, system: int | None = None, *,
+                 progress=None, cancel=None) -> VesselResult:
+    """action "add" (the vessel under the click), "assign" (the clicked branch and its subtree
+    to `system`) or "remove"."""
+    steps = Steps(progress, cancel)
+    result = vessel_tree(vessels, liver, known, steps)
+    steps.report(0.5, "Correcting the vessels")
+    if action == "add":
+        return add_branch(result, ct, liver, point_lps, system)
+    if action == "assign":
+        return assign_branch(result, liver, point_lps, system)
+    return remove_branch(result, liver, point_lps)
+
+
+def find_landmarks(liver: sitk.Image, vessels: sitk.Image, known: VesselResult | None, *,
+                   progress=None, cancel=None):
+    """(vessel trees, automatic landmarks or None, warnings)."""
+    steps = Steps(progress, cancel)
+    result = vessel_tree(vessels, liver, known, steps)
+    warnings: list[str] = []
+    landmarks = automatic_landmarks(result, warnings)
+    steps.report(1.0, "Landmarks found")
+    return result, landmarks, warnings
+
+
+def recompute_segments(liver: sitk.Image, vessels: sitk.Image | None,
+                       known: VesselResult | None, landmarks: Landmarks | None,
+                       method: str | None, *, progress=None, cancel=None):
+    """(SegmentsResult, the vessel trees used or None)."""
+    steps = Steps(progress, cancel)
+    tree = vessel_tree(vessels, liver, known, steps.sub(0.0, 0.5)) if vessels is not None \
+        else None
+    result = couinaud_segments(liver, tree, landmarks=landmarks, method=method,
+                               progress=steps.sub(0.5, 1.0).report, cancel=cancel)
+    return result, tree
+
+
+def add_lesion(ct: sitk.Image, liver: sitk.Image, tumors: sitk.Image, point_lps, *,
+               progress=None, cancel=None) -> sitk.Image:
+    Steps(progress, cancel).report(0.0, "Delineating the lesion")
+    return segment_lesion_at(ct, liver, tumors, point_lps)
+
+
+def empty_tumors(reference: sitk.Image) -> sitk.Image:
+    return image_from_array(np.zeros(tuple(reversed(reference.GetSize())), np.uint16), reference)
+
+
+def value_at(label: sitk.Image | None, point_lps) -> int:
+    """The label value at the voxel nearest to an LPS point (0 outside the image)."""
+    if label is None:
+        return 0
+    a = sitk.GetArrayViewFromImage(label)
+    zyx = np.round(lps_to_index(label, point_lps)[0]).astype(int)
+    if np.any(zyx < 0) or np.any(zyx >= a.shape):
+        return 0
+    return int(a[tuple(zyx)])
+
+
+def lesion_table(tumors: sitk.Image) -> list[tuple[int, float, np.ndarray]]:
+    """(id, volume in mL, centre in LPS mm) of each lesion of an instance map."""
+    a = sitk.GetArrayViewFromImage(tumors)
+    out = []
+    for lesion_id, box in enumerate(ndi.find_objects(a), 1):
+        if box is None:
+            continue
+        zyx = np.argwhere(a[box] == lesion_id)
+        centre = index_to_lps(tumors, zyx.mean(axis=0) + [b.start for b in box])[0]
+        out.append((lesion_id, len(zyx) * voxel_volume_ml(tumors), centre))
+    return out
+
+
+# --- the panel ---------------------------------------------------------------------------------
+class ReviewPanel(QWidget):
+    def __init__(self, window: "MainWindow"):
+        super().__init__()
+        self.window = window
+        self.history = History()
+        self.active: Tool | None = None
+        self.task: Task | None = None
+        self.landmarks: Landmarks | None = None
+        self._case = None
+        self._known: dict[str, sitk.Image | None] = {}   # the label images this panel last set
+        self._editors: dict[str, tuple[MaskEditor, sitk.Image]] = {}
+        self._vessels: VesselResult | None = None         # trees of the case's vessel image
+        self._pending: tuple = (None, {}, "")             # case, inputs, description of a Task
+        self._landmarks_before: Landmarks | None = None
+
+        self.tool_group = QActionGroup(self)
+        self.tool_group.setExclusionPolicy(QActionGroup.ExclusionPolicy.ExclusiveOptional)
+        self.tool_actions: dict[str, QAction] = {}
+        self.tool_buttons: dict[str, QToolButton] = {}
+        tools = QGridLayout()
+        for n, tool in enumerate(TOOLS):
+            action = self._window_action(tool.title, None, tool.shortcut, checkable=True,
+                                         tip=tool.tip)
+            action.setData(tool.key)
+            self.tool_group.addAction(action)
+            button = QToolButton()
+            button.setDefaultAction(action)
+            button.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
+            tools.addWidget(button, n // 2, n % 2)
+            self.tool_actions[tool.key], self.tool_buttons[tool.key] = action, button
+        self.tool_group.triggered.connect(self._on_tool_triggered)
+        self.no_tool = self._window_action("No tool", self.clear_tool, "Esc",
+                                           tip="Back to moving the crosshair with the mouse.")
+
+        self.radius = QDoubleSpinBox()
+        self.radius.setRange(*BRUSH_RADIUS_MM[:2])
+        self.radius.setValue(BRUSH_RADIUS_MM[2])
+        self.radius.setSuffix(" mm")
+        self.radius.setToolTip("Brush and eraser radius in mm ([ smaller, ] larger)")
+        self.radius.valueChanged.connect(self._on_radius)
+        self._window_action("Smaller brush", self._smaller_brush, "[")
+        self._window_action("Larger brush", self._larger_brush, "]")
+        self.target = QComboBox()
+        self.target.addItem("Liver", LIVER)
+        self.target.addItem("Lesions", TUMORS)
+        self.target.setToolTip("What the brush and eraser change. Lesions: the brush paints the "
+                               "lesion selected in the list, or a new lesion if none is.")
+
+        self.undo_action = self._window_action("Undo", self.undo, QKeySequence.Undo)
+        self.redo_action = self._window_action("Redo", self.redo, "Ctrl+Shift+Z")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        undo_button, redo_button = QToolButton(), QToolButton()
+        undo_button.setDefaultAction(self.undo_action)
+        redo_button.setDefaultAction(self.redo_action)
+
+        self.lesion_list = QListWidget()
+        self.lesion_list.setSelectionMode(QAbstractItemView.ExtendedSelection)
+        self.lesion_list.setToolTip("Click a lesion to show it; select one to delete or split "
+                                    "it, several to merge them.")
+        self.lesion_list.itemClicked.connect(self._go_to_lesion)
+        self.lesion_list.itemSelectionChanged.connect(self._update_lesion_buttons)
+        delete = QShortcut(QKeySequence.Delete, self.lesion_list)
+        delete.setContext(Qt.WidgetShortcut)
+        delete.activated.connect(self.delete_lesion)
+        self.delete_button = QPushButton("Delete")
+        self.delete_button.setToolTip("Remove the selected lesion (Del)")
+        self.delete_button.clicked.connect(self.delete_lesion)
+        self.merge_button = QPushButton("Merge")
+        self.merge_button.setToolTip("One lesion from the selected ones (a confluent lesion "
+                                     "found in pieces)")
+        self.merge_button.clicked.connect(self.merge_lesions)
+        self.split_button = QPushButton("Split")
+        self.split_button.setToolTip("Two lesions from the selected one, cut where it narrows")
+        self.split_button.clicked.connect(self.split_lesion)
+
+        self.landmark = QComboBox()
+        for key, (title, short, _) in LANDMARKS.items():
+            self.landmark.addItem(f"{title} ({short})", key)
+        self.landmark.setToolTip("The landmark a click or drag places (with Move landmark)")
+        self.landmark.currentIndexChanged.connect(self._show_markers)
+        self.method = QComboBox()
+        for title, method in METHODS:
+            self.method.addItem(title, method)
+        self.method.setToolTip("Portal territories follow the portal branches (landmark planes "
+                               "where the tree is incomplete); landmark planes use only the "
+                               "landmarks. Moving a landmark selects landmark planes.")
+        self.recompute_button = QPushButton("Recompute segments")
+        self.recompute_button.setToolTip("Couinaud segments 1-8 again from the corrected liver, "
+                                         "vessels and landmarks")
+        self.recompute_button.clicked.connect(self.recompute)
+
+        self.status = QLabel("Choose a tool, then click or paint in a slice view. Shift+drag or "
+                             "the middle button pans, the right button sets the grey window.")
+        self.status.setWordWrap(True)
+        self._build_layout(tools, undo_button, redo_button)
+        window.caseChanged.connect(self._on_case_changed)
+        window.caseEdited.connect(self._on_case_edited)
+        for view in window.views.values():
+            view.toolPressed.connect(self._on_press)
+            view.toolDragged.connect(self._on_drag)
+            view.toolReleased.connect(self._on_release)
+            view.stroked.connect(self._on_stroke)
+            view.markerPicked.connect(self._on_marker_picked)
+        self._on_case_changed(window.case)
+
+    def _window_action(self, text, slot, shortcut, *, checkable=False, tip="") -> QAction:
+        """An action of the main window, so its key works wherever the focus is."""
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(shortcut))
+        action.setCheckable(checkable)
+        action.setToolTip(f"{tip} ({action.shortcut().toString()})" if tip else
+                          f"{text} ({action.shortcut().toString()})")
+        if slot is not None:
+            action.triggered.connect(slot)
+        self.window.addAction(action)
+        return action
+
+    def _build_layout(self, tools, undo_button, redo_button) -> None:
+        layout = QVBoxLayout(self)
+        box = QGroupBox("Tools (Esc: none)")
+        box.setLayout(tools)
+        layout.addWidget(box)
+        brush = QFormLayout()
+        brush.addRow("Brush radius", self.radius)
+        brush.addRow("Brush paints", self.target)
+        row = QHBoxLayout()
+        row.addWidget(undo_button)
+        row.addWidget(redo_button)
+        row.addStretch(1)
+        brush.addRow("History", row)
+        layout.addLayout(brush)
+        box = QGroupBox("Lesions")
+        lesions = QVBoxLayout(box)
+        lesions.addWidget(self.lesion_list)
+        row = QHBoxLayout()
+        for button in (self.delete_button, self.merge_button, self.split_button):
+            row.addWidget(button)
+        lesions.addLayout(row)
+        layout.addWidget(box)
+        box = QGroupBox("Couinaud segments")
+        segments = QFormLayout(box)
+        segments.addRow("Landmark", self.landmark)
+        segments.addRow("Method", self.method)
+        segments.addRow(self.recompute_button)
+        layout.addWidget(box)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+    # --- the case ------------------------------------------------------------------------------
+    def _on_case_changed(self, case) -> None:
+        if case is not self._case:            # another case: nothing carries over
+            self._case = case
+            self.history.clear()
+            self._editors.clear()
+            self._vessels = None
+            self._known = dict(case.labels) if case is not None else {}
+            self._set_landmarks(None)
+            self._refresh_lesions()
+        for tool in TOOLS:
+            self.tool_actions[tool.key].setEnabled(case is not None and tool.needs in case.labels)
+        if self.active is not None and not self.tool_actions[self.active.key].isEnabled():
+            self.clear_tool()
+        self.recompute_button.setEnabled(case is not None and LIVER in case.labels and (
+            VESSELS in case.labels or self.landmarks is not None))
+        self._update_undo()
+
+    def _on_case_edited(self, what: str) -> None:
+        case = self.window.case
+        if what not in LABEL_NAMES or case is None:
+            return
+        if case.labels.get(what) is not self._known.get(what):
+            # replaced elsewhere (e.g. a new automatic segmentation): the history's boxes no
+            # longer fit it
+            self._known[what] = case.labels.get(what)
+            if self.history.can_undo or self.history.can_redo:
+                self.history.clear()
+                self.window.log("info", f"Review: the {what} mask was replaced outside this "
+                                        "step, so the undo history was cleared.")
+            if what == VESSELS:
+                self._set_landmarks(None)
+        if what == TUMORS:
+            self._refresh_lesions()
+
+    def _put_label(self, name: str, image: sitk.Image | None) -> None:
+        case = self.window.case
+        self._known[name] = image
+        if image is None:
+            case.labels.pop(name, None)      # a label an edit had created goes again
+            case.changed(name)
+        else:
+            case.set_label(name, image)
+
+    def _commit(self, description: str, labels: dict, boxes: dict | None = None) -> bool:
+        """Record and apply an edit: `labels` maps label names to their new images."""
+        case = self.window.case
+        changes = [label_change(name, case.labels.get(name), image, (boxes or {}).get(name))
+                   for name, image in labels.items()]
+        entry = self.history.record(description, changes)
+        if entry is None:
+            self.status.setText(f"{description}: nothing changed at this point.")
+            return False
+        self.status.setText(f"{description}{_volume_change(entry, case.image)}.")
+        for change in entry.changes:
+            self._put_label(change.name, labels[change.name])
+        self._update_undo()
+        return True
+
+    # --- undo / redo ---------------------------------------------------------------------------
+    def undo(self) -> None:
+        self._step_history(undo=True)
+
+    def redo(self) -> None:
+        self._step_history(undo=False)
+
+    def _step_history(self, *, undo: bool) -> None:
+        if self._busy():
+            return
+        entry = self.history.undo() if undo else self.history.redo()
+        if entry is None:
+            return
+        case = self.window.case
+        for change in (reversed(entry.changes) if undo else entry.changes):
+            if isinstance(change, LabelChange):
+                self._put_label(change.name, apply_change(case.labels.get(change.name), change,
+                                                          undo=undo, reference=case.image))
+            else:
+                self._set_landmarks(change.before if undo else change.after)
+        self.status.setText(f"{'Undone' if undo else 'Redone'}: {entry.description}.")
+        self._update_undo()
+
+    def _update_undo(self) -> None:
+        for action, can, text, what in ((self.undo_action, self.history.can_undo, "Undo",
+                                         self.history.next_undo),
+                                        (self.redo_action, self.history.can_redo, "Redo",
+                                         self.history.next_redo)):
+            action.setEnabled(can)
+            action.setToolTip(f"{text} {what.lower()} ({action.shortcut().toString()})" if can
+                              else f"Nothing to {text.lower()}")
+
+    # --- tools ---------------------------------------------------------------------------------
+    def _on_tool_triggered(self, action: QAction) -> None:
+        self.set_tool(action.data() if action.isChecked() else None)
+
+    def set_tool(self, key: str | None) -> None:
+        self.active = BY_KEY[key] if key else None
+        if self.active is not None:
+            self.tool_actions[key].setChecked(True)
+            self.window.steps.show_step("review")
+            self.status.setText(self.active.tip)
+        else:
+            checked = self.tool_group.checkedAction()
+            if checked is not None:
+                checked.setChecked(False)
+        for view in self.window.views.values():
+            view.set_tool(self.active.kind if self.active else None, self.radius.value())
+        if key == "landmark" and self.landmarks is None:
+            self._start_landmarks()
+        self._show_markers()
+
+    def clear_tool(self) -> None:
+        self.set_tool(None)
+
+    def hideEvent(self, event) -> None:
+        # another step is shown: clicks in the views move the crosshair again
+        if self.active is not None:
+            self.clear_tool()
+        super().hideEvent(event)
+
+    def _on_radius(self, value: float) -> None:
+        for view in self.window.views.values():
+            view.brush_radius_mm = value
+            view.update()
+
+    def _smaller_brush(self) -> None:
+        self.radius.setValue(self.radius.value() - 1.0)
+
+    def _larger_brush(self) -> None:
+        self.radius.setValue(self.radius.value() + 1.0)
+
+    def _busy(self) -> bool:
+        if self.task is not None and self.task.running:
+            self.status.setText(f"Wait until “{self.task.title}” has finished.")
+            return True
+        return False
+
+    def _on_press(self, point, plane: str) -> None:
+        tool = self.active
+        if tool is None or self.window.case is None:
+            return
+        if tool.key == "landmark":
+            self._landmarks_before = self.landmarks
+            self._place_landmark(point)
+        elif self._busy():
+            return
+        elif tool.key in ("include", "exclude"):
+            editor = self._editor(LIVER)
+            seed = editor.include_seed if tool.key == "include" else editor.exclude_seed
+            self._commit_editor(LIVER, editor, seed(point), tool.title)
+        elif tool.key == "add_lesion":
+            self._add_lesion(point)
+        elif tool.key == "remove_lesion":
+            lesion_id = value_at(self.window.case.labels.get(TUMORS), point)
+            if not lesion_id:
+                self.status.setText("No lesion under the click: click inside the lesion.")
+                return
+            self._lesion_edit(f"Remove lesion {lesion_id}", delete_lesion, lesion_id)
+        else:
+            self._vessel_click(tool, point)
+
+    def _on_stroke(self, points, plane: str) -> None:
+        tool = self.active
+        if tool is None or tool.kind != STROKE or self.window.case is None or self._busy():
+            return
+        name = self.target.currentData()
+        editor = self._editor(name)
+        value = 0
+        if tool.key == "brush":
+            value = 1 if name == LIVER else self._brush_lesion_id(editor)
+        stroke = Stroke(np.asarray(points, float), self.radius.value(), plane)
+        what = "liver" if name == LIVER else (f"lesion {value}" if value else "lesions")
+        self._commit_editor(name, editor, editor.paint(stroke, value), f"{tool.title} ({what})")
+
+    def _editor(self, name: str) -> MaskEditor:
+        """A MaskEditor on the case's current `name` image (made again if it changed)."""
+        case = self.window.case
+        image = case.labels.get(name)
+        cached = self._editors.get(name)
+        if cached is None or cached[1] is not image:
+            base = image if image is not None else empty_tumors(case.image)
+            cached = (MaskEditor(case.image, base, history=1), image)
+            self._editors[name] = cached
+        return cached[0]
+
+    def _commit_editor(self, name: str, editor: MaskEditor, box, description: str) -> None:
+        if box is None:
+            self.status.setText(f"{description}: nothing changed at this point.")
+            return
+        image = editor.mask
+        self._editors[name] = (editor, image)
+        self._commit(description, {name: image}, {name: box})
+
+    def _brush_lesion_id(self, editor: MaskEditor) -> int:
+        """The lesion selected in the list, or a new lesion's id."""
+        selected = self._selected_lesions()
+        return selected[0] if len(selected) == 1 else int(editor.array.max()) + 1
+
+    # --- slow edits ----------------------------------------------------------------------------
+    def _start(self, task: Task, on_result, inputs: dict, description: str) -> Task:
+        self.task = task
+        self._pending = (self.window.case, inputs, description)
+        self.status.setText(f"{description}…")
+        return self.window.run_task(task, on_result)
+
+    def _still_current(self) -> bool:
+        case, inputs, description = self._pending
+        if case is not self.window.case or any(case.labels.get(name) is not image
+                                               for name, image in inputs.items()):
+            self.window.log("info", f"{description}: not applied, the case changed meanwhile.")
+            return False
+        return True
+
+    def _add_lesion(self, point) -> Task:
+        case = self.window.case
+        liver, tumors = case.labels[LIVER], case.labels.get(TUMORS)
+        task = Task("Adding a lesion", add_lesion, case.image, liver,
+                    tumors if tumors is not None else empty_tumors(case.image), point)
+        return self._start(task, self._on_labels_result, {LIVER: liver, TUMORS: tumors},
+                           "Add lesion")
+
+    def _on_labels_result(self, tumors: sitk.Image) -> None:
+        if self._still_current():
+            self._commit(self._pending[2], {TUMORS: tumors})
+
+    def _vessel_click(self, tool: Tool, point) -> Task | None:
+        case = self.window.case
+        system = {"portal": PORTAL, "hepatic": HEPATIC}.get(tool.key)
+        under = value_at(case.labels[VESSELS], point)
+        if system is None:
+            action, description = "remove", "Remove vessel branch"
+        elif under == system:
+            self.status.setText(f"This vessel is already in the {SYSTEM_NAMES[system]}.")
+            return None
+        elif under:
+            action, description = "assign", f"Vessel branch to the {SYSTEM_NAMES[system]}"
+        else:
+            action, description = "add", f"Add a vessel to the {SYSTEM_NAMES[system]}"
+        liver, vessels = case.labels[LIVER], case.labels[VESSELS]
+        task = Task("Correcting the vessels", edit_vessels, action, case.image, liver, vessels,
+                    self._vessels, point, system)
+        return self._start(task, self._on_vessels_result, {LIVER: liver, VESSELS: vessels},
+                           description)
+
+    def _on_vessels_result(self, result: VesselResult) -> None:
+        if self._still_current():
+            self._vessels = result
+            self._commit(self._pending[2], {VESSELS: result.vessels})
+
+    # --- lesion list ---------------------------------------------------------------------------
+    def _refresh_lesions(self) -> None:
+        self.lesion_list.clear()
+        case = self.window.case
+        tumors = case.labels.get(TUMORS) if case is not None else None
+        for lesion_id, volume_ml, centre in (lesion_table(tumors) if tumors is not None else []):
+            item = QListWidgetItem(f"Lesion {lesion_id}    {volume_ml:.1f} mL")
+            item.setData(Qt.UserRole, (lesion_id, centre))
+            self.lesion_list.addItem(item)
+        self._update_lesion_buttons()
+
+    def _selected_lesions(self) -> list[int]:
+        return sorted(item.data(Qt.UserRole)[0] for item in self.lesion_list.selectedItems())
+
+    def _update_lesion_buttons(self) -> None:
+        n = len(self.lesion_list.selectedItems())
+        self.delete_button.setEnabled(n == 1)
+        self.split_button.setEnabled(n == 1)
+        self.merge_button.setEnabled(n >= 2)
+
+    def _go_to_lesion(self, item: QListWidgetItem) -> None:
+        self.window.state.set_cursor(np.asarray(item.data(Qt.UserRole)[1], float))
+
+    def delete_lesion(self) -> None:
+        selected = self._selected_lesions()
+        if len(selected) == 1:
+            self._lesion_edit(f"Delete lesion {selected[0]}", delete_lesion, selected[0])
+
+    def merge_lesions(self) -> None:
+        selected = self._selected_lesions()
+        if len(selected) >= 2:
+            self._lesion_edit(f"Merge lesions {', '.join(map(str, selected))}", merge_lesions,
+                              selected)
+
+    def split_lesion(self) -> None:
+        selected = self._selected_lesions()
+        if len(selected) == 1:
+            self._lesion_edit(f"Split lesion {selected[0]}", split_lesion, selected[0])
+
+    def _lesion_edit(self, description: str, fn, argument) -> None:
+        """Delete / merge / split: whole-map operations that take a fraction of a second."""
+        if self._busy():
+            return
+        try:
+            tumors = fn(self.window.case.labels[TUMORS], argument)
+        except SegmentationError as exc:
+            self.window.show_error(f"{description}: {exc}")
+            return
+        self._commit(description, {TUMORS: tumors})
+
+    # --- landmarks and segments ----------------------------------------------------------------
+    def _start_landmarks(self) -> Task | None:
+        case = self.window.case
+        if case is None or VESSELS not in case.labels or self._busy():
+            return None
+        liver, vessels = case.labels[LIVER], case.labels[VESSELS]
+        task = Task("Finding the landmarks", find_landmarks, liver, vessels, self._vessels)
+        return self._start(task, self._on_landmarks_found, {LIVER: liver, VESSELS: vessels},
+                           "Finding the segment landmarks in the vessel trees")
+
+    def _on_landmarks_found(self, result) -> None:
+        if not self._still_current():
+            return
+        self._vessels, landmarks, warnings = result
+        for warning in warnings:
+            self.window.log("warning", warning)
+        if landmarks is None:
+            self.status.setText("The landmarks were not found in the vessel trees: correct the "
+                                "vessels (portal bifurcation, three hepatic veins) first.")
+            return
+        self._set_landmarks(landmarks)
+        self.status.setText("Drag a landmark in the views (filled: on this slice), then press "
+                            "Recompute segments.")
+
+    def _set_landmarks(self, landmarks: Landmarks | None) -> None:
+        self.landmarks = landmarks
+        self._show_markers()
+
+    def _show_markers(self) -> None:
+        markers = []
+        if self.landmarks is not None and self.active is not None \
+                and self.active.key == "landmark":
+            selected = self.landmark.currentData()
+            markers = [Marker(key, short, getattr(self.landmarks, key), rgb, key == selected)
+                       for key, (_, short, rgb) in LANDMARKS.items()]
+        for view in self.window.views.values():
+            view.set_markers(markers)
+
+    def _on_marker_picked(self, key: str) -> None:
+        self.landmark.setCurrentIndex(self.landmark.findData(key))
+
+    def _place_landmark(self, point) -> None:
+        if self.landmarks is not None:
+            self._set_landmarks(replace(self.landmarks, **{
+                self.landmark.currentData(): tuple(float(v) for v in point)}))
+
+    def _on_drag(self, point, plane: str) -> None:
+        if self.active is not None and self.active.key == "landmark":
+            self._place_landmark(point)
+
+    def _on_release(self, point, plane: str) -> None:
+        before, after = self._landmarks_before, self.landmarks
+        self._landmarks_before = None
+        if self.active is None or self.active.key != "landmark" or before is None \
+                or after == before:
+            return
+        title = LANDMARKS[self.landmark.currentData()][0]
+        self.history.record(f"Move the {title.lower()}", [ValueChange("landmarks", before, after)])
+        self.method.setCurrentIndex(self.method.findData(LANDMARK_PLANES))
+        self.status.setText(f"{title} moved; press Recompute segments to apply it.")
+        self._update_undo()
+
+    def recompute(self) -> Task | None:
+        case = self.window.case
+        if case is None or LIVER not in case.labels or self._busy():
+            return None
+        liver, vessels = case.labels[LIVER], case.labels.get(VESSELS)
+        task = Task("Recomputing the segments", recompute_segments, liver, vessels,
+                    self._vessels, self.landmarks, self.method.currentData())
+        return self._start(task, self._on_segments_result, {LIVER: liver, VESSELS: vessels},
+                           "Recompute segments")
+
+    def _on_segments_result(self, result) -> None:
+        if not self._still_current():
+            return
+        segments, tree = result
+        if tree is not None:
+            self._vessels = tree
+        for warning in segments.warnings:
+            self.window.log("warning", warning)
+        if self._commit(f"Recompute segments ({segments.method})",
+                        {SEGMENTS: segments.segments}) and self.landmarks is None:
+            self._set_landmarks(segments.landmarks)
+
+
+def _volume_change(entry, reference: sitk.Image) -> str:
+    """': liver +2.3 mL' for the liver and lesion maps an entry changed ('' otherwise)."""
+    parts = []
+    for change in entry.changes:
+        if isinstance(change, LabelChange) and change.name in (LIVER, TUMORS) and change.box:
+            voxels = np.count_nonzero(change.after) - np.count_nonzero(change.before)
+            what = "liver" if change.name == LIVER else "lesions"
+            parts.append(f"{what} {voxels * voxel_volume_ml(reference):+.1f} mL")
+    return f": {', '.join(parts)}" if parts else ""
+
+
+STEP = Step(REVIEW, "review", "Review & correct", ReviewPanel, has_label(LIVER))
