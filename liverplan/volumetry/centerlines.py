@@ -174,16 +174,19 @@ def bridge_gaps(skeleton: Skeleton, start: int) -> Skeleton:
     return Skeleton(skeleton.branch_voxels, skeleton.radii_mm, adjacency, skeleton.label)
 
 
-def geodesic(skeleton: Skeleton, roots: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def geodesic(skeleton: Skeleton, roots: list[int],
+             factor: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Geodesic cost from each root branch to every branch, and the shortest-path predecessors.
 
-    Crossing a branch costs its length over its squared radius, so a path through a thin touching
-    point between two systems is expensive and a path along a trunk is cheap. Rows are roots;
-    a predecessor of -9999 means "root or unreachable".
+    Crossing a branch costs its length over its squared radius (times `factor`, per branch, if
+    given), so a path through a thin touching point between two systems is expensive and a path
+    along a trunk is cheap. Rows are roots; a predecessor of -9999 means "root or unreachable".
     """
     n = len(skeleton.branch_voxels)
     weight = np.array([max(len(v), 1) * 1.0 / max(float(np.median(r)), 0.5) ** 2
                        for v, r in zip(skeleton.branch_voxels, skeleton.radii_mm)])
+    if factor is not None:
+        weight = weight * factor
     a, b = (skeleton.adjacency.T if len(skeleton.adjacency)
             else (np.array([], int), np.array([], int)))
     w = 0.5 * (weight[a] + weight[b]) + 1e-6     # half of each branch's own cost

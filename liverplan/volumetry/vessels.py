@@ -36,6 +36,7 @@ from liverplan.volumetry.centerlines import Branch, bridge_gaps, geodesic, skele
 PORTAL, HEPATIC = 1, 2
 SYSTEM_NAMES = {PORTAL: "portal venous system", HEPATIC: "hepatic veins and IVC"}
 HEPATIC_VEIN_NAMES = ("right", "middle", "left")
+IVC_REACH_MM = 35.0
 
 
 @dataclass
@@ -105,14 +106,18 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
     mask = apply_hysteresis_threshold(np.where(inside, contrast, -1e3), low, high)
     mask = _drop_small(mask, min_piece_ml / (np.prod(sp) / 1000.0))
     # outside the liver only blood-like HU: not bone, not contrast-filled kidney or bowel
-    blood = (smooth > mode_hu + low) & (smooth < mode_hu + 3.0 * vessel_contrast_hu)
-    mask = _extrahepatic(mask, blood, inside, sp, extrahepatic_mm)
+    blood = _blood(smooth, mode_hu + low, mode_hu + 3.0 * vessel_contrast_hu, sp)
+    ivc = _ivc(blood, inside, sp)
+    # the IVC is added whole, and a 2 mm ring around it outside the liver is kept clear, so
+    # that the portal vein lying against it at the epiploic foramen does not merge with it
+    ring = ndi.maximum_filter(ivc, size=tuple(2 * np.ceil(2.0 / sp).astype(int) + 1)) & ~ivc
+    mask = _extrahepatic(mask | ivc, blood & ~(ring & ~inside), inside, sp, extrahepatic_mm)
     warnings = []
     if not mask.any():
         raise SegmentationError("No enhanced vessels were found inside the liver: check that the "
                                 "scan is a contrast-enhanced portal-venous phase.")
     steps.report(0.45, "Vessel centerlines")
-    labels = _separate(mask, crop, inside, graph_spacing_mm, portal_seed_lps_mm,
+    labels = _separate(mask, crop, inside, ivc, graph_spacing_mm, portal_seed_lps_mm,
                        hepatic_seed_lps_mm, warnings, steps.sub(0.45, 0.8))
     full = np.zeros(tuple(reversed(ct.GetSize())), np.uint8)
     full[box] = labels
@@ -175,6 +180,69 @@ def _local_contrast(smooth, inside, grid, background_mm):
     return contrast, mode, max(float(np.percentile(contrast[inside], 99.5)), 1.0)
 
 
+def _blood(smooth, low_hu, high_hu, sp, bone_clearance_mm: float = 2.0):
+    """Blood-like voxels: between the vessel threshold and bone, and not at a bone's edge
+    (partial volume makes a cortex's rim look like blood)."""
+    r = np.ceil(bone_clearance_mm / sp[1:]).astype(int)
+    bone = ndi.maximum_filter(smooth >= high_hu, size=(1, 2 * r[0] + 1, 2 * r[1] + 1))
+    return (smooth > low_hu) & ~bone
+
+
+def _ivc(blood, inside, sp, *, min_radius_mm: float = 3.0, max_width_mm: float = 40.0,
+         touch_mm: float = 3.0, step_mm: float = 8.0, skip_mm: float = 10.0) -> np.ndarray:
+    """The IVC's lumen within the liver's height (False everywhere if it is not found).
+
+    In each axial slice of the liver's upper three fifths, the blood-filled cross-sections
+    outside the liver that touch it (within `touch_mm`) and are vessel-sized are counted per
+    column: the IVC, running cranio-caudally against the liver's back, is the column counted
+    most often (the aorta lies further from the liver, behind fat and the crus), and at least
+    in a third of those slices. From there its cross-section is followed slice by slice up and
+    down (centre moving less than `step_mm`; where it merges with a neighbour for up to
+    `skip_mm` it is skipped), to the liver's top (the heart lies above).
+    """
+    zs = np.nonzero(inside.any(axis=(1, 2)))[0]
+    out = np.zeros(inside.shape, bool)
+    near = ndi.distance_transform_edt(~inside, sampling=sp) <= touch_mm
+    min_area = np.pi * min_radius_mm ** 2 / (sp[1] * sp[2])
+    sections = {}
+    for z in range(zs[0], zs[-1] + 1):
+        lab, n = ndi.label(blood[z] & ~inside[z])
+        if n == 0:
+            continue
+        ok = np.bincount(lab.ravel(), minlength=n + 1) >= min_area
+        ok[np.setdiff1d(np.arange(n + 1), lab[near[z]])] = False
+        for i, sl in enumerate(ndi.find_objects(lab), start=1):
+            extent = max((sl[0].stop - sl[0].start) * sp[1], (sl[1].stop - sl[1].start) * sp[2])
+            ok[i] &= extent <= max_width_mm
+        ok[0] = False
+        sections[z] = (lab, ok)
+    upper = [z for z in sections if z >= zs[0] + 0.4 * (zs[-1] - zs[0])]
+    if not upper:
+        return out
+    count = sum(sections[z][1][sections[z][0]].astype(np.int32) for z in upper)
+    if count.max() < (zs[-1] - zs[0]) * 0.6 / 3:
+        return out
+    column = np.array(np.unravel_index(np.argmax(count), count.shape))
+    start = next(z for z in upper if sections[z][1][sections[z][0][tuple(column)]])
+    lab = sections[start][0]
+    first = np.array(ndi.center_of_mass(lab == lab[tuple(column)]))
+    for direction in (1, -1):
+        centre, z, missed = first, start, 0
+        while zs[0] <= z <= zs[-1] and missed * sp[0] <= skip_mm:
+            lab, ok = sections.get(z, (None, np.zeros(1, bool)))
+            ids = np.nonzero(ok)[0]
+            centres = (np.array(ndi.center_of_mass(np.ones_like(lab), lab, ids)) if len(ids)
+                       else np.full((1, 2), np.inf))
+            gap = np.linalg.norm((centres - centre) * sp[1:], axis=1)
+            if gap.min() <= step_mm:
+                out[z] = lab == ids[np.argmin(gap)]
+                centre, missed = centres[np.argmin(gap)], 0
+            else:       # merged with a neighbour (the portal vein) or lost for a few slices
+                missed += 1
+            z += direction
+    return out
+
+
 def _extrahepatic(mask, bright, inside, sp, reach_mm):
     """Add the bright vessels just outside the liver that continue intrahepatic ones: the IVC
     and the portal trunk at the hilum, which anchor the two trees. Nothing is added above the
@@ -208,18 +276,28 @@ def _to_grid(mask: np.ndarray, crop: sitk.Image, spacing_mm: float, *, label: bo
     return (a if label else a >= 0.5), out
 
 
-def _separate(mask, crop, inside, spacing_mm, portal_seed, hepatic_seed, warnings, steps):
-    """Label each vessel voxel 1 (portal) or 2 (hepatic) by competing fronts on the skeleton."""
+def _separate(mask, crop, inside, ivc, spacing_mm, portal_seed, hepatic_seed, warnings, steps,
+              direction_weight: float = 5.0):
+    """Label each vessel voxel 1 (portal) or 2 (hepatic) by competing fronts on the skeleton.
+
+    Each system's front starts from its whole root vessel (the IVC, the portal trunk) and
+    crosses a branch more cheaply the better it points at that root: portal branches radiate
+    from the hilum, hepatic veins converge on the IVC, so where the two trees touch each front
+    keeps to its own branches.
+    """
     iso, grid = _to_grid(mask, crop, spacing_mm)
     liver_iso, _ = _to_grid(inside, crop, spacing_mm)
+    ivc_iso, _ = _to_grid(ivc, crop, spacing_mm)
     sk = skeletonize_mask(iso, np.full(3, spacing_mm))
     n = len(sk.branch_voxels)
     if n == 0:
         raise SegmentationError("The vessels found inside the liver are too small to follow; "
                                 "check the contrast phase of the scan.")
     steps.report(0.4, "Separating portal and hepatic veins")
-    roots, dropped = _find_roots(sk, liver_iso, grid, portal_seed, hepatic_seed, warnings)
-    cost, _ = geodesic(sk, [roots[PORTAL], roots[HEPATIC]])
+    roots, sources, dropped = _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed,
+                                          hepatic_seed, warnings)
+    cost = np.array([geodesic(sk, sources[k], _alignment_cost(sk, sources[k], k, direction_weight))
+                     [0].min(axis=0) for k in (PORTAL, HEPATIC)])
     system = np.where(cost[0] <= cost[1], PORTAL, HEPATIC)
     unreached = ~np.isfinite(cost).any(axis=0)
     if unreached.any():
@@ -250,6 +328,22 @@ def _separate(mask, crop, inside, spacing_mm, portal_seed, hepatic_seed, warning
     return labels.astype(np.uint8)
 
 
+def _alignment_cost(sk, sources: list[int], system: int, weight: float) -> np.ndarray:
+    """Cost factor per branch for one system's front: 1 for a branch pointing at the system's
+    root (its sources' centre; for the hepatic veins the top of the IVC, where they join it),
+    up to 1 + `weight` for one at right angles to it. Short branches (< 4 voxels) have no
+    direction: factor 1."""
+    points = np.concatenate([sk.branch_voxels[i] for i in sources]).astype(float)
+    target = points[np.argmax(points[:, 0])] if system == HEPATIC else points.mean(axis=0)
+    out = np.ones(len(sk.branch_voxels))
+    for i, v in enumerate(sk.branch_voxels):
+        if len(v) >= 4:
+            d, t = (v[-1] - v[0]).astype(float), target - v.mean(axis=0)
+            cos = abs(d @ t) / max(np.linalg.norm(d) * np.linalg.norm(t), 1e-6)
+            out[i] = 1.0 + weight * (1.0 - cos)
+    return out
+
+
 def _nearest_labels(mask, crop, grid, source_zyx, source_labels) -> np.ndarray:
     """Label each voxel of `mask` (on `crop`'s grid) like its nearest source point (`grid`
     indices)."""
@@ -261,15 +355,16 @@ def _nearest_labels(mask, crop, grid, source_zyx, source_labels) -> np.ndarray:
     return out
 
 
-def _find_roots(sk, liver_iso, grid, portal_seed, hepatic_seed, warnings):
+def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warnings):
     """Root branches of the two systems: the seeds if given, else anatomy.
 
     Both systems leave the liver: the IVC behind it and the portal trunk at the hilum, in front
-    of the IVC (the epiploic foramen lies between them). The IVC is the thick vessel outside the
-    liver that runs furthest up along it, into its upper part (hepatic root); the portal trunk
-    is the thickest vessel outside the liver at least 10 mm in front of it and clear of it
-    (10 mm beyond its wall). Without extrahepatic vessels (a liver-only mask) the thickest branch reaching the
-    surface in the upper two fifths / lower three fifths of the liver is used.
+    of the IVC (the epiploic foramen lies between them). The hepatic root is the thickest branch
+    lying in the IVC (`ivc_iso`, found in the CT), in the liver's upper two fifths where the
+    hepatic veins join it if it reaches there; the portal trunk is the thickest vessel outside
+    the liver at least 10 mm in front of the IVC and clear of it (10 mm beyond its wall).
+    Without them (a liver-only mask) the thickest branch reaching the surface in the upper two
+    fifths / lower three fifths of the liver is used.
     """
     spacing = float(grid.GetSpacing()[0])
     depth = branch_depths_mm(sk, liver_iso, spacing)
@@ -279,7 +374,10 @@ def _find_roots(sk, liver_iso, grid, portal_seed, hepatic_seed, warnings):
     radius = np.array([float(np.median(r)) for r in sk.radii_mm])
     z = np.nonzero(liver_iso.any(axis=(1, 2)))[0] * spacing
     zfrac = (centroid[:, 0] - z[0]) / max(z[-1] - z[0], 1.0)
+    in_ivc = np.array([np.mean(ivc_iso[tuple(v.T)]) >= 0.5 for v in sk.branch_voxels])
     thick = outside & (radius >= 0.6 * (radius[outside].max() if outside.any() else 0.0))
+    # LPS y grows toward the back (compared in LPS: the grid has the CT's direction)
+    posterior = index_to_lps(grid, centroid / spacing)[:, 1]
     roots = {}
     for system, seed in ((HEPATIC, hepatic_seed), (PORTAL, portal_seed)):
         if seed is not None:
@@ -287,19 +385,18 @@ def _find_roots(sk, liver_iso, grid, portal_seed, hepatic_seed, warnings):
             roots[system] = int(np.argmin([np.min(np.linalg.norm(v - zyx, axis=1))
                                            for v in sk.branch_voxels]))
             continue
-        # LPS y grows toward the back: the array's y axis (direction cosines are honoured by
-        # comparing in the grid, whose direction is the CT's)
-        posterior = index_to_lps(grid, centroid / spacing)[:, 1]
         if system == HEPATIC:
-            score = np.where(surface & ~outside & (zfrac >= 0.6), radius, -np.inf)
-            ivc = _ivc_piece(sk, thick, liver_iso, grid)
-            if ivc:
-                score = np.where(np.isin(np.arange(len(radius)), ivc), radius, -np.inf)
+            upper = in_ivc & (zfrac >= 0.6)
+            score = np.where(upper if upper.any() else in_ivc, radius, -np.inf)
+            if not in_ivc.any():
+                score = np.where(surface & ~outside & (zfrac >= 0.6), radius, -np.inf)
         else:
-            gap = _axial_gap_mm(sk, roots[HEPATIC], outside, spacing)
-            clear = gap > radius[roots[HEPATIC]] + 10.0
+            ivc_r = radius[in_ivc].max() if in_ivc.any() else radius[roots[HEPATIC]]
+            clear = _axial_gap_mm(sk, _ivc_axis_mm(ivc_iso, spacing) if in_ivc.any() else
+                                  _root_axis_mm(sk, roots[HEPATIC], outside, spacing),
+                                  spacing) > ivc_r + 10.0
             in_front = posterior < posterior[roots[HEPATIC]] - 10.0
-            score = np.where(thick & in_front & clear, radius, -np.inf)
+            score = np.where(thick & in_front & clear & ~in_ivc, radius, -np.inf)
             if not np.isfinite(score).any():
                 score = np.where(surface & ~outside & (zfrac < 0.6) & clear, radius, -np.inf)
         if not np.isfinite(score).any():
@@ -307,20 +404,44 @@ def _find_roots(sk, liver_iso, grid, portal_seed, hepatic_seed, warnings):
                             "check the vessel labels and correct them with a seed.")
             score = np.where(np.arange(len(radius)) != roots.get(HEPATIC, -1), radius, -np.inf)
         roots[system] = int(np.argmax(score))
+    # each front starts from its whole root vessel: the IVC, the portal trunk outside the liver
+    sources = {HEPATIC: [roots[HEPATIC]], PORTAL: [roots[PORTAL]]}
+    if hepatic_seed is None and in_ivc.any():
+        # with the veins that end against the IVC in the liver's upper part (they drain into
+        # it even where partial volume cuts them from it)
+        axis = _ivc_axis_mm(ivc_iso, spacing)
+        ends = np.array([np.min(np.linalg.norm(v[[0, -1]][:, None] * spacing - axis[None],
+                                               axis=2)) for v in sk.branch_voxels])
+        radius_ivc = radius[in_ivc].max()
+        draining = (ends <= radius_ivc + IVC_REACH_MM) & (zfrac >= 0.6)
+        sources[HEPATIC] = sorted(set(np.nonzero(in_ivc | draining)[0]) - {roots[PORTAL]})
+    if portal_seed is None and outside[roots[PORTAL]]:
+        sources[PORTAL] = sorted(set(_piece(sk, roots[PORTAL], thick & ~in_ivc))
+                                 - set(sources[HEPATIC]) | {roots[PORTAL]})
     # outside the liver only the two root vessels are kept (not the aorta, crus or kidney)
-    keep = set(_piece(sk, roots[HEPATIC], thick)) | set(_piece(sk, roots[PORTAL], thick))
+    keep = (set(_piece(sk, roots[HEPATIC], thick | in_ivc)) | set(np.nonzero(in_ivc)[0])
+            | set(_piece(sk, roots[PORTAL], thick & ~in_ivc)))
     dropped = [i for i in np.nonzero(outside)[0] if i not in keep and i not in roots.values()]
-    return roots, dropped
+    return roots, sources, dropped
 
 
-def _axial_gap_mm(sk, root: int, outside: np.ndarray, spacing: float) -> np.ndarray:
-    """Distance in the axial plane from each branch to the axis of the hepatic root vessel (its
-    centerline points as thick as the root, within 15 mm in height): small veins joining the IVC
-    do not count as the IVC."""
+def _ivc_axis_mm(ivc_iso: np.ndarray, spacing: float) -> np.ndarray:
+    """Centre of the IVC's cross-section in each slice (z, y, x mm on the isotropic grid)."""
+    zs = np.nonzero(ivc_iso.any(axis=(1, 2)))[0]
+    return np.array([[z, *np.argwhere(ivc_iso[z]).mean(axis=0)] for z in zs]) * spacing
+
+
+def _root_axis_mm(sk, root: int, outside: np.ndarray, spacing: float) -> np.ndarray:
+    """Centerline points of the hepatic root vessel outside the liver as thick as the root (mm):
+    small veins joining it do not count as the IVC."""
     r0 = float(np.median(sk.radii_mm[root]))
-    ivc = _piece(sk, root, outside)
-    axis = np.concatenate([sk.branch_voxels[i][np.asarray(sk.radii_mm[i]) >= 0.6 * r0]
-                           for i in ivc]) * spacing
+    return np.concatenate([sk.branch_voxels[i][np.asarray(sk.radii_mm[i]) >= 0.6 * r0]
+                           for i in _piece(sk, root, outside)]) * spacing
+
+
+def _axial_gap_mm(sk, axis: np.ndarray, spacing: float) -> np.ndarray:
+    """Distance in the axial plane from each branch to the IVC's axis (z, y, x mm) within
+    15 mm in height."""
     gap = np.full(len(sk.branch_voxels), np.inf)
     if len(axis) == 0:
         return gap
@@ -331,33 +452,6 @@ def _axial_gap_mm(sk, root: int, outside: np.ndarray, spacing: float) -> np.ndar
         if level.any():
             gap[i] = d[level].min()
     return gap
-
-
-def _ivc_piece(sk, thick: np.ndarray, liver_iso: np.ndarray, grid: sitk.Image) -> list[int]:
-    """The IVC: of the thick extrahepatic vessels that lie against the liver (most of their wall
-    within 3 mm of it: the liver wraps the IVC, fat separates the aorta) and run up
-    along it into its upper two fifths for at least a third of its height, the one furthest to
-    the patient's right (smallest LPS x)."""
-    spacing = float(grid.GetSpacing()[0])
-    z_liver_mm = np.nonzero(liver_iso.any(axis=(1, 2)))[0] * spacing
-    surface = cKDTree(np.argwhere(liver_iso & ~ndi.binary_erosion(liver_iso)) * spacing)
-    best, best_x = [], np.inf
-    seen: set[int] = set()
-    height = z_liver_mm[-1] - z_liver_mm[0]
-    for start in np.nonzero(thick)[0]:
-        if start in seen:
-            continue
-        piece = _piece(sk, int(start), thick)
-        seen.update(piece)
-        voxels = np.concatenate([sk.branch_voxels[i] for i in piece])
-        zs = voxels[:, 0] * spacing
-        x = index_to_lps(grid, voxels.mean(axis=0))[0][0]
-        wall = surface.query(voxels * spacing)[0] - np.concatenate([sk.radii_mm[i] for i in piece])
-        against = np.mean(wall <= 3.0) >= 0.5
-        if (against and zs.max() >= z_liver_mm[0] + 0.6 * height
-                and zs.max() - zs.min() >= height / 3 and x < best_x):
-            best, best_x = piece, x
-    return best
 
 
 def _piece(sk, start: int, allowed: np.ndarray) -> list[int]:

@@ -188,8 +188,46 @@ def test_ircadb_vessels(shared_data):
     result = V.segment_vessels(ct, liver)
     got = sitk.GetArrayViewFromImage(result.vessels)
     inside = ref > 0
-    # measured: both systems 0.65, portal 0.57, hepatic 0.55 (target 0.70 each, not met yet)
+    # measured: portal 0.62, hepatic 0.58 (target 0.70 each, not met yet)
     assert _dice((got > 0) & inside, (ref == 3) | (ref == 4)) >= 0.60
-    assert _dice((got == V.PORTAL) & inside, ref == 3) >= 0.50
-    assert _dice((got == V.HEPATIC) & inside, ref == 4) >= 0.50
-    assert result.portal_bifurcation_lps_mm is not None
+    assert _dice((got == V.PORTAL) & inside, ref == 3) >= 0.57
+    assert _dice((got == V.HEPATIC) & inside, ref == 4) >= 0.53
+    # the bifurcation against the same definition read from the reference portal tree (the
+    # IVC found in the CT keeps the portal root at the hilum; it was 71 mm off without it)
+    reference = V.analyse_vessels(image_from_array(
+        np.where(ref == 3, 1, np.where(ref == 4, 2, 0)).astype(np.uint8), ct), liver)
+    assert np.linalg.norm(np.subtract(result.portal_bifurcation_lps_mm,
+                                      reference.portal_bifurcation_lps_mm)) <= 10.0
+
+
+def _ivc_case():
+    """A liver block with the IVC (r 8 mm) against its back over its whole height and the aorta
+    (r 8 mm) 25 mm further back, on a 2 mm grid (z, y, x)."""
+    shape = (60, 80, 80)
+    inside = np.zeros(shape, bool)
+    inside[5:55, 10:50, 10:70] = True
+    zz, yy, xx = np.indices(shape)
+    ivc = ((yy - 54) ** 2 + (xx - 30) ** 2 <= 16) & (zz < 58)
+    aorta = ((yy - 66) ** 2 + (xx - 50) ** 2 <= 16)
+    return inside, ivc, aorta
+
+
+def test_ivc_is_the_blood_column_against_the_liver_not_the_aorta():
+    inside, ivc, aorta = _ivc_case()
+    found = V._ivc(ivc | aorta, inside, np.array([2.0, 2.0, 2.0]))
+    z = np.nonzero(inside.any(axis=(1, 2)))[0]
+    # followed over the liver's whole height, never into the aorta, nothing above the liver
+    assert np.array_equal(found[z[0]:z[-1] + 1], ivc[z[0]:z[-1] + 1])
+    assert not (found & aorta).any() and not found[z[-1] + 1:].any()
+    # without a column against the liver there is no IVC
+    assert not V._ivc(aorta, inside, np.array([2.0, 2.0, 2.0])).any()
+
+
+def test_blood_leaves_out_the_rim_of_bone():
+    smooth = np.zeros((3, 40, 40), np.float32)
+    smooth[:, 10:20, 10:20] = 700.0                          # bone
+    smooth[:, 9, 10:20] = 180.0                              # its partial-volume rim
+    smooth[:, 30:34, 30:34] = 180.0                          # a vessel
+    blood = V._blood(smooth, 150.0, 400.0, np.array([1.0, 1.0, 1.0]))
+    assert blood[:, 30:34, 30:34].all()
+    assert not blood[:, 9].any() and not blood[:, 10:20, 10:20].any()
