@@ -269,13 +269,23 @@ def automatic_landmarks(vessels: VesselResult, warnings: list) -> Landmarks | No
         return tuple(_points(vessels, vessels.subtree(b)).mean(axis=0))
     # the veins start where they join the IVC: their mean start is the confluence
     confluence = np.mean([vessels.branches[hv[n]].points_lps_mm[0] for n in hv], axis=0)
+    middle, left_vein = centroid(hv["middle"]), centroid(hv["left"])
+    umbilical = _umbilical_point(vessels, left)
+    if umbilical[0] <= max(bif[0], middle[0]):
+        # the umbilical portion lies left of the bifurcation and of the middle hepatic vein;
+        # a point elsewhere means the left portal tree was not followed: the fissure is then
+        # put half-way between the middle and left hepatic veins, which it lies between
+        umbilical = tuple(0.5 * (np.asarray(middle) + np.asarray(left_vein)))
+        warnings.append("The umbilical portion of the left portal vein was not found: the "
+                        "umbilical fissure was put between the middle and left hepatic veins; "
+                        "check the segment 4 / segments 2-3 border.")
     return Landmarks(
         ivc_lps_mm=tuple(confluence),
         portal_bifurcation_lps_mm=tuple(bif),
         right_hepatic_vein_lps_mm=centroid(hv["right"]),
-        middle_hepatic_vein_lps_mm=centroid(hv["middle"]),
-        left_hepatic_vein_lps_mm=centroid(hv["left"]),
-        umbilical_fissure_lps_mm=_umbilical_point(vessels, left))
+        middle_hepatic_vein_lps_mm=middle,
+        left_hepatic_vein_lps_mm=left_vein,
+        umbilical_fissure_lps_mm=umbilical)
 
 
 def _umbilical_split(vessels: VesselResult, stem: list[int]) -> int:

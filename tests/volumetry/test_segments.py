@@ -165,3 +165,20 @@ def test_ircadb_segments_are_plausible(shared_data):
     left = index_to_lps(result.segments, np.argwhere(np.isin(seg, (2, 3, 4)))).mean(axis=0)
     assert right[0] < left[0]
     assert S.hemiliver_volumes_ml(result.segments)["right"] < mask_volume_ml(liver)
+
+
+def test_umbilical_fissure_between_the_middle_and_left_veins_when_the_left_tree_is_lost():
+    from tests.volumetry.test_vessels import drawn_case
+    vessels, liver, _ = drawn_case()
+    tree = V.analyse_vessels(vessels, liver)
+    warnings: list = []
+    good = S.automatic_landmarks(tree, warnings)
+    assert not warnings
+    assert good.umbilical_fissure_lps_mm[0] > tree.portal_bifurcation_lps_mm[0]
+    # a "left" portal vein that runs to the right: its umbilical point is not usable
+    tree.portal_sides = {"right": tree.portal_sides["right"], "left": tree.portal_sides["right"]}
+    marks = S.automatic_landmarks(tree, warnings)
+    expected = 0.5 * (np.asarray(marks.middle_hepatic_vein_lps_mm)
+                      + np.asarray(marks.left_hepatic_vein_lps_mm))
+    assert np.allclose(marks.umbilical_fissure_lps_mm, expected)
+    assert any("umbilical" in w for w in warnings)
