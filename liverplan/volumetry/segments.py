@@ -17,12 +17,15 @@ LPS: +x is the patient's left, +y posterior, +z superior.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage as ndi
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
+from skimage.measure import label as label_components
 
 from liverplan.errors import InputError, SegmentationError
 from liverplan.geometry import image_from_array, index_to_lps, mask_volume_ml, same_grid
@@ -114,9 +117,8 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
                                 "segment or the landmarks (IVC, hepatic veins, portal bifurcation, "
                                 "umbilical fissure); place the landmarks and try again.")
     steps.report(0.1, "Couinaud segments")
-    grid, inside = _working_grid(liver, working_spacing_mm)
-    zyx = np.argwhere(inside)
-    points = index_to_lps(grid, zyx)
+    grid = _liver_grid(liver, working_spacing_mm)
+    points = grid.points
     if method == PORTAL_TERRITORIES:
         seeds, seed_seg = _territory_seeds(vessels, labels, trunk_clearance_mm)
         _, j = cKDTree(seeds).query(points, workers=-1)
@@ -128,12 +130,9 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     else:
         seg = plane_segments(points, marks)
     steps.report(0.6, "Couinaud segments: contiguity")
-    coarse = np.zeros(inside.shape, np.uint8)
-    coarse[tuple(zyx.T)] = seg
-    coarse = _contiguous(coarse)
-    out = _to_liver_grid(image_from_array(coarse, grid), liver)
+    out = grid.paint(_contiguous(seg.astype(np.uint8), grid), liver)
     for s in SEGMENTS:
-        if not (sitk.GetArrayViewFromImage(out) == s).any():
+        if not np.any(seg == s):
             warnings.append(f"Segment {s} is empty.")
     steps.report(1.0, "Couinaud segments done")
     return SegmentsResult(out, method, marks, labels if method == PORTAL_TERRITORIES else {},
@@ -162,76 +161,99 @@ def _territory_seeds(vessels: VesselResult, labels: dict, clearance_mm: float):
     return np.concatenate(seeds), np.concatenate(segs)
 
 
-def _working_grid(liver: sitk.Image, spacing_mm: float):
-    """The liver's bounding box on an isotropic grid (fast enough to recompute on every edit);
-    a coarse voxel belongs to the liver if it overlaps it."""
-    a = sitk.GetArrayViewFromImage(liver) > 0
-    nz = [np.nonzero(a.any(axis=tuple(j for j in range(3) if j != i)))[0] for i in range(3)]
-    lo = np.array([n[0] for n in nz]) - 1
-    hi = np.array([n[-1] for n in nz]) + 1
-    origin = index_to_lps(liver, lo)[0]
-    extent_mm = (hi - lo)[::-1] * np.array(liver.GetSpacing())
-    size = [int(np.ceil(e / spacing_mm)) + 1 for e in extent_mm]
-    ref = sitk.Image(size, sitk.sitkUInt8)
-    ref.SetOrigin(tuple(origin))
-    ref.SetSpacing([spacing_mm] * 3)
-    ref.SetDirection(liver.GetDirection())
-    frac = sitk.Resample(sitk.Cast(liver > 0, sitk.sitkFloat32), ref, sitk.Transform(),
-                         sitk.sitkLinear, 0.0)
-    return ref, sitk.GetArrayFromImage(frac) > 0.0
+@dataclass(frozen=True)
+class _LiverGrid:
+    """The liver cut into pieces of about the working spacing (each block of whole CT voxels
+    split into its face-connected parts of liver), with their face contacts: segments are
+    labelled per piece and made contiguous on the piece graph, which is contiguity on the CT
+    grid itself."""
+    box: tuple                  # the liver's bounding box (z, y, x slices of the CT grid)
+    piece: np.ndarray           # box-shaped: piece id + 1 of each liver voxel, 0 outside
+    points: np.ndarray          # (n, 3) LPS centroid of each piece
+    sizes: np.ndarray           # (n,) voxels per piece
+    edges: np.ndarray           # (m, 2) pieces sharing faces
+    contact: np.ndarray         # (m,) faces they share
+
+    def paint(self, labels: np.ndarray, liver: sitk.Image) -> sitk.Image:
+        out = np.zeros(sitk.GetArrayViewFromImage(liver).shape, np.uint8)
+        out[self.box] = np.concatenate([[0], labels])[self.piece]
+        return image_from_array(out, liver)
 
 
-def _to_liver_grid(coarse: sitk.Image, liver: sitk.Image) -> sitk.Image:
-    """Nearest-neighbour back onto the CT grid, inside the liver only, contiguous again (the
-    work is done in the liver's bounding box)."""
-    inside_all = sitk.GetArrayViewFromImage(liver) > 0
+_GRID_CACHE: dict = {}      # the last liver's grid: an edit recomputes only the labels
+
+
+def _liver_grid(liver: sitk.Image, spacing_mm: float) -> _LiverGrid:
+    """The piece graph of `liver`, kept for the last liver mask seen (same content, grid and
+    spacing): it is the slow part and does not change when landmarks or branches are edited."""
+    a = sitk.GetArrayViewFromImage(liver)
+    key = (hashlib.blake2b(np.ascontiguousarray(a).data, digest_size=16).hexdigest(),
+           liver.GetOrigin(), liver.GetSpacing(), liver.GetDirection(), spacing_mm)
+    if key not in _GRID_CACHE:
+        _GRID_CACHE.clear()
+        _GRID_CACHE[key] = _build_liver_grid(a > 0, liver, spacing_mm)
+    return _GRID_CACHE[key]
+
+
+def _build_liver_grid(inside_all: np.ndarray, liver: sitk.Image, spacing_mm: float) -> _LiverGrid:
     nz = [np.nonzero(inside_all.any(axis=tuple(j for j in range(3) if j != i)))[0]
           for i in range(3)]
     box = tuple(slice(int(n[0]), int(n[-1]) + 1) for n in nz)
-    region = sitk.RegionOfInterest(liver, [box[2].stop - box[2].start, box[1].stop - box[1].start,
-                                           box[0].stop - box[0].start],
-                                   [box[2].start, box[1].start, box[0].start])
-    a = sitk.GetArrayFromImage(sitk.Resample(coarse, region, sitk.Transform(),
-                                             sitk.sitkNearestNeighbor, 0))
     inside = inside_all[box]
-    a[~inside] = 0
-    if (inside & (a == 0)).any():     # liver voxels the coarse grid missed
-        a = _fill_from_nearest(a, inside)
-    out = np.zeros(inside_all.shape, np.uint8)
-    out[box] = _contiguous(a)
-    return image_from_array(out, liver)
+    step = [max(int(round(spacing_mm / s)), 1) for s in np.array(liver.GetSpacing())[::-1]]
+    zyx = np.indices(inside.shape, sparse=True)
+    blocks = ((zyx[0] // step[0]) * ((inside.shape[1] - 1) // step[1] + 1)
+              + zyx[1] // step[1]) * ((inside.shape[2] - 1) // step[2] + 1) + zyx[2] // step[2]
+    piece = label_components(np.where(inside, blocks + 1, 0), background=0, connectivity=1).astype(np.int32)
+    n = int(piece.max())
+    where = np.nonzero(piece)
+    ids = piece[where] - 1
+    sizes = np.bincount(ids, minlength=n)
+    centroid = np.stack([np.bincount(ids, weights=w + b.start, minlength=n) / sizes
+                         for w, b in zip(where, box)], axis=1)
+    pairs = []
+    for axis in range(3):
+        a = piece[tuple(slice(None, -1) if i == axis else slice(None) for i in range(3))]
+        b = piece[tuple(slice(1, None) if i == axis else slice(None) for i in range(3))]
+        touch = (a > 0) & (b > 0) & (a != b)
+        pairs.append(np.stack([a[touch], b[touch]], axis=1) - 1)
+    pairs = np.sort(np.concatenate(pairs), axis=1).astype(np.int64)
+    keys, contact = np.unique(pairs[:, 0] * n + pairs[:, 1], return_counts=True)
+    return _LiverGrid(box, piece, index_to_lps(liver, centroid), sizes,
+                      np.stack([keys // n, keys % n], axis=1), contact)
 
 
-def _fill_from_nearest(a: np.ndarray, inside: np.ndarray) -> np.ndarray:
-    hole = inside & (a == 0)
-    labelled = np.argwhere(a > 0)
-    _, j = cKDTree(labelled).query(np.argwhere(hole))
-    a = a.copy()
-    a[hole] = a[tuple(labelled[j].T)]
-    return a
-
-
-def _contiguous(a: np.ndarray) -> np.ndarray:
-    """Keep one face-connected piece per segment; stray pieces join the neighbouring segment
-    they touch most (repeated until stable). A detached island of liver keeps its label."""
-    a = a.copy()
+def _contiguous(labels: np.ndarray, grid: _LiverGrid) -> np.ndarray:
+    """Keep one connected piece per segment; stray pieces join the neighbouring segment they
+    touch most (repeated until stable). A detached island of liver keeps its label."""
+    labels = labels.copy()
+    a, b = grid.edges.T
+    n = len(labels)
     for _ in range(4):
-        changed = False
-        for s in SEGMENTS:
-            pieces = sitk.GetArrayFromImage(sitk.RelabelComponent(sitk.ConnectedComponent(
-                sitk.GetImageFromArray((a == s).astype(np.uint8)), False)))
-            for k, box in enumerate(ndi.find_objects(pieces)[1:], start=2):   # 1 = largest
-                if box is None:
-                    continue
-                box = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box)
-                piece = pieces[box] == k
-                ring = ndi.binary_dilation(piece) & ~piece & (a[box] > 0) & (a[box] != s)
-                if ring.any():      # (an island of liver touching no other segment stays)
-                    a[box][piece] = np.bincount(a[box][ring]).argmax()
-                    changed = True
-        if not changed:
+        same = labels[a] == labels[b]
+        _, comp = connected_components(coo_matrix((np.ones(same.sum()), (a[same], b[same])),
+                                                  shape=(n, n)), directed=False)
+        size = np.bincount(comp, weights=grid.sizes)
+        comp_label = np.zeros(len(size), np.uint8)
+        comp_label[comp] = labels
+        # the largest component of each segment stays; the others are strays
+        order = np.lexsort((-size, comp_label))
+        first = np.r_[True, comp_label[order][1:] != comp_label[order][:-1]]
+        stray = np.ones(len(size), bool)
+        stray[order[first]] = False
+        if not stray[comp].any():
             break
-    return a
+        # faces each stray component shares with each other segment
+        votes = np.zeros((len(size), 9))
+        for u, v in ((a, b), (b, a)):
+            other = ~same & stray[comp[u]]
+            np.add.at(votes, (comp[u][other], labels[v][other]), grid.contact[other])
+        target = np.where(votes.any(axis=1), votes.argmax(axis=1), comp_label)
+        moved = np.where(stray[comp], target[comp], labels).astype(np.uint8)
+        if np.array_equal(moved, labels):
+            break
+        labels = moved
+    return labels
 
 
 # --------------------------------------------------------------------------------------------

@@ -47,9 +47,30 @@ def test_contiguous_merges_stray_pieces_into_their_neighbour():
     a[:, :, :5] = 5
     a[:, :, 5:] = 8
     a[4:6, 4:6, 7:9] = 5                     # an island of 5 inside 8
-    out = S._contiguous(a)
+    liver = _grid_image((a > 0).astype(np.uint8))
+    grid = S._build_liver_grid(a > 0, liver, 2.0)        # 2 mm voxels: one piece each
+    out = sitk.GetArrayFromImage(grid.paint(S._contiguous(a[a > 0], grid), liver))
     assert np.all(out[4:6, 4:6, 7:9] == 8)
     assert np.count_nonzero(out == 5) == 500
+
+
+def test_liver_grid_pieces_follow_the_liver_inside_a_block():
+    """A 4 mm block holding two separate bits of liver makes two pieces, so contiguity is
+    judged on the CT grid, not on the blocks."""
+    a = np.zeros((4, 4, 12), np.uint8)
+    a[:, 0, :] = 1                           # two bars of liver, joined only at their far end
+    a[:, 3, :] = 1
+    a[:, :, 8:] = 1
+    liver = _grid_image(a, spacing=(1.0, 1.0, 1.0))
+    grid = S._build_liver_grid(a > 0, liver, 4.0)
+    assert grid.sizes.sum() == a.sum()
+    assert len(grid.sizes) == 2 * 2 + 1      # blocks at x 0-3 and 4-7 split in two
+    # segment 2: the whole front bar (y 0) and the start of the back bar, which shares a block
+    # with it but does not touch it: that stray joins segment 1 beside it
+    y, x = grid.points[:, 1], grid.points[:, 0]
+    labels = np.where(((y < 1.0) & (x < 8.0)) | ((y > 2.0) & (x < 4.0)), 2, 1).astype(np.uint8)
+    out = S._contiguous(labels, grid)
+    assert np.array_equal(out, np.where((y < 1.0) & (x < 8.0), 2, 1))
 
 
 def _grid_image(array, spacing=(2.0, 2.0, 2.0)):
