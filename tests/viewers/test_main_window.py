@@ -346,25 +346,6 @@ def test_window_layout_is_remembered(make_window, qtbot):
     assert abs(again.width() - 760) <= 4 and abs(again.height() - 560) <= 4
 
 
-def test_segment_step_puts_the_automatic_liver_and_lesions_on_the_case(
-        window, qtbot, synthetic_patient, output_dir):
-    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
-    panel = window.steps.panels["segment"]
-    panel.with_vessels.setChecked(False)          # liver and lesions only: keeps the test short
-    task = panel.run()
-    wait_task(qtbot, task, timeout=300_000)
-    assert {LIVER, TUMORS} <= set(case.labels) and window.dirty
-    seg = sitk.GetArrayViewFromImage(case.labels[LIVER]) > 0
-    ref = sitk.GetArrayViewFromImage(truth(synthetic_patient, "liver")) > 0
-    assert 2 * np.count_nonzero(seg & ref) / (seg.sum() + ref.sum()) > 0.9
-    n_lesions = len(np.unique(sitk.GetArrayViewFromImage(case.labels[TUMORS]))) - 1
-    assert f"{n_lesions} lesion(s)" in panel.result.text() and "mL" in panel.result.text()
-    assert LIVER in window.state.labels and TUMORS in window.state.labels
-    centre_on(window, case.labels[TUMORS])
-    window.steps.setCurrentIndex(1)
-    window.grab().save(str(output_dir / "viewer_7_segmented.png"))
-
-
 def test_volumetry_table_follows_the_masks(window, qtbot, synthetic_patient, output_dir):
     case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
     panel = window.steps.panels["volumetry"]

@@ -9,7 +9,7 @@ the table the per-lesion prediction, and the result is stored in the plan (saved
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,7 @@ from liverplan.planner.icg_view import (default_view, overlay_colors, remnant_su
                                         render_nir_view)
 from liverplan.progress import Steps
 from liverplan.viewers.panels.step import ICG, Step
+from liverplan.viewers.widgets import WrappedLabel
 from liverplan.viewers.workers import Task
 
 if TYPE_CHECKING:
@@ -199,8 +200,7 @@ class IcgPanel(QWidget):
         self.lesion_ids: list[int] = []
         self._nir_for: IcgPrediction | None = None
 
-        self.status = QLabel("Needs the liver and lesion masks.")
-        self.status.setWordWrap(True)
+        self.status = WrappedLabel("Needs the liver and lesion masks.")
         self.plan_box = QComboBox()
         self.plan_box.setToolTip("The planned resection whose transection is predicted too; "
                                  "without one only the liver surface is predicted")
@@ -227,7 +227,8 @@ class IcgPanel(QWidget):
         self.predict_button.setToolTip("Compute the expected fluorescence on the liver surface "
                                        "and, with a plan, on its transection")
         self.predict_button.clicked.connect(self.predict)
-        self.show_action = QAction("Show ICG fluorescence in 3-D", window, checkable=True)
+        self.show_action = QAction("Show ICG fluorescence in 3-D", window, checkable=True,
+                                   iconText="Show ICG (G)")
         self.show_action.setShortcut(QKeySequence("G"))
         self.show_action.setToolTip("Show the expected fluorescence on the 3-D liver instead of "
                                     "the plain liver (G, for green)")
@@ -240,7 +241,6 @@ class IcgPanel(QWidget):
         window.addAction(predict_action)
         show_button = QToolButton()
         show_button.setDefaultAction(self.show_action)
-        show_button.setText("Show ICG (G)")
         buttons = QHBoxLayout()
         for b in (self.predict_button, show_button, defaults):
             buttons.addWidget(b)
@@ -252,13 +252,10 @@ class IcgPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().hide()
         self.table.setMinimumHeight(150)
-        self.threshold = QLabel()
-        self.threshold.setWordWrap(True)
-        self.notes = QLabel()
-        self.notes.setWordWrap(True)
-        self.mimic = QLabel("How far to trust a real NIR signal on the transection (MIMIC "
-                            "trial): " + " ".join(icg.mimic_statement()))
-        self.mimic.setWordWrap(True)
+        self.threshold = WrappedLabel()
+        self.notes = WrappedLabel()
+        self.mimic = WrappedLabel("How far to trust a real NIR signal on the transection (MIMIC "
+                                  "trial): " + " ".join(icg.mimic_statement()))
         self.mimic.setStyleSheet("color: #555; font-size: 11px;")
         self.nir_button = QPushButton("Simulated NIR view…")
         self.nir_button.setToolTip("The liver as the NIR laparoscope is expected to show it "

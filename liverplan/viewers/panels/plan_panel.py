@@ -42,6 +42,7 @@ from liverplan.planner.staging import Strategy, rank_strategies
 from liverplan.progress import Steps
 from liverplan.viewers.panels.segment_panel import segment_image
 from liverplan.viewers.panels.step import PLAN, Step, has_label
+from liverplan.viewers.widgets import WrappedLabel
 from liverplan.viewers.workers import Task
 
 if TYPE_CHECKING:
@@ -130,12 +131,7 @@ def prepare_followup(source, *, labels=None, series=None, progress=None,
 
 
 def _label(text: str = "", *, bold: bool = False) -> QLabel:
-    label = QLabel(text)
-    label.setWordWrap(True)
-    label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-    if bold:
-        label.setStyleSheet("font-weight: bold;")
-    return label
+    return WrappedLabel(text, bold=bold, selectable=True)
 
 
 def _item(text: str, tip: str = "") -> QTableWidgetItem:
@@ -192,13 +188,12 @@ class PlanPanel(QWidget):
         self.status = _label("The plan needs the liver mask; Couinaud segments for anatomical "
                              "resections, lesions for wedges and margins, vessels for the "
                              "inflow/outflow check.")
-        self.verdict = QLabel("—")
+        self.verdict = WrappedLabel("—")
         self.verdict.setAlignment(Qt.AlignCenter)
-        self.verdict.setWordWrap(True)
         self.verdict.setToolTip("The verdict and the rule that decided it; every rule checked "
                                 "is listed under Details")
-        self.figures = {key: _label(bold=True) for key in ("flr_ml", "flr_percent", "sflr",
-                                                           "flr_bw")}
+        self.figures = {key: QLabel(styleSheet="font-weight: bold;")    # short: never wrapped
+                        for key in ("flr_ml", "flr_percent", "sflr", "flr_bw")}
         self.thresholds = {key: _label() for key in ("sflr", "flr_bw")}
         self.timing = QLabel()
         self.timing.setStyleSheet("color: grey;")

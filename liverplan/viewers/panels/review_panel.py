@@ -20,7 +20,7 @@ from scipy import ndimage as ndi
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFormLayout,
-                               QGridLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+                               QGridLayout, QGroupBox, QHBoxLayout, QListWidget,
                                QListWidgetItem, QPushButton, QSizePolicy, QToolButton,
                                QVBoxLayout, QWidget)
 
@@ -31,6 +31,7 @@ from liverplan.progress import Steps
 from liverplan.viewers.history import History, LabelChange, ValueChange, apply_change, label_change
 from liverplan.viewers.panels.step import REVIEW, Step, has_label
 from liverplan.viewers.slice_view import CLICK, DRAG, STROKE, Marker
+from liverplan.viewers.widgets import WrappedLabel
 from liverplan.viewers.workers import Task
 from liverplan.volumetry.edit import MaskEditor, Stroke
 from liverplan.volumetry.lesions import (delete_lesion, merge_lesions, segment_lesion_at,
@@ -266,9 +267,9 @@ class ReviewPanel(QWidget):
                                          "vessels and landmarks")
         self.recompute_button.clicked.connect(self.recompute)
 
-        self.status = QLabel("Choose a tool, then click or paint in a slice view. Shift+drag or "
-                             "the middle button pans, the right button sets the grey window.")
-        self.status.setWordWrap(True)
+        self.status = WrappedLabel("Choose a tool, then click or paint in a slice view. "
+                                   "Shift+drag or the middle button pans, the right button sets "
+                                   "the grey window.")
         self._build_layout(tools, undo_button, redo_button)
         window.caseChanged.connect(self._on_case_changed)
         window.caseEdited.connect(self._on_case_edited)

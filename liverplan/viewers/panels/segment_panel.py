@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import SimpleITK as sitk
-from PySide6.QtWidgets import QCheckBox, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QPushButton, QVBoxLayout, QWidget
 
 from liverplan.case import LIVER, SEGMENTS, TUMORS, VESSELS
 from liverplan.errors import SegmentationError
 from liverplan.progress import Steps
+from liverplan.viewers.widgets import WrappedLabel
 from liverplan.viewers.workers import Task
 from liverplan.volumetry.measure import Volumetry, measure
 from liverplan.volumetry.segmenter import ClassicalSegmenter, Segmenter
@@ -74,9 +75,8 @@ class SegmentPanel(QWidget):
         self.run_button.clicked.connect(self.run)
         self.with_vessels = QCheckBox("Also vessels and Couinaud segments")
         self.with_vessels.setChecked(True)
-        self.result = QLabel("Liver, lesions, portal and hepatic veins, and segments 1-8 from "
-                             "the contrast CT. Check every result before planning.")
-        self.result.setWordWrap(True)
+        self.result = WrappedLabel("Liver, lesions, portal and hepatic veins, and segments 1-8 "
+                                   "from the contrast CT. Check every result before planning.")
         layout = QVBoxLayout(self)
         for w in (self.with_vessels, self.run_button, self.result):
             layout.addWidget(w)

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import SimpleITK as sitk
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import (QAbstractItemView, QLabel, QTableWidget, QTableWidgetItem,
+from PySide6.QtWidgets import (QAbstractItemView, QTableWidget, QTableWidgetItem,
                                QVBoxLayout, QWidget)
 
 from liverplan.case import LIVER, SEGMENTS, TUMORS
 from liverplan.geometry import image_from_array
 from liverplan.progress import Steps
+from liverplan.viewers.widgets import WrappedLabel
 from liverplan.viewers.workers import Task
 from liverplan.volumetry.measure import Volumetry, measure
 from liverplan.volumetry.segments import segment_volumes_ml
@@ -53,8 +54,7 @@ class VolumetryPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
         self.table.verticalHeader().hide()
         self.table.cellClicked.connect(self._go_to_lesion)
-        self.status = QLabel("Volumes appear once the liver is segmented.")
-        self.status.setWordWrap(True)
+        self.status = WrappedLabel("Volumes appear once the liver is segmented.")
         layout = QVBoxLayout(self)
         layout.addWidget(self.status)
         layout.addWidget(self.table, 1)
