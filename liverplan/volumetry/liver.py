@@ -257,7 +257,9 @@ def _include_hypodense(liver: np.ndarray, a: np.ndarray, model: IntensityModel,
     of similar HU; bowel, gallbladder or muscle beside the liver then touch it on a small share of
     their surface only."""
     spacing = (p.coarse_spacing_mm,) * 3
-    near = dilate_mm(liver, 30.0, spacing) & ~liver
+    near = dilate_mm(liver, 30.0, spacing)
+    # The tumour's part already inside the liver counts too: a tumour that bulges through the
+    # capsule is thick as a whole even where the part outside is a thin cap.
     dark = near & (a > model.tumour_floor) & (a < model.lower + 0.5 * model.sd)
     dark &= dilate_mm(erode_mm(dark, p.tumour_opening_mm, spacing), p.tumour_opening_mm, spacing)
     labels, n = ndi.label(dark)

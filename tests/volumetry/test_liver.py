@@ -9,7 +9,8 @@ import SimpleITK as sitk
 from liverplan.errors import InputError, SegmentationError
 from liverplan.evidence import LIVER_ENHANCED_MIN_HU
 from liverplan.geometry import index_to_lps, mask_volume_ml
-from liverplan.volumetry.liver import segment_liver, segment_liver_from_seed
+from liverplan.volumetry.liver import (LiverParameters, _include_hypodense, make_model,
+                                       segment_liver, segment_liver_from_seed)
 
 SPACING = (2.0, 2.0, 3.0)      # x, y, z mm
 SIZE = (128, 104, 64)          # x, y, z voxels
@@ -90,6 +91,26 @@ def test_intrahepatic_tumour_is_inside_the_liver():
     mask = sitk.GetArrayFromImage(segment_liver(image).mask) > 0
     assert np.count_nonzero(mask & (tumors > 0)) >= 0.9 * np.count_nonzero(tumors)
     assert dice(mask, truth) >= 0.93
+
+
+def test_tumour_cap_through_the_capsule_joins_the_liver_but_a_thin_dark_wall_does_not():
+    """On the coarse grid: a tumour (r 14 mm) whose inner part the liver mask already holds and
+    whose cap rises 8 mm above the capsule. The cap alone is too thin to pass the opening that
+    keeps muscle and bowel wall out; judged with its inner part it is one thick tumour and joins.
+    A 4 mm dark wall against the other side of the liver stays out."""
+    p = LiverParameters()
+    z, y, x = np.mgrid[:60, :60, :60] * p.coarse_spacing_mm
+    r = np.sqrt((x - 60.0) ** 2 + (y - 60.0) ** 2 + (z - 60.0) ** 2)
+    liver = r <= 40.0                      # holds the tumour's inner part already
+    tumour = np.sqrt((x - 94.0) ** 2 + (y - 60.0) ** 2 + (z - 60.0) ** 2) <= 14.0
+    wall = (x >= 14.0) & (x < 18.0) & (np.abs(y - 60) < 30) & (np.abs(z - 60) < 30) & ~liver
+    a = np.where(liver, 110.0, -100.0)
+    a[tumour] = a[wall] = 55.0
+    out = _include_hypodense(liver, a, make_model(110.0, 8.0, p), p)
+    cap = tumour & ~liver
+    assert np.count_nonzero(cap) * p.coarse_spacing_mm ** 3 / 1000 > 1.0   # > 1 mL outside
+    assert np.count_nonzero(out & cap) >= 0.8 * np.count_nonzero(cap)   # (its edge voxels: grid)
+    assert not out[wall].any()
 
 
 def test_lesion_depths_below_the_capsule_match_the_truth(synthetic_patient):
@@ -176,7 +197,7 @@ def test_ircadb_liver(shared_data):
     result = segment_liver(image)
     mask = sitk.GetArrayFromImage(result.mask) > 0
     ref = sitk.GetArrayFromImage(labels) > 0
-    # Measured Dice 0.948 and +5.9 % volume: short of the 0.95 / 3 % target because ~60 mL of
+    # Measured Dice 0.949 and +6.2 % volume: short of the 0.95 / 3 % target because ~60 mL of
     # pancreas/duodenum of liver-like HU is joined at the hilum (see benchmarks/segmentation.py).
     # These bounds guard against regressions, they are not the target.
     assert dice(mask, ref) >= 0.93
