@@ -73,6 +73,15 @@ class Deidentifier:
         day = _dt.datetime.strptime(value[:8], "%Y%m%d").date()
         return (day + _dt.timedelta(days=self.date_shift_days)).strftime("%Y%m%d") + value[8:]
 
+    def series(self, series: dict) -> dict:
+        """A plan file's series identifiers as the de-identified SEG and report carry them."""
+        out = {k: self.uid(v) for k, v in series.items() if k.endswith("_uid")}
+        if series.get("study_date"):
+            out["study_date"] = self.date(series["study_date"])
+        if series.get("patient_id"):
+            out["patient_id"] = self.pseudonym
+        return out                         # the description goes, as SeriesDescription does
+
     def dataset(self, ds: Dataset) -> Dataset:
         """De-identify `ds` in place (including its file meta) and return it."""
         ds.remove_private_tags()

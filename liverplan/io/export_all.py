@@ -7,7 +7,7 @@ the PACS send comes last, so a refused send never costs the files already on dis
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +26,7 @@ from liverplan.io.export_pdf import ReportInput, write_report
 from liverplan.io.export_seg import NO_FRAME_OF_REFERENCE, build_seg, segment_label
 from liverplan.planner import icg, icg_view
 from liverplan.planner.flr import PlanningContext, resected_image
+from liverplan.planner.planfile import PlanFile, plan_path, save_plan
 from liverplan.progress import Steps
 
 SEG_FILE = "segmentation.dcm"
@@ -138,10 +139,12 @@ def _icg(case: Case, resected: sitk.Image | None, steps: Steps):
 def export_case(case: Case, out_dir: str | Path, *, plan=None, strategies=(), followup=None,
                 pdf: bool = True, meshes: bool = True, seg: bool = True,
                 send: str | None = None, deidentify: bool | Deidentifier = False,
-                progress=None, cancel=None) -> ExportResult:
+                planfile: PlanFile | None = None, progress=None, cancel=None) -> ExportResult:
     """Export `case` (and its `plan`, a planner Plan) to `out_dir`; optionally C-STORE to `send`.
 
-    `strategies` (planner Strategy objects) and `followup` (a FollowUp) go into the report.
+    `strategies` (planner Strategy objects) and `followup` (a FollowUp) go into the report;
+    `planfile`, when given, is written as the plan JSON (with de-identified series identifiers
+    when `deidentify`).
 
     Raises ExportError with a clear message when an input is missing or a write or send fails;
     files completed before the failure stay intact, nothing half-written is left.
@@ -215,6 +218,12 @@ def export_case(case: Case, out_dir: str | Path, *, plan=None, strategies=(), fo
                 doc.BurnedInAnnotation = "NO"   # the report shows only the pseudonym
             out.files.append(write_dicom(doc, folder / REPORT_DICOM_FILE))
             to_send.append(out.files[-1])
+
+    if planfile is not None:
+        if deid is not None:
+            planfile = replace(planfile, series=deid.series(planfile.series))
+        out.files.append(plan_path(folder))
+        save_plan(out.files[-1], planfile)
 
     if target is not None:
         steps.report(0.9, f"Sending to {target}")

@@ -14,8 +14,9 @@ from liverplan.io.deidentify import Deidentifier
 from liverplan.io.export_all import export_case
 from liverplan.planner.flr import PlanningContext, resected_image
 from liverplan.io.seg import read_seg
+from liverplan.planner.planfile import PlanFile, load_plan, plan_path, series_inputs
 
-from .conftest import dciodvfy_errors
+from .conftest import _free_port, dciodvfy_errors
 
 
 def pdf_text(path):
@@ -85,7 +86,8 @@ def test_models_follow_the_plan(exported, small_loaded_case, small_plan):
 
 def test_deidentified_export_carries_no_identity(small_loaded_case, small_plan, tmp_path):
     deid = Deidentifier(pseudonym="LP-CASE-7", date_shift_days=-30)
-    export_case(small_loaded_case, tmp_path, plan=small_plan, meshes=False, deidentify=deid)
+    export_case(small_loaded_case, tmp_path, plan=small_plan, meshes=False, deidentify=deid,
+                planfile=PlanFile(small_plan, series_inputs(small_loaded_case.info)))
     text = pdf_text(tmp_path / "report.pdf")
     assert "LP-CASE-7" in text and "Doe" not in text and "PAT-0042" not in text
     assert "2026-01-05" not in text and "2025-12-06 (shifted)" in text
@@ -101,6 +103,23 @@ def test_deidentified_export_carries_no_identity(small_loaded_case, small_plan, 
     seg, doc = pydicom.dcmread(tmp_path / "segmentation.dcm"), pydicom.dcmread(tmp_path / "report.dcm")
     assert seg.StudyInstanceUID == doc.StudyInstanceUID == deid.uid(ct.StudyInstanceUID)
     assert doc.SourceInstanceSequence[0].ReferencedSOPInstanceUID == seg.SOPInstanceUID
+    # The plan file: the same plan, pointing at the de-identified series.
+    text = plan_path(tmp_path).read_text()
+    assert "Doe" not in text and "PAT-0042" not in text and "20260105" not in text
+    assert ct.StudyInstanceUID not in text and ct.SeriesInstanceUID not in text
+    saved = load_plan(plan_path(tmp_path))
+    assert saved.plan.result == small_plan.result
+    assert saved.series["series_instance_uid"] == seg.ReferencedSeriesSequence[0].SeriesInstanceUID
+    assert saved.series["patient_id"] == "LP-CASE-7" and saved.series["study_date"] == "20251206"
+
+
+def test_unreachable_pacs_keeps_every_file_and_the_plan(small_loaded_case, small_plan, tmp_path):
+    planfile = PlanFile(small_plan, series_inputs(small_loaded_case.info))
+    with pytest.raises(ExportError, match=f"complete in {tmp_path}"):
+        export_case(small_loaded_case, tmp_path, plan=small_plan, meshes=False, pdf=False,
+                    planfile=planfile, send=f"NOBODY@127.0.0.1:{_free_port()}")
+    assert load_plan(plan_path(tmp_path)).plan.result == small_plan.result
+    assert (tmp_path / "segmentation.dcm").is_file()
 
 
 def test_no_segmentation_is_refused(small_loaded_case, tmp_path):

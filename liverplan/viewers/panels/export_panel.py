@@ -20,9 +20,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, Q
 
 from liverplan.case import LIVER
 from liverplan.io import pacs
-from liverplan.io.deidentify import Deidentifier
 from liverplan.io.export_all import ExportResult, export_case
-from liverplan.planner.planfile import plan_path, save_plan
 from liverplan.viewers.panels.step import EXPORT, Step, has_label
 from liverplan.viewers.workers import Task
 
@@ -34,30 +32,14 @@ NO_PLAN = "No kept plan: keep a plan in the Plan step first (needed for the PDF 
           "the plan JSON)."
 
 
-def deidentified_series(series: dict, deid: Deidentifier) -> dict:
-    """The plan file's series identifiers as the de-identified SEG and report carry them."""
-    out = {k: deid.uid(v) for k, v in series.items() if k.endswith("_uid")}
-    if series.get("study_date"):
-        out["study_date"] = deid.date(series["study_date"])
-    if series.get("patient_id"):
-        out["patient_id"] = deid.pseudonym
-    return out                         # the description goes, as SeriesDescription does
-
-
 def export(case, folder, planfile=None, *, plan_json: bool, deidentify: bool, progress=None,
            cancel=None, **options) -> ExportResult:
-    """export_case with the kept plan (its strategies and follow-up), then its plan file."""
-    deid = Deidentifier() if deidentify else None
-    result = export_case(case, folder, plan=planfile.plan if planfile else None,
-                         strategies=planfile.strategies if planfile else (),
-                         followup=planfile.followup if planfile else None,
-                         deidentify=deid or False, progress=progress, cancel=cancel, **options)
-    if plan_json and planfile is not None:
-        if deid is not None:
-            planfile = replace(planfile, series=deidentified_series(planfile.series, deid))
-        result.files.append(plan_path(result.folder))
-        save_plan(result.files[-1], planfile)
-    return result
+    """export_case with the kept plan (its strategies and follow-up, and its plan file)."""
+    return export_case(case, folder, plan=planfile.plan if planfile else None,
+                       strategies=planfile.strategies if planfile else (),
+                       followup=planfile.followup if planfile else None,
+                       planfile=planfile if plan_json else None, deidentify=deidentify,
+                       progress=progress, cancel=cancel, **options)
 
 
 def echo(text: str, *, progress=None, cancel=None) -> str:
