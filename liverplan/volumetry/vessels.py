@@ -109,8 +109,11 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
     blood = _blood(smooth, mode_hu + low, mode_hu + 3.0 * vessel_contrast_hu, sp)
     ivc = _ivc(blood, inside, sp)
     # the IVC is added whole, and a 2 mm ring around it outside the liver is kept clear, so
-    # that the portal vein lying against it at the epiploic foramen does not merge with it
+    # that the portal vein lying against it at the epiploic foramen does not merge with it;
+    # only in the liver's lower three fifths: above, the hepatic veins join it
     ring = ndi.maximum_filter(ivc, size=tuple(2 * np.ceil(2.0 / sp).astype(int) + 1)) & ~ivc
+    zs = np.nonzero(inside.any(axis=(1, 2)))[0]
+    ring[int(zs[0] + 0.6 * (zs[-1] - zs[0])):] = False
     mask = _extrahepatic(mask | ivc, blood & ~(ring & ~inside), inside, sp, extrahepatic_mm)
     warnings = []
     if not mask.any():
@@ -198,45 +201,51 @@ def _ivc(blood, inside, sp, *, min_radius_mm: float = 3.0, max_width_mm: float =
     most often (the aorta lies further from the liver, behind fat and the crus), and at least
     in a third of those slices. From there its cross-section is followed slice by slice up and
     down (centre moving less than `step_mm`; where it merges with a neighbour for up to
-    `skip_mm` it is skipped), to the liver's top (the heart lies above).
+    `skip_mm` it is skipped), to the liver's top (the heart lies above). Where the liver mask
+    wraps the IVC (a segmented liver often takes in its intrahepatic part) the cross-section
+    is followed through the blood inside the mask.
     """
     zs = np.nonzero(inside.any(axis=(1, 2)))[0]
     out = np.zeros(inside.shape, bool)
     near = ndi.distance_transform_edt(~inside, sampling=sp) <= touch_mm
     min_area = np.pi * min_radius_mm ** 2 / (sp[1] * sp[2])
-    sections = {}
-    for z in range(zs[0], zs[-1] + 1):
-        lab, n = ndi.label(blood[z] & ~inside[z])
-        if n == 0:
-            continue
+
+    def sections(mask, touching=None):
+        lab, n = ndi.label(mask)
         ok = np.bincount(lab.ravel(), minlength=n + 1) >= min_area
-        ok[np.setdiff1d(np.arange(n + 1), lab[near[z]])] = False
+        if touching is not None:
+            ok[np.setdiff1d(np.arange(n + 1), lab[touching])] = False
         for i, sl in enumerate(ndi.find_objects(lab), start=1):
             extent = max((sl[0].stop - sl[0].start) * sp[1], (sl[1].stop - sl[1].start) * sp[2])
             ok[i] &= extent <= max_width_mm
         ok[0] = False
-        sections[z] = (lab, ok)
-    upper = [z for z in sections if z >= zs[0] + 0.4 * (zs[-1] - zs[0])]
-    if not upper:
-        return out
-    count = sum(sections[z][1][sections[z][0]].astype(np.int32) for z in upper)
+        return lab, ok
+    outside = {z: sections(blood[z] & ~inside[z], near[z]) for z in range(zs[0], zs[-1] + 1)}
+    upper = [z for z in outside if z >= zs[0] + 0.4 * (zs[-1] - zs[0])]
+    count = sum(outside[z][1][outside[z][0]].astype(np.int32) for z in upper)
     if count.max() < (zs[-1] - zs[0]) * 0.6 / 3:
         return out
     column = np.array(np.unravel_index(np.argmax(count), count.shape))
-    start = next(z for z in upper if sections[z][1][sections[z][0][tuple(column)]])
-    lab = sections[start][0]
+    start = next(z for z in upper if outside[z][1][outside[z][0][tuple(column)]])
+    lab = outside[start][0]
     first = np.array(ndi.center_of_mass(lab == lab[tuple(column)]))
+
+    def nearest(lab, ok, centre):
+        ids = np.nonzero(ok)[0]
+        if not len(ids):
+            return None, None
+        centres = np.array(ndi.center_of_mass(np.ones_like(lab), lab, ids))
+        gap = np.linalg.norm((centres - centre) * sp[1:], axis=1)
+        k = int(np.argmin(gap))
+        return (lab == ids[k], centres[k]) if gap[k] <= step_mm else (None, None)
     for direction in (1, -1):
         centre, z, missed = first, start, 0
         while zs[0] <= z <= zs[-1] and missed * sp[0] <= skip_mm:
-            lab, ok = sections.get(z, (None, np.zeros(1, bool)))
-            ids = np.nonzero(ok)[0]
-            centres = (np.array(ndi.center_of_mass(np.ones_like(lab), lab, ids)) if len(ids)
-                       else np.full((1, 2), np.inf))
-            gap = np.linalg.norm((centres - centre) * sp[1:], axis=1)
-            if gap.min() <= step_mm:
-                out[z] = lab == ids[np.argmin(gap)]
-                centre, missed = centres[np.argmin(gap)], 0
+            lumen, c = nearest(*outside[z], centre)
+            if lumen is None:
+                lumen, c = nearest(*sections(blood[z]), centre)
+            if lumen is not None:
+                out[z], centre, missed = lumen, c, 0
             else:       # merged with a neighbour (the portal vein) or lost for a few slices
                 missed += 1
             z += direction
