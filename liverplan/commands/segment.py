@@ -192,6 +192,9 @@ def write_outputs(run: SegmentationRun, out_dir: Path) -> list[Path]:
             raise disk_error(exc, finals[-1]) from exc
         for tmp, final in zip(temps, finals):
             os.replace(tmp, final)
+        # a previous run's vessels or segments must not sit beside masks they were not made from
+        for name in set(OUTPUTS) - set(names):
+            (out_dir / name).unlink(missing_ok=True)
     finally:
         for tmp in temps:
             tmp.unlink(missing_ok=True)

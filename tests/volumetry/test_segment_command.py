@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -56,6 +57,32 @@ def test_segment_writes_masks_and_volumetry(ct_file, tmp_path, capsys):
                                      "measure"}
     assert doc["parameters"]["liver"]["coarse_spacing_mm"] == 2.0
     assert "Liver" in capsys.readouterr().out
+
+
+def test_failed_vessel_stage_keeps_liver_and_lesions(ct_file, tmp_path):
+    """Vessels that cannot be segmented (a scan without any enhancement inside the liver) leave
+    the liver, lesions and volumetry written, say why in the warnings, and remove the vessels
+    and segments of an earlier run into the same folder."""
+    from liverplan.commands.segment import measure_stage, segments_stage, vessel_stage
+    from liverplan.progress import Steps
+    run = segment_case(ct_file)
+    out = tmp_path / "out"
+    write_outputs(run, out)
+    assert (out / "vessels.nii.gz").exists() and (out / "segments.nii.gz").exists()
+    flat = sitk.Image(run.volume.image.GetSize(), sitk.sitkInt16) + 100    # no contrast at all
+    flat.CopyInformation(run.volume.image)
+    run.volume = replace(run.volume, image=flat)
+    run.vessels = run.segments = None
+    for stage in (vessel_stage, segments_stage, measure_stage):
+        stage(run, Steps(None, None))
+    assert run.vessels is None and run.segments is None
+    write_outputs(run, out)
+    assert sorted(p.name for p in out.iterdir()) == ["liver.nii.gz", "tumors.nii.gz",
+                                                      "volumetry.json"]
+    doc = json.loads((out / "volumetry.json").read_text())
+    assert doc["volumetry"]["total_liver_ml"] > 500 and len(doc["volumetry"]["lesions"]) == 1
+    assert doc["vessels"] is None and doc["segments"] is None
+    assert any(w.startswith("Vessels not segmented: No enhanced vessels") for w in doc["warnings"])
 
 
 def test_cancel_leaves_no_output(ct_file, tmp_path):
