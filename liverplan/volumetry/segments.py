@@ -189,10 +189,12 @@ def _liver_grid(liver: sitk.Image, spacing_mm: float) -> _LiverGrid:
     a = sitk.GetArrayViewFromImage(liver)
     key = (hashlib.blake2b(np.ascontiguousarray(a).data, digest_size=16).hexdigest(),
            liver.GetOrigin(), liver.GetSpacing(), liver.GetDirection(), spacing_mm)
-    if key not in _GRID_CACHE:
+    grid = _GRID_CACHE.get(key)
+    if grid is None:        # (built before the swap: a worker thread may be reading the old one)
+        grid = _build_liver_grid(a > 0, liver, spacing_mm)
         _GRID_CACHE.clear()
-        _GRID_CACHE[key] = _build_liver_grid(a > 0, liver, spacing_mm)
-    return _GRID_CACHE[key]
+        _GRID_CACHE[key] = grid
+    return grid
 
 
 def _build_liver_grid(inside_all: np.ndarray, liver: sitk.Image, spacing_mm: float) -> _LiverGrid:

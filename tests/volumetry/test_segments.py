@@ -121,6 +121,11 @@ def test_landmark_planes_without_vessels_and_error_without_either():
     assert np.all((seg > 0) == (a > 0))
     with pytest.raises(Exception, match="landmarks"):
         S.couinaud_segments(liver, None)
+    # the liver's pieces are kept between calls, for the same mask content only: an edited
+    # liver on the same grid gets its own
+    a[:, :, 30:] = 0
+    edited = S.couinaud_segments(image_from_array(a, ref), None, landmarks=MARKS)
+    assert np.array_equal(sitk.GetArrayViewFromImage(edited.segments) > 0, a > 0)
 
 
 def _dice(a, b):
