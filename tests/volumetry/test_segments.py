@@ -185,8 +185,10 @@ def test_ircadb_segments_are_plausible(shared_data):
     for s in S.SEGMENTS:
         assert np.any(seg == s), s
         assert _one_piece(seg, s), s
-    # the right liver lies on the patient's right (smaller LPS x); its share of the volume is
-    # reported by benchmarks/vessels.py (target 55-70 %, not met yet on this case)
+    # the right liver lies on the patient's right (smaller LPS x) and holds a plausible share
+    # of the volume (55-70 %; measured 67.8 %, with landmark planes: see benchmarks/vessels.py)
+    share = S.hemiliver_volumes_ml(result.segments)["right"] / mask_volume_ml(liver)
+    assert 0.55 <= share <= 0.70
     right = index_to_lps(result.segments, np.argwhere(np.isin(seg, (5, 6, 7, 8)))).mean(axis=0)
     left = index_to_lps(result.segments, np.argwhere(np.isin(seg, (2, 3, 4)))).mean(axis=0)
     assert right[0] < left[0]
