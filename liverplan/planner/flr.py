@@ -8,7 +8,6 @@ which keeps re-evaluation after moving a cut interactive.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -71,7 +70,8 @@ class PlanningContext:
         self.index[liver_c] = np.arange(self.n, dtype=np.int32)
         self.zyx_f = self.zyx.astype(np.float32)
         self.mm = self.zyx_f * self.spacing_zyx.astype(np.float32)
-        self.faces, self.voxel_faces = self._face_pairs()
+        self.faces = self._face_pairs()
+        self._flat = np.flatnonzero(liver_c)      # liver voxels in the crop, in index order
         steps.report(0.2, "Couinaud segments")
         self.segment = self._segments(segments, box, liver_c)
         self.contacts = self.faces[self.segment[self.faces[:, 0]] != self.segment[self.faces[:, 1]]]
@@ -84,13 +84,7 @@ class PlanningContext:
         self.vessels = VesselGraph(vfull[box], self.index, self.segment, self.spacing_zyx,
                                    steps.sub(0.5, 1.0))
         self._wedges: dict[tuple[int, float], np.ndarray] = {}
-        self._lock = threading.Lock()       # guards the incremental state below
-        self._last_resected = np.zeros(self.n, bool)
-        self._is_cut = np.zeros(len(self.faces), bool)
-        self._face_a = np.ascontiguousarray(self.faces[:, 0])
-        self._face_b = np.ascontiguousarray(self.faces[:, 1])
         self._segment_total = np.bincount(self.segment, minlength=9)
-        self._segment_resected = np.zeros(9, np.int64)
         steps.report(1.0, "Planning context ready")
 
     @classmethod
@@ -102,10 +96,11 @@ class PlanningContext:
                    info=case.info, progress=progress, cancel=cancel)
 
     # --- precomputation ---------------------------------------------------------------------
-    def _face_pairs(self) -> tuple[np.ndarray, np.ndarray]:
-        """(F, 2) liver voxel pairs that share a face (6-neighbours), each pair once, and per
-        voxel the ids of its (up to 6) faces, -1 where the neighbour is not liver."""
-        pairs = []
+    def _face_pairs(self) -> np.ndarray:
+        """(F, 2) liver voxel pairs that share a face (6-neighbours), each pair once: along z,
+        then y, then x, in the order of the crop grid. Keeps per axis where such faces are,
+        so that cut_faces can find the cut ones on the grid."""
+        pairs, self._axes = [], []
         for axis in range(3):
             lo = [slice(None)] * 3
             hi = [slice(None)] * 3
@@ -113,14 +108,8 @@ class PlanningContext:
             a, b = self.index[tuple(lo)], self.index[tuple(hi)]
             keep = (a >= 0) & (b >= 0)
             pairs.append(np.stack([a[keep], b[keep]], axis=1))
-        voxel_faces = np.full((self.n, 6), -1, np.int32)
-        start = 0
-        for axis, p in enumerate(pairs):
-            ids = np.arange(start, start + len(p), dtype=np.int32)
-            voxel_faces[p[:, 0], 2 * axis] = ids
-            voxel_faces[p[:, 1], 2 * axis + 1] = ids
-            start += len(p)
-        return np.concatenate(pairs), voxel_faces
+            self._axes.append((tuple(lo), tuple(hi), keep))
+        return np.concatenate(pairs)
 
     def _segments(self, segments, box, liver_c) -> np.ndarray:
         """Couinaud number per liver voxel; liver voxels the map leaves at 0 take the nearest
@@ -182,36 +171,19 @@ class PlanningContext:
         # A matrix-vector product per direction: numpy's (n, 3) @ (3, k) is far slower.
         return zyx @ coeff.astype(np.float32) + np.float32(const)
 
-    def _sync(self, resected: np.ndarray) -> None:
-        """Bring the incremental state (cut faces, resected voxels per segment) up to date.
-        Only the faces of voxels whose side changed since the last call are re-examined, which
-        is what keeps dragging a cut interactive. Call with the lock held."""
-        changed = np.flatnonzero(resected != self._last_resected)
-        if not len(changed):
-            return
-        if 6 * len(changed) < len(self.faces):
-            fids = self.voxel_faces[changed].ravel()
-            fids = fids[fids >= 0]
-            pair = self.faces[fids]
-            self._is_cut[fids] = resected[pair[:, 0]] != resected[pair[:, 1]]
-        else:   # a large change: re-examining every face once is cheaper
-            self._is_cut = resected[self._face_a] != resected[self._face_b]
-        sign = np.where(resected[changed], 1, -1)
-        self._segment_resected += np.bincount(self.segment[changed], weights=sign,
-                                              minlength=9).astype(np.int64)
-        self._last_resected = resected.copy()
-
     def cut_faces(self, resected: np.ndarray) -> np.ndarray:
-        """(C, 2) faces between a resected and a kept voxel."""
-        with self._lock:
-            self._sync(resected)
-            return self.faces[np.flatnonzero(self._is_cut)]
+        """(C, 2) faces between a resected and a kept voxel. Found on the crop grid by comparing
+        neighbours along each axis (contiguous slices: tens of ms for a whole liver, whatever
+        changed since the last plan, and no state shared between threads)."""
+        grid = np.zeros(self.index.shape, bool)
+        grid.ravel()[self._flat] = resected
+        is_cut = np.concatenate([(grid[lo] != grid[hi])[keep] for lo, hi, keep in self._axes])
+        return self.faces[np.flatnonzero(is_cut)]
 
     def segment_voxels(self, resected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Voxels per Couinaud segment (index 0-8): all of them, and those kept."""
-        with self._lock:
-            self._sync(resected)
-            return self._segment_total, self._segment_total - self._segment_resected
+        return self._segment_total, self._segment_total - np.bincount(self.segment[resected],
+                                                                      minlength=9)
 
     def wedge(self, lesion_id: int, margin_mm: float) -> np.ndarray:
         """The lesion and the liver voxels within `margin_mm` of its surface (cached; read-only)."""
