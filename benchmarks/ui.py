@@ -1,4 +1,5 @@
-"""Desktop-app speed: time to first image, slice-scroll frame time, 3-D frame time.
+"""Desktop-app speed: time to first image, slice-scroll frame time, 3-D frame time, and the Plan
+step's live update (inputs changed -> FLR, sFLR, margins and verdict shown; target <= 200 ms).
 
 Run under a display: xvfb-run -a .venv/bin/python benchmarks/ui.py [--ircadb]
 The default case is the full-size synthetic patient (512x512x130, generated once into the test
@@ -18,16 +19,17 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 from PySide6.QtCore import QSettings
+from vtkmodules.vtkCommonCore import vtkCommand
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication
 
-from liverplan.case import LIVER, TUMORS, VESSELS
+from liverplan.case import LIVER, SEGMENTS, TUMORS, VESSELS
 from liverplan.geometry import image_from_array
 from liverplan.io import read_image
 from liverplan.meshes import mask_to_mesh
 from liverplan.viewers.main_window import MainWindow
 from liverplan.viewers.reslice import AXIAL, PLANES
-from liverplan.viewers.view3d import MESH_TARGET_FACES
+from liverplan.viewers.structures import BY_KEY
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,7 +45,8 @@ def the_case(ircadb: bool) -> tuple[Path, dict[str, Path], str]:
         return d / "PATIENT_DICOM", {LIVER: d / "labels.nii.gz"}, "3D-IRCADb-01 (real CT)"
     truth = full_phantom() / "truth"
     return truth.parent / "dicom", {name: truth / f"{name}.nii.gz" for name in
-                                    (LIVER, TUMORS, VESSELS)}, "synthetic patient, full size"
+                                    (LIVER, TUMORS, VESSELS, SEGMENTS)}, \
+        "synthetic patient, full size"
 
 
 def wait(app: QApplication, condition, timeout_s: float = 300.0) -> None:
@@ -63,6 +66,51 @@ def frame_ms(action, frames: int = FRAMES) -> tuple[float, float]:
         action()
         times.append((time.perf_counter() - t) * 1000)
     return statistics.median(times), max(times)
+
+
+def plan_rows(app: QApplication, window: MainWindow) -> list[tuple[str, str, str]]:
+    """The Plan step's update after each change of its inputs, as the panel measures it (from
+    the change to the figures shown): named resections in turn, then steps of a plane drag."""
+    panel = window.steps.show_step("plan")
+    t = time.perf_counter()
+    wait(app, lambda: panel.ctx is not None)
+    rows = [("plan: context of the masks (once per mask version, off the UI thread)",
+             f"{(time.perf_counter() - t) * 1000:.0f}", "ms")]
+
+    inside: list[float] = []          # of which evaluating the plan and filling the panel
+
+    def shown_ms(change) -> float:
+        change()
+        wait(app, lambda: not panel._update_soon.isActive())
+        inside.append(panel.last_update_ms)
+        return panel.change_to_shown_ms
+
+    def row(what: str, times: list[float]) -> tuple[str, str, str]:
+        evaluated = statistics.median(inside[-len(times):])
+        return (f"plan: {what} -> figures shown ({len(times)} changes, median / worst; "
+                f"median {evaluated:.0f} ms in evaluate + display)",
+                f"{statistics.median(times):.0f} / {max(times):.0f}", "ms")
+
+    if panel.preset.isEnabled():
+        keys = [panel.preset.itemData(i) for i in range(1, panel.preset.count())]
+        times = [shown_ms(lambda k=k: panel.preset.setCurrentIndex(panel.preset.findData(k)))
+                 for k in keys * 3]
+        rows.append(row("named resection chosen", times))
+        panel.preset.setCurrentIndex(0)
+        for check in panel.segment_checks.values():
+            check.setChecked(False)
+    panel.use_plane.setChecked(True)
+    wait(app, lambda: panel.plane is not None and not panel._update_soon.isActive())
+    widget = window.view3d.cut_plane
+    origin, normal = (np.asarray(v, float) for v in panel.plane)
+
+    def drag(step: int) -> None:
+        widget.SetOrigin(*(origin + (2.0 * (step % 10), 0.0, 0.0)))
+        widget.InvokeEvent(vtkCommand.InteractionEvent)      # what VTK sends during a drag
+
+    times = [shown_ms(lambda i=i: drag(i)) for i in range(20)]
+    rows.append(row("cut plane dragged 2 mm", times))
+    return rows
 
 
 def main(argv: list[str]) -> int:
@@ -112,7 +160,7 @@ def main(argv: list[str]) -> int:
     labels = {name: image_from_array(a.astype(np.uint16 if name == TUMORS else np.uint8),
                                      window.case.image) for name, a in arrays.items()}
     t = time.perf_counter()
-    mesh = mask_to_mesh(labels[LIVER], target_faces=MESH_TARGET_FACES)
+    mesh = mask_to_mesh(labels[LIVER], target_faces=BY_KEY["liver"].faces_3d)
     mesh_s = time.perf_counter() - t
     for label, image in labels.items():
         window.case.set_label(label, image)
@@ -133,6 +181,7 @@ def main(argv: list[str]) -> int:
                  "(median / worst)",
                  f"{med:.1f} / {worst:.1f}", "ms"))
     rows.append(("liver surface extraction (off the UI thread)", f"{mesh_s * 1000:.0f}", "ms"))
+    rows += plan_rows(app, window)
 
     window.dirty = False
     window.close()
