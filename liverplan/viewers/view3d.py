@@ -59,7 +59,9 @@ class View3D(QWidget):
         self._task: Task | None = None
         self.cut_plane = None                       # the interactive cut plane (a VTK widget)
         # No multisampling: with software OpenGL (llvmpipe) it made each frame 3-4x slower.
-        self.plotter = QtInteractor(self, multi_samples=0)
+        # No timed re-render (pyvistaqt's default is 5 a second, each a full frame on the UI
+        # thread): the view renders when its content or camera changes.
+        self.plotter = QtInteractor(self, multi_samples=0, auto_update=False)
         self.plotter.set_background("#1e1e24")
         self.plotter.add_axes(xlabel="L", ylabel="P", zlabel="S")
         toolbar = QToolBar()
