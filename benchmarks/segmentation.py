@@ -1,4 +1,4 @@
-"""Liver and lesion segmentation against every reference we have; prints a table.
+"""Liver, lesion, vessel and segment segmentation against every reference we have; prints a table.
 
     python benchmarks/segmentation.py [--cases ircadb-01 totalseg-example synthetic-full]
 
@@ -8,7 +8,10 @@ Each case runs the headless pipeline (`liverplan.commands.segment.segment_case`,
 user+system time, which other work on the machine does not inflate.
 Lesion recall counts reference lesions >= 10 mm (maximal 3D diameter) touched by a detected
 lesion; per-lesion Dice is over those; a false positive is a detected lesion touching no
-reference lesion of any size.
+reference lesion of any size. Vessels: Dice of each system inside the reference liver (3D-IRCADb
+labels 3 and 4; the synthetic truth), end to end on the pipeline's own liver; Couinaud segments:
+the right liver's share (5-8) and, for the synthetic patient, Dice per segment. The vessel stage
+alone on the reference liver (bifurcation error, recompute time) is benchmarks/vessels.py.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ import json
 import resource
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,31 +29,14 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))
 
 from liverplan.geometry import image_from_array, same_grid, voxel_volume_ml  # noqa: E402
 from liverplan.volumetry.measure import measure_lesions  # noqa: E402
+from benchmarks.cases import DATA, full_phantom  # noqa: E402
 
 CASES = ("ircadb-01", "totalseg-example", "synthetic-full")
 MIN_LESION_MM = 10.0
-
-
-def _phantom_full() -> Path:
-    """The full-size synthetic patient, generated once into the test cache."""
-    import hashlib
-    import os
-
-    from liverplan.io import phantom
-    key = hashlib.sha1(Path(phantom.__file__).read_bytes()).hexdigest()[:12]
-    cache = Path(os.environ.get("LIVERPLAN_TEST_CACHE", Path.home() / ".cache" / "liverplan-tests"))
-    root = cache / f"benchmark-phantom-full-{key}"
-    if not root.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".building-"))
-        phantom.generate(tmp, seed=0, size="full", followup=False)
-        tmp.rename(root)
-    return root
 
 
 def references(case: str):
@@ -66,10 +51,46 @@ def references(case: str):
         return d / "example_ct_dicom", (d / "example_seg_dicom.nii.gz", 5), None, \
             "model reference, not manual (TotalSegmentator); partial scan"
     if case == "synthetic-full":
-        root = _phantom_full()
+        root = full_phantom()
         return root / "dicom", (root / "truth" / "liver.nii.gz", "any"), \
             (root / "truth" / "tumors.nii.gz", "instances"), "exact (synthetic truth)"
     raise ValueError(case)
+
+
+def vessel_references(case: str):
+    """(reference vessel file, its value for the portal system, for the hepatic veins,
+    reference Couinaud segment file or None), or None when the case has none."""
+    if case == "ircadb-01":       # labels 3 (portal-like) and 4 (hepatic veins), intrahepatic
+        return DATA / "ircadb-01" / "labels.nii.gz", 3, 4, None
+    if case == "synthetic-full":
+        truth = full_phantom() / "truth"
+        return truth / "vessels.nii.gz", 1, 2, truth / "segments.nii.gz"
+    return None
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    return 2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1)
+
+
+def _vessel_scores(run, case: str, image: sitk.Image, ref_liver: np.ndarray) -> dict:
+    """Dice of each vessel system inside the reference liver, the right liver's share and
+    the Dice of each Couinaud segment where the case has a reference (end to end: on the
+    pipeline's own liver and vessels)."""
+    from liverplan.volumetry.segments import SEGMENTS, hemiliver_volumes_ml
+    refs = vessel_references(case)
+    out = {}
+    if run.vessels is not None and refs is not None:
+        got, ref = sitk.GetArrayFromImage(run.vessels.vessels), _on_grid(refs[0], image)
+        out["vessel_dice"] = [round(_dice((got == k) & ref_liver, (ref == v) & ref_liver), 3)
+                              for k, v in ((1, refs[1]), (2, refs[2]))]
+    if run.segments is not None:
+        right_ml = hemiliver_volumes_ml(run.segments.segments)["right"]
+        out["right_liver_percent"] = 100 * right_ml / run.volumetry.total_liver_ml
+        out["segment_method"] = run.segments.method
+        if refs is not None and refs[3] is not None:
+            got, ref = sitk.GetArrayFromImage(run.segments.segments), _on_grid(refs[3], image)
+            out["segment_dice"] = [round(_dice(got == n, ref == n), 3) for n in SEGMENTS]
+    return out
 
 
 def _on_grid(path: Path, image: sitk.Image) -> np.ndarray:
@@ -127,6 +148,7 @@ def run_case(case: str) -> dict:
                      if lesion_ref[1] == "instances" else None)
         row.update(_lesion_scores(found, _reference_lesions(*lesion_ref, image), image, ref,
                                   diameters))
+    row.update(_vessel_scores(run, case, image, ref))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     row["cpu_seconds"] = usage.ru_utime + usage.ru_stime   # load-independent, all threads
     row["edit_s"] = _edit_timings(image, run.liver.mask)
@@ -204,11 +226,12 @@ def main() -> int:
 
 def _table(rows: list[dict]) -> str:
     header = ("case", "reference", "Dice", "vol err %", "lesion recall >=10mm",
-              "per-lesion Dice", "FP", "seconds", "CPU s", "peak MB")
+              "per-lesion Dice", "FP", "Dice portal/hepatic", "right liver %", "seconds",
+              "CPU s", "peak MB")
     lines = []
     for r in rows:
         if "error" in r:
-            lines.append((r["case"], r["reference"], "refused", "-", "-", "-", "-",
+            lines.append((r["case"], r["reference"], "refused", "-", "-", "-", "-", "-", "-",
                           f"{r['seconds']:.1f}", "-", f"{r['peak_mb']:.0f}"))
             continue
         recall = (f"{r['lesions_found_10mm']}/{r['lesions_ref_10mm']}"
@@ -216,13 +239,17 @@ def _table(rows: list[dict]) -> str:
         lines.append((r["case"], r["reference"], f"{r['dice']:.3f}",
                       f"{r['volume_error_percent']:+.1f}", recall,
                       " ".join(f"{d:.2f}" for d in r.get("lesion_dice", [])) or "-",
-                      str(r.get("false_positives", "-")), f"{r['seconds']:.1f}",
+                      str(r.get("false_positives", "-")),
+                      "/".join(f"{d:.2f}" for d in r.get("vessel_dice", [])) or "-",
+                      f"{r['right_liver_percent']:.1f}" if "right_liver_percent" in r else "-",
+                      f"{r['seconds']:.1f}",
                       f"{r['cpu_seconds']:.1f}", f"{r['peak_mb']:.0f}"))
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines)]
     out = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in (header, *lines)]
     notes = [f"{r['case']}: {r['error']}" for r in rows if "error" in r]
-    notes += [f"{r['case']}: stage seconds {r['timings_s']}; hand-edit seconds {r['edit_s']}; "
-              f"warnings {r['warnings']}" for r in rows if "error" not in r]
+    notes += [f"{r['case']}: segments by {r.get('segment_method', '-')}; Dice per segment 1-8 "
+              f"{r.get('segment_dice', '-')}; stage seconds {r['timings_s']}; hand-edit seconds "
+              f"{r['edit_s']}; warnings {r['warnings']}" for r in rows if "error" not in r]
     legend = ["", "seconds = wall time of segment_case (load to volumetry) on a shared 2-core machine;",
               "CPU s = user+system time of the case's process (all threads, includes the edit timings);",
               "peak MB = ru_maxrss of the case's own process"]
