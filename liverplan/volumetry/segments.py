@@ -291,9 +291,11 @@ def automatic_landmarks(vessels: VesselResult, warnings: list) -> Landmarks | No
 
     def centroid(b):
         return tuple(_points(vessels, vessels.subtree(b)).mean(axis=0))
-    # the veins start where they join the IVC: their mean start is the confluence
-    confluence = np.mean([vessels.branches[hv[n]].points_lps_mm[0] for n in hv], axis=0)
-    middle, left_vein = centroid(hv["middle"]), centroid(hv["left"])
+    # the veins' mean start gives the confluence's height; where they start depends on how far
+    # the tree had to be opened to name them, so the IVC itself is taken from the stem they share
+    height = np.mean([vessels.branches[hv[n]].points_lps_mm[0][2] for n in hv])
+    ivc = _ivc_at(vessels, list(hv.values()), height)
+    right_vein, middle, left_vein = (centroid(hv[n]) for n in ("right", "middle", "left"))
     umbilical = _umbilical_point(vessels, left)
     if umbilical[0] <= max(bif[0], middle[0]):
         # the umbilical portion lies left of the bifurcation and of the middle hepatic vein;
@@ -303,13 +305,68 @@ def automatic_landmarks(vessels: VesselResult, warnings: list) -> Landmarks | No
         warnings.append("The umbilical portion of the left portal vein was not found: the "
                         "umbilical fissure was put between the middle and left hepatic veins; "
                         "check the segment 4 / segments 2-3 border.")
+    a_right, a_middle, a_umbilical = _azimuth(np.array([right_vein, middle, umbilical]), ivc)
+    if not a_right < a_middle < a_umbilical:
+        # the middle vein runs in front of the IVC between the right vein and the umbilical
+        # fissure; a "middle" vein elsewhere (a tributary of the right vein named when the real
+        # one is joined to another vein) would leave the right anterior sector or segment 4
+        # empty: the main portal fissure is then put half-way between the portal branches of
+        # the right anterior sector and of segment 4 (it separates them), or without them
+        # half-way between the right vein and the umbilical fissure
+        labels = branch_segments(vessels)
+        sides = [[b for b, s in labels.items() if s in segs] for segs in ((5, 8), (4,))]
+        if all(sides):
+            angle = np.mean([_azimuth(_points(vessels, bs), ivc).mean() for bs in sides])
+        else:
+            angle = 0.5 * (a_right + a_umbilical)
+        middle = _at_azimuth(ivc, angle, np.array([right_vein, umbilical]))
+        warnings.append("The middle hepatic vein was not found where it runs (between the right "
+                        "hepatic vein and the umbilical fissure): the right liver / segment 4 "
+                        "border was put between their portal territories; check it.")
     return Landmarks(
-        ivc_lps_mm=tuple(confluence),
+        ivc_lps_mm=tuple(ivc),
         portal_bifurcation_lps_mm=tuple(bif),
-        right_hepatic_vein_lps_mm=centroid(hv["right"]),
+        right_hepatic_vein_lps_mm=right_vein,
         middle_hepatic_vein_lps_mm=middle,
         left_hepatic_vein_lps_mm=left_vein,
         umbilical_fissure_lps_mm=umbilical)
+
+
+def _ivc_at(vessels: VesselResult, veins: list[int], height_mm: float) -> tuple:
+    """The IVC at `height_mm`: the thick part of the hepatic stem all `veins` hang from (the
+    hepatic root up to where the first of them branches off), at its point nearest that
+    height."""
+    def ancestors(b):
+        out = []
+        while vessels.branches[b].parent is not None:
+            b = vessels.branches[b].parent
+            out.append(b)
+        return set(out)
+    stem = set.intersection(*map(ancestors, veins))
+    if not stem:
+        p = np.array([vessels.branches[v].points_lps_mm[0] for v in veins])
+    else:
+        radius = {b: float(np.median(vessels.branches[b].radii_mm)) for b in stem}
+        p = _points(vessels, [b for b in stem if radius[b] >= 0.5 * max(radius.values())])
+    x, y, _ = p[np.argmin(np.abs(p[:, 2] - height_mm))]
+    return (float(x), float(y), float(height_mm))
+
+
+def _azimuth(points: np.ndarray, ivc) -> np.ndarray:
+    """Angle (degrees) around the IVC's vertical axis from the patient's right (0) through the
+    front (90) to the left (180); behind the IVC on the left continues past 180."""
+    d = np.atleast_2d(points) - np.asarray(ivc)
+    ang = np.degrees(np.arctan2(-d[:, 1], -d[:, 0]))
+    return np.where(ang < -90.0, ang + 360.0, ang)
+
+
+def _at_azimuth(ivc, angle_deg: float, between: np.ndarray) -> tuple:
+    """A point at `angle_deg` around the IVC, at the mean horizontal distance and height of
+    the points `between`."""
+    d = np.asarray(between) - np.asarray(ivc)
+    r = float(np.hypot(d[:, 0], d[:, 1]).mean())
+    a = np.radians(angle_deg)
+    return (ivc[0] - r * np.cos(a), ivc[1] - r * np.sin(a), float(np.asarray(between)[:, 2].mean()))
 
 
 def _umbilical_split(vessels: VesselResult, stem: list[int]) -> int:
@@ -412,16 +469,10 @@ def plane_segments(points: np.ndarray, m: Landmarks) -> np.ndarray:
     ivc = np.asarray(m.ivc_lps_mm)
     bif = np.asarray(m.portal_bifurcation_lps_mm)
 
-    def azimuth(p):
-        """Angle around the IVC's vertical axis from the patient's right (0) through the front
-        (90) to the left (180); behind the IVC on the left continues past 180."""
-        d = np.atleast_2d(p) - ivc
-        ang = np.degrees(np.arctan2(-d[:, 1], -d[:, 0]))
-        return np.where(ang < -90.0, ang + 360.0, ang)
-    a = azimuth(points)
-    a_rhv, a_mhv, a_umb = (azimuth(np.asarray(v))[0] for v in
-                           (m.right_hepatic_vein_lps_mm, m.middle_hepatic_vein_lps_mm,
-                            m.umbilical_fissure_lps_mm))
+    a = _azimuth(points, ivc)
+    a_rhv, a_mhv, a_umb = _azimuth(np.array([m.right_hepatic_vein_lps_mm,
+                                             m.middle_hepatic_vein_lps_mm,
+                                             m.umbilical_fissure_lps_mm]), ivc)
     above = points[:, 2] >= bif[2]
     seg = np.where(a < a_rhv, np.where(above, 7, 6),
                    np.where(a < a_mhv, np.where(above, 8, 5),

@@ -37,10 +37,11 @@ def _tube(a: np.ndarray, p0, p1, r_vox: float, value: int) -> None:
 BIF_ZYX = (25, 25, 40)
 
 
-def drawn_case():
+def drawn_case(middle_left_trunk: bool = False):
     """A liver block with a portal tree (trunk from below, right and left portal veins, each
-    with two branches) and three hepatic veins draining into an IVC behind the liver.
-    Array x grows to the patient's left (LPS), so the right liver is at small x."""
+    with two branches) and three hepatic veins draining into an IVC behind the liver (with
+    middle_left_trunk, the middle and left veins share a trunk that splits 27 mm in front of
+    the IVC). Array x grows to the patient's left (LPS), so the right liver is at small x."""
     ref = _reference()
     liver = np.zeros(tuple(reversed(ref.GetSize())), np.uint8)
     liver[5:56, 8:52, 6:74] = 1
@@ -53,8 +54,14 @@ def drawn_case():
     _tube(v, (25, 25, 58), (15, 14, 68), 2, 1)
     _tube(v, (25, 25, 58), (38, 20, 68), 2, 1)
     _tube(v, (0, 56, 36), (59, 56, 36), 4, 2)                # IVC, behind the liver
-    for x_end in (12, 34, 62):                               # right, middle, left hepatic veins
-        _tube(v, (50, 54, 36), (36, 20, x_end), 2, 2)
+    if middle_left_trunk:
+        _tube(v, (50, 54, 36), (36, 20, 12), 2, 2)           # right hepatic vein
+        _tube(v, (50, 54, 36), (42, 38, 36), 2.5, 2)         # middle-left trunk
+        for x_end in (28, 62):                               # middle, left hepatic veins
+            _tube(v, (42, 38, 36), (36, 20, x_end), 2, 2)
+    else:
+        for x_end in (12, 34, 62):                           # right, middle, left hepatic veins
+            _tube(v, (50, 54, 36), (36, 20, x_end), 2, 2)
     return image_from_array(v, ref), image_from_array(liver, ref), ref
 
 
