@@ -37,6 +37,10 @@ PORTAL, HEPATIC = 1, 2
 SYSTEM_NAMES = {PORTAL: "portal venous system", HEPATIC: "hepatic veins and IVC"}
 HEPATIC_VEIN_NAMES = ("right", "middle", "left")
 IVC_REACH_MM = 35.0
+# The hepatic veins join the IVC in the liver's upper two fifths: from this fraction of the
+# liver's cranio-caudal height up (one anatomical assumption, used wherever the code tells the
+# confluence region from the portal hilum below it).
+CONFLUENCE_HEIGHT_FRACTION = 0.6
 
 
 @dataclass
@@ -113,7 +117,7 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
     # only in the liver's lower three fifths: above, the hepatic veins join it
     ring = ndi.maximum_filter(ivc, size=tuple(2 * np.ceil(2.0 / sp).astype(int) + 1)) & ~ivc
     zs = np.nonzero(inside.any(axis=(1, 2)))[0]
-    ring[int(zs[0] + 0.6 * (zs[-1] - zs[0])):] = False
+    ring[int(zs[0] + CONFLUENCE_HEIGHT_FRACTION * (zs[-1] - zs[0])):] = False
     mask = _extrahepatic(mask | ivc, blood & ~(ring & ~inside), inside, sp, extrahepatic_mm)
     warnings = []
     if not mask.any():
@@ -383,6 +387,7 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
     radius = np.array([float(np.median(r)) for r in sk.radii_mm])
     z = np.nonzero(liver_iso.any(axis=(1, 2)))[0] * spacing
     zfrac = (centroid[:, 0] - z[0]) / max(z[-1] - z[0], 1.0)
+    cranial = zfrac >= CONFLUENCE_HEIGHT_FRACTION     # branches in the confluence region
     in_ivc = np.array([np.mean(ivc_iso[tuple(v.T)]) >= 0.5 for v in sk.branch_voxels])
     thick = outside & (radius >= 0.6 * (radius[outside].max() if outside.any() else 0.0))
     # LPS y grows toward the back (compared in LPS: the grid has the CT's direction)
@@ -395,10 +400,10 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
                                            for v in sk.branch_voxels]))
             continue
         if system == HEPATIC:
-            upper = in_ivc & (zfrac >= 0.6)
+            upper = in_ivc & cranial
             score = np.where(upper if upper.any() else in_ivc, radius, -np.inf)
             if not in_ivc.any():
-                score = np.where(surface & ~outside & (zfrac >= 0.6), radius, -np.inf)
+                score = np.where(surface & ~outside & cranial, radius, -np.inf)
         else:
             ivc_r = radius[in_ivc].max() if in_ivc.any() else radius[roots[HEPATIC]]
             clear = _axial_gap_mm(sk, _ivc_axis_mm(ivc_iso, spacing) if in_ivc.any() else
@@ -407,7 +412,7 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
             in_front = posterior < posterior[roots[HEPATIC]] - 10.0
             score = np.where(thick & in_front & clear & ~in_ivc, radius, -np.inf)
             if not np.isfinite(score).any():
-                score = np.where(surface & ~outside & (zfrac < 0.6) & clear, radius, -np.inf)
+                score = np.where(surface & ~outside & ~cranial & clear, radius, -np.inf)
         if not np.isfinite(score).any():
             warnings.append(f"The {SYSTEM_NAMES[system]} root was not found where expected; "
                             "check the vessel labels and correct them with a seed.")
@@ -422,7 +427,7 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
         ends = np.array([np.min(np.linalg.norm(v[[0, -1]][:, None] * spacing - axis[None],
                                                axis=2)) for v in sk.branch_voxels])
         radius_ivc = radius[in_ivc].max()
-        draining = (ends <= radius_ivc + IVC_REACH_MM) & (zfrac >= 0.6)
+        draining = (ends <= radius_ivc + IVC_REACH_MM) & cranial
         sources[HEPATIC] = sorted(set(np.nonzero(in_ivc | draining)[0]) - {roots[PORTAL]})
     if portal_seed is None and outside[roots[PORTAL]]:
         sources[PORTAL] = sorted(set(_piece(sk, roots[PORTAL], thick & ~in_ivc))
