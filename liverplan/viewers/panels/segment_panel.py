@@ -71,6 +71,7 @@ class SegmentPanel(QWidget):
         super().__init__()
         self.window = window
         self.task: Task | None = None
+        self._case = None                 # the case being segmented
         self.run_button = QPushButton("Segment automatically")
         self.run_button.clicked.connect(self.run)
         self.with_vessels = QCheckBox("Also vessels and Couinaud segments")
@@ -90,9 +91,12 @@ class SegmentPanel(QWidget):
                          with_vessels=self.with_vessels.isChecked(), path=self.window.source)
         self.run_button.setEnabled(False)
         self.task.done.connect(lambda: self.run_button.setEnabled(True))
-        return self.window.run_task(self.task, lambda result, c=case: self._apply(c, result))
+        self._case = case
+        # A bound slot, not a lambda: Qt drops it if the panel is gone when the task finishes.
+        return self.window.run_task(self.task, self._apply)
 
-    def _apply(self, case, result: AutoSegmentation) -> None:
+    def _apply(self, result: AutoSegmentation) -> None:
+        case = self._case
         if case is not self.window.case:
             return                      # another case was opened meanwhile
         for name, image in result.labels.items():
