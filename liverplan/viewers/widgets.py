@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QComboBox, QLabel
 
 
 class WrappedLabel(QLabel):
@@ -30,3 +30,11 @@ class WrappedLabel(QLabel):
         super().resizeEvent(event)
         if event.oldSize().width() != event.size().width():
             self.updateGeometry()          # a new width needs another height
+
+
+def narrow_combo(combo: QComboBox | None = None) -> QComboBox:
+    """A combo box that does not widen the side panel to its longest entry."""
+    combo = combo if combo is not None else QComboBox()
+    combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(12)
+    return combo

@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout,
-                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QPushButton,
+from PySide6.QtWidgets import (QCheckBox, QFileDialog, QFormLayout, QGridLayout,
+                               QHBoxLayout, QLineEdit, QListWidget, QPushButton,
                                QSizePolicy, QVBoxLayout, QWidget)
 
 from liverplan.case import LIVER
 from liverplan.io import pacs
 from liverplan.io.export_all import ExportResult, export_case
 from liverplan.viewers.panels.step import EXPORT, Step, has_label
+from liverplan.viewers.widgets import WrappedLabel, narrow_combo
 from liverplan.viewers.workers import Task
 
 if TYPE_CHECKING:
@@ -59,15 +60,11 @@ class ExportPanel(QWidget):
         self._case = None
         self._plans: dict = {}                       # plan name -> PlanFile last listed
 
-        self.status = QLabel("Exports the case and a kept plan for the OR and the PACS.")
-        self.status.setWordWrap(True)
-        self.plan_box = QComboBox()
-        self.plan_box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-        self.plan_box.setMinimumContentsLength(12)
+        self.status = WrappedLabel("Exports the case and a kept plan for the OR and the PACS.")
+        self.plan_box = narrow_combo()
         self.plan_box.setToolTip("The kept plan (Plan step) the report, models and plan JSON "
                                  "describe")
-        self.no_plan = QLabel(NO_PLAN)
-        self.no_plan.setWordWrap(True)
+        self.no_plan = WrappedLabel(NO_PLAN)
         self.no_plan.setStyleSheet("color: #b26a00;")
         self.folder = QLineEdit(str(window.settings.value(FOLDER_KEY, "") or ""))
         self.folder.setPlaceholderText("export folder")
@@ -122,8 +119,7 @@ class ExportPanel(QWidget):
         # Only what is left over: the side panel's scroll area sizes pages by their size hints.
         self.files.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Ignored)
         self.files.setMinimumHeight(60)
-        self.warnings = QLabel()
-        self.warnings.setWordWrap(True)
+        self.warnings = WrappedLabel()
         self.warnings.setStyleSheet("color: #b26a00;")
 
         layout = QVBoxLayout(self)

@@ -20,7 +20,7 @@ import numpy as np
 import pyvista as pv
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox,
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDoubleSpinBox,
                                QFileDialog, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout,
                                QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem,
                                QPushButton, QTableWidget, QTableWidgetItem, QTabWidget,
@@ -42,7 +42,7 @@ from liverplan.planner.staging import Strategy, rank_strategies
 from liverplan.progress import Steps
 from liverplan.viewers.panels.segment_panel import segment_image
 from liverplan.viewers.panels.step import PLAN, Step, has_label
-from liverplan.viewers.widgets import WrappedLabel
+from liverplan.viewers.widgets import WrappedLabel, narrow_combo
 from liverplan.viewers.workers import Task
 
 if TYPE_CHECKING:
@@ -140,13 +140,6 @@ def _item(text: str, tip: str = "") -> QTableWidgetItem:
     if tip:
         item.setToolTip(tip)
     return item
-
-
-def _narrow(combo: QComboBox) -> QComboBox:
-    """A combo box that does not widen the side panel to its longest entry."""
-    combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-    combo.setMinimumContentsLength(12)
-    return combo
 
 
 def _table(columns) -> QTableWidget:
@@ -254,10 +247,10 @@ class PlanPanel(QWidget):
                                         suffix=" cm", keyboardTracking=False)
         self.height_cm.setSpecialValueText("unknown")
         self.height_cm.setToolTip("Height (from the DICOM tags when present)")
-        self.sex = _narrow(QComboBox())
+        self.sex = narrow_combo()
         for code, text in SEXES.items():
             self.sex.addItem(text, code)
-        self.quality = _narrow(QComboBox())
+        self.quality = narrow_combo()
         for code, text in QUALITIES.items():
             self.quality.addItem(f"{text} (sFLR ≥ {Patient(quality=code).sflr_min.value:g} %)",
                                  code)
@@ -277,7 +270,7 @@ class PlanPanel(QWidget):
 
         anatomical = QGroupBox("Anatomical resection")
         grid = QGridLayout(anatomical)
-        self.preset = _narrow(QComboBox())
+        self.preset = narrow_combo()
         self.preset.addItem("— choose a named resection —", "")
         for key in PRESETS:
             self.preset.addItem(preset_title(key), key)
