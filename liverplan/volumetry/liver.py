@@ -7,7 +7,8 @@ Pipeline (each stage a small function, run at ~2 mm isotropic, then refined on t
    of the right upper abdomen).
 3. `liver_core`: voxels in the liver's HU band, eroded by a few mm so that thin bridges to the
    pancreas, duodenum, heart, kidney and spleen break; the liver is the largest such core on the
-   patient's right.
+   patient's right. `drop_low_medial_pieces`: a piece hanging on that core through a one-voxel
+   neck low and medial is the pancreatic head or duodenum, not liver.
 4. `grow_liver`: regrow the core within the band, limited in distance and to the core's
    watershed basin of the thickness map (a neighbour joined through a neck has its own basin),
    take in hypodense tumours (also those that bulge through the capsule) with the parenchyma
@@ -43,6 +44,8 @@ class LiverParameters:
     band_low_sd: float = 2.5        # liver band: mode - (k + 0.5) sd ... mode + (k + 1) sd
     band_high_sd: float = 3.0
     core_depth_mm: float = 8.0      # erosion depth that separates the liver from its neighbours
+    low_piece_share: float = 1 / 3  # core pieces beyond a neck below this share of the core's
+                                    # height, medial of it, are left out (pancreas, duodenum)
     regrow_mm: float = 16.0         # how far the boundary may move out from the core
     closing_mm: float = 6.0
     refine_band_mm: float = 3.0
@@ -222,6 +225,34 @@ def liver_core(band: np.ndarray, x_lps: np.ndarray, centre_x: float, p: LiverPar
     return labels == np.argmax(sizes), thickness
 
 
+def drop_low_medial_pieces(core: np.ndarray, x_lps: np.ndarray, z_lps: np.ndarray,
+                           p: LiverParameters) -> np.ndarray:
+    """`core` without the pieces joined to it through a neck one voxel thin that lie in the
+    lowest `low_piece_share` of its height and medial of it (automatic mode: the liver is on
+    the patient's right, so medial is larger LPS x).
+
+    The pancreatic head and the duodenum touch the liver's visceral surface below the porta
+    hepatis (about mid-height of the liver), medial of the right lobe, and can match the
+    parenchyma in HU and texture: a neck of liver-like tissue only a little deeper than the core
+    depth joins them (3D-IRCADb-01: ~60 mL). A lobe joined through such a neck lies higher (left
+    lobe) or laterally (right lobe tip) and stays. Without the scan's lowest slices the liver's
+    height is unknown and nothing is dropped."""
+    main = core & ndi.binary_dilation(largest_component(ndi.binary_opening(core)))
+    labels, n = ndi.label(core & ~main)
+    if n == 0 or not main.any():
+        return core
+    z = np.broadcast_to(z_lps, core.shape)
+    bottom, top = z[main].min(), z[main].max()
+    if bottom < z.min() + p.coarse_spacing_mm:
+        return core
+    x = np.broadcast_to(x_lps, core.shape)
+    idx = np.arange(1, n + 1)
+    low = np.asarray(ndi.mean(z, labels, idx)) < bottom + p.low_piece_share * (top - bottom)
+    medial = np.asarray(ndi.mean(x, labels, idx)) > x[main].mean()
+    keep = np.concatenate([[False], ~(low & medial)])
+    return main | keep[labels]
+
+
 # --- stage 4: grow -------------------------------------------------------------------------------
 def grow_liver(core: np.ndarray, band: np.ndarray, thickness: np.ndarray, a: np.ndarray,
                model: IntensityModel, p: LiverParameters) -> np.ndarray:
@@ -349,7 +380,9 @@ def segment_liver(image: sitk.Image, *, parameters: LiverParameters = LiverParam
         raise SegmentationError("no liver found on the patient's right side of this scan. Check "
                                 "that the series is an abdominal CT, or use the seeded mode.",
                                 path=path)
-    _require_liver_region(a, body, core, x, centre_x, coarse, path)
+    z = lps_axis(coarse, 2)
+    _require_liver_region(a, body, core, x, z, centre_x, coarse, path)
+    core = drop_low_medial_pieces(core, x, z, p)
     steps.report(0.45, "Growing the liver")
     liver = grow_liver(core, band, thickness, a, model, p)
     steps.report(0.7, "Refining the liver surface")
@@ -395,14 +428,13 @@ def segment_liver_from_seed(image: sitk.Image, seed_lps, *,
     return LiverResult(result, model, p, tuple(warnings))
 
 
-def _require_liver_region(a, body, core, x, centre_x, coarse, path) -> None:
+def _require_liver_region(a, body, core, x, z, centre_x, coarse, path) -> None:
     """The liver sits under the right hemidiaphragm: without lung base on the patient's right,
     the largest right-sided soft-tissue organ is the liver only if it runs off the top of the
     scan (a scan that starts inside the liver); otherwise this is not a liver scan (head,
     pelvis, limbs)."""
     lung = body & (a < AIR_HU) & (a > -960.0) & (np.broadcast_to(x, a.shape) < centre_x)
     lung_ml = np.count_nonzero(largest_component(lung)) * voxel_volume_ml(coarse)
-    z = lps_axis(coarse, 2)
     top = z.max() if z.size else 0.0
     runs_off_top = np.any(np.broadcast_to(z, a.shape)[core] > top - 2 * coarse.GetSpacing()[2])
     if lung_ml < 50.0 and not runs_off_top:
