@@ -398,11 +398,13 @@ def branch_segments(vessels: VesselResult) -> dict:
     if not right or not left or bif is None:
         return {}
     own: dict[int, int] = {}
-    # right liver: anterior (5, 8) or posterior (6, 7) sector, above or below the bifurcation
+    # right liver: anterior (5, 8) or posterior (6, 7) sector, above or below where the
+    # sector's vein divides (its far end)
     for sector, (low, high) in _sectors(vessels, right):
+        split_z = vessels.branches[sector].points_lps_mm[-1][2]
         for b in vessels.subtree(sector):
             z = np.asarray(vessels.branches[b].points_lps_mm)[:, 2].mean()
-            own[b] = high if z >= bif[2] else low
+            own[b] = high if z >= split_z else low
     # left liver: each branch leaving the stem (left portal vein and umbilical portion) feeds
     # one segment with its whole subtree: medial to the umbilical portion 4 (or 1 behind the
     # bifurcation), lateral to it 2 (the posterior group) or 3 (the anterior one)

@@ -172,6 +172,19 @@ def test_synthetic_patient_segments(synthetic_patient):
     assert again.assignments[branch] == edited[branch]
 
 
+def test_right_sectors_divide_where_their_own_vein_divides(synthetic_patient):
+    """Segments 8/5 and 7/6 part where the sector's vein divides, not at the height of the
+    portal bifurcation: on an automatic liver mask the bifurcation moved 7 mm up and took the
+    lower half of a segment-7 lesion into segment 6."""
+    case = synthetic_patient
+    liver = sitk.Cast(sitk.ReadImage(str(case.truth_dir / "liver.nii.gz")), sitk.sitkUInt8)
+    vessels = sitk.Cast(sitk.ReadImage(str(case.truth_dir / "vessels.nii.gz")), sitk.sitkUInt8)
+    tree = V.analyse_vessels(vessels, liver)
+    labels = S.branch_segments(tree)
+    tree.portal_bifurcation_lps_mm = tuple(np.add(tree.portal_bifurcation_lps_mm, (0, 0, 8.0)))
+    assert S.branch_segments(tree) == labels
+
+
 @pytest.mark.realdata
 @pytest.mark.parametrize("liver_source", ["reference", "automatic"])
 def test_ircadb_segments_are_plausible(shared_data, liver_source):
