@@ -70,7 +70,7 @@ class PlanningContext:
         self.index[liver_c] = np.arange(self.n, dtype=np.int32)
         self.zyx_f = self.zyx.astype(np.float32)
         self.mm = self.zyx_f * self.spacing_zyx.astype(np.float32)
-        self.faces = self._face_pairs()
+        self.faces, self._axes = self._face_pairs()
         self._flat = np.flatnonzero(liver_c)      # liver voxels in the crop, in index order
         steps.report(0.2, "Couinaud segments")
         self.segment = self._segments(segments, box, liver_c)
@@ -96,11 +96,11 @@ class PlanningContext:
                    info=case.info, progress=progress, cancel=cancel)
 
     # --- precomputation ---------------------------------------------------------------------
-    def _face_pairs(self) -> np.ndarray:
+    def _face_pairs(self) -> tuple[np.ndarray, list]:
         """(F, 2) liver voxel pairs that share a face (6-neighbours), each pair once: along z,
-        then y, then x, in the order of the crop grid. Keeps per axis where such faces are,
-        so that cut_faces can find the cut ones on the grid."""
-        pairs, self._axes = [], []
+        then y, then x, in the order of the crop grid; and per axis the neighbour slices and
+        where such faces are, so that cut_faces can find the cut ones on the grid."""
+        pairs, axes = [], []
         for axis in range(3):
             lo = [slice(None)] * 3
             hi = [slice(None)] * 3
@@ -108,8 +108,8 @@ class PlanningContext:
             a, b = self.index[tuple(lo)], self.index[tuple(hi)]
             keep = (a >= 0) & (b >= 0)
             pairs.append(np.stack([a[keep], b[keep]], axis=1))
-            self._axes.append((tuple(lo), tuple(hi), keep))
-        return np.concatenate(pairs)
+            axes.append((tuple(lo), tuple(hi), keep))
+        return np.concatenate(pairs), axes
 
     def _segments(self, segments, box, liver_c) -> np.ndarray:
         """Couinaud number per liver voxel; liver voxels the map leaves at 0 take the nearest
