@@ -96,11 +96,8 @@ def run(args) -> int:
     if planfile is not None:
         check_same_series(case, planfile, plan_path)
     chosen = args.pdf or args.meshes or args.seg
-    plan = planfile.plan if planfile else None
     result = export_case(
-        case, args.out, plan=plan, strategies=planfile.strategies if planfile else (),
-        followup=planfile.followup if planfile else None,
-        pdf=args.pdf if chosen else plan is not None,
+        case, args.out, planfile=planfile, pdf=args.pdf if chosen else planfile is not None,
         meshes=args.meshes or not chosen, seg=args.seg or not chosen, send=args.send,
         deidentify=Deidentifier(pseudonym=args.pseudonym) if args.deidentify else False,
         progress=bar)

@@ -136,20 +136,22 @@ def _icg(case: Case, resected: sitk.Image | None, steps: Steps):
     return surface, transection, icg_view.render_nir_view(mesh, surface, window_size=(900, 700))
 
 
-def export_case(case: Case, out_dir: str | Path, *, plan=None, strategies=(), followup=None,
-                pdf: bool = True, meshes: bool = True, seg: bool = True,
-                send: str | None = None, deidentify: bool | Deidentifier = False,
-                planfile: PlanFile | None = None, progress=None, cancel=None) -> ExportResult:
-    """Export `case` (and its `plan`, a planner Plan) to `out_dir`; optionally C-STORE to `send`.
+def export_case(case: Case, out_dir: str | Path, *, planfile: PlanFile | None = None,
+                plan_json: bool = False, pdf: bool = True, meshes: bool = True,
+                seg: bool = True, send: str | None = None,
+                deidentify: bool | Deidentifier = False, progress=None,
+                cancel=None) -> ExportResult:
+    """Export `case` and its plan (`planfile`: the plan, its strategies and follow-up, which go
+    into the report) to `out_dir`; optionally C-STORE to `send`.
 
-    `strategies` (planner Strategy objects) and `followup` (a FollowUp) go into the report;
-    `planfile`, when given, is written as the plan JSON (with de-identified series identifiers
-    when `deidentify`).
+    `plan_json`: also write the plan file (with de-identified series identifiers when
+    `deidentify`).
 
     Raises ExportError with a clear message when an input is missing or a write or send fails;
     files completed before the failure stay intact, nothing half-written is left.
     """
     steps = Steps(progress, cancel)
+    plan = planfile.plan if planfile is not None else None
     if case.label(LIVER) is None or not sitk.GetArrayViewFromImage(case.label(LIVER)).any():
         raise ExportError("there is no liver segmentation to export; segment the liver first")
     if pdf and plan is None:
@@ -203,8 +205,8 @@ def export_case(case: Case, out_dir: str | Path, *, plan=None, strategies=(), fo
         content = ReportInput(
             identification=identification(case, header, deid), plan_name=plan.name, result=result,
             patient=plan.patient.to_dict(), volumes_ml=volumetry_rows(case, result),
-            strategies=[x.to_dict() for x in strategies],
-            followup=followup.to_dict() if followup is not None else None,
+            strategies=[x.to_dict() for x in planfile.strategies],
+            followup=planfile.followup.to_dict() if planfile.followup is not None else None,
             surface=surface.to_dict() if surface else None,
             transection=transection.to_dict() if transection else None, figures=figures,
             slices=slices, warnings=list(case.warnings))
@@ -219,7 +221,7 @@ def export_case(case: Case, out_dir: str | Path, *, plan=None, strategies=(), fo
             out.files.append(write_dicom(doc, folder / REPORT_DICOM_FILE))
             to_send.append(out.files[-1])
 
-    if planfile is not None:
+    if plan_json and planfile is not None:
         if deid is not None:
             planfile = replace(planfile, series=deid.series(planfile.series))
         out.files.append(plan_path(folder))

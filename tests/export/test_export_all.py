@@ -27,7 +27,7 @@ def pdf_text(path):
 @pytest.fixture(scope="module")
 def exported(small_loaded_case, small_plan, tmp_path_factory):
     out = tmp_path_factory.mktemp("export")
-    return export_case(small_loaded_case, out, plan=small_plan)
+    return export_case(small_loaded_case, out, planfile=PlanFile(small_plan))
 
 
 def test_everything_is_written(exported):
@@ -86,7 +86,7 @@ def test_models_follow_the_plan(exported, small_loaded_case, small_plan):
 
 def test_deidentified_export_carries_no_identity(small_loaded_case, small_plan, tmp_path):
     deid = Deidentifier(pseudonym="LP-CASE-7", date_shift_days=-30)
-    export_case(small_loaded_case, tmp_path, plan=small_plan, meshes=False, deidentify=deid,
+    export_case(small_loaded_case, tmp_path, meshes=False, deidentify=deid, plan_json=True,
                 planfile=PlanFile(small_plan, series_inputs(small_loaded_case.info)))
     text = pdf_text(tmp_path / "report.pdf")
     assert "LP-CASE-7" in text and "Doe" not in text and "PAT-0042" not in text
@@ -116,7 +116,7 @@ def test_deidentified_export_carries_no_identity(small_loaded_case, small_plan, 
 def test_unreachable_pacs_keeps_every_file_and_the_plan(small_loaded_case, small_plan, tmp_path):
     planfile = PlanFile(small_plan, series_inputs(small_loaded_case.info))
     with pytest.raises(ExportError, match=f"complete in {tmp_path}"):
-        export_case(small_loaded_case, tmp_path, plan=small_plan, meshes=False, pdf=False,
+        export_case(small_loaded_case, tmp_path, meshes=False, pdf=False, plan_json=True,
                     planfile=planfile, send=f"NOBODY@127.0.0.1:{_free_port()}")
     assert load_plan(plan_path(tmp_path)).plan.result == small_plan.result
     assert (tmp_path / "segmentation.dcm").is_file()
@@ -131,7 +131,7 @@ def test_no_segmentation_is_refused(small_loaded_case, tmp_path):
 
 def test_report_without_a_plan_is_refused(small_loaded_case, tmp_path):
     with pytest.raises(ExportError, match="needs a resection plan"):
-        export_case(small_loaded_case, tmp_path / "out", plan=None, pdf=True)
+        export_case(small_loaded_case, tmp_path / "out", pdf=True)
     assert not (tmp_path / "out").exists()
 
 
@@ -171,5 +171,5 @@ def test_a_plan_made_on_other_masks_is_refused(small_loaded_case, small_plan, tm
     liver[:, :, 0:3] = 0                               # the liver was edited after planning
     edited.set_label(LIVER, liver)
     with pytest.raises(ExportError, match="liver segmentation has changed since the plan"):
-        export_case(edited, tmp_path / "out", plan=small_plan)
+        export_case(edited, tmp_path / "out", planfile=PlanFile(small_plan))
     assert not (tmp_path / "out").exists()

@@ -33,16 +33,6 @@ NO_PLAN = "No kept plan: keep a plan in the Plan step first (needed for the PDF 
           "the plan JSON)."
 
 
-def export(case, folder, planfile=None, *, plan_json: bool, deidentify: bool, progress=None,
-           cancel=None, **options) -> ExportResult:
-    """export_case with the kept plan (its strategies and follow-up, and its plan file)."""
-    return export_case(case, folder, plan=planfile.plan if planfile else None,
-                       strategies=planfile.strategies if planfile else (),
-                       followup=planfile.followup if planfile else None,
-                       planfile=planfile if plan_json else None, deidentify=deidentify,
-                       progress=progress, cancel=cancel, **options)
-
-
 def echo(text: str, *, progress=None, cancel=None) -> str:
     """C-ECHO the PACS named AE@HOST:PORT; its normalised address when it answers."""
     target = pacs.PacsTarget.parse(text)
@@ -183,8 +173,8 @@ class ExportPanel(QWidget):
         # A snapshot: edits made while the export runs neither mix into it nor are lost.
         snapshot = replace(case, labels=dict(case.labels), plans=list(case.plans),
                            warnings=list(case.warnings))
-        self.task = Task("Export", export, snapshot, folder, planfile, send=target or None,
-                         **options)
+        self.task = Task("Export", export_case, snapshot, folder, planfile=planfile,
+                         send=target or None, **options)
         self.task.progress.connect(self._on_progress)
         self.task.failed.connect(self._on_failed)
         self.task.cancelled.connect(self._on_cancelled)
