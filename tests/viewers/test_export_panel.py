@@ -7,7 +7,8 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt, QUrl, Slot
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import QMessageBox
 
 from liverplan.case import LABEL_NAMES, LIVER
@@ -90,6 +91,29 @@ def test_export_writes_the_report_models_seg_and_plan_and_lists_them(
     status = panel.status     # the screenshot once the wrapped status has its second line
     qtbot.waitUntil(lambda: status.height() >= status.heightForWidth(status.width()))
     window.grab().save(str(output_dir / "viewer_10_export.png"))
+
+    # Double-clicking a listed file asks the desktop to open the export folder (the desktop's
+    # file browser is replaced by a URL handler: there is none under Xvfb).
+    opened = OpenedUrls()
+    QDesktopServices.setUrlHandler("file", opened, "open")
+    try:
+        rect = panel.files.visualItemRect(panel.files.item(0))
+        # a double-click as a mouse makes it: press, release, then the second press
+        qtbot.mouseClick(panel.files.viewport(), Qt.LeftButton, pos=rect.center())
+        qtbot.mouseDClick(panel.files.viewport(), Qt.LeftButton, pos=rect.center())
+    finally:
+        QDesktopServices.unsetUrlHandler("file")
+    assert opened.paths == [str(folder)]
+
+
+class OpenedUrls(QObject):
+    def __init__(self):
+        super().__init__()
+        self.paths = []
+
+    @Slot(QUrl)
+    def open(self, url):
+        self.paths.append(url.toLocalFile())
 
 
 def test_export_after_a_liver_edit_is_refused_and_keeps_the_earlier_files(
