@@ -14,6 +14,7 @@ from liverplan.volumetry.liver import (LiverParameters, _include_hypodense, make
 
 SPACING = (2.0, 2.0, 3.0)      # x, y, z mm
 SIZE = (128, 104, 64)          # x, y, z voxels
+LIVER_CENTRE_MM = (-40.0, 0.0, 110.0)
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -49,7 +50,7 @@ def synthetic_abdomen(*, liver_hu=110.0, lesions=(), with_liver=True, with_lungs
     a[_ellipsoid(x, y, z, (12, 30, 90), (9, 9, 200))] = 160.0     # aorta
     a[_ellipsoid(x, y, z, (60, 20, 110), (28, 38, 45))] = 115.0   # spleen, on the left
     a[_ellipsoid(x, y, z, (-45, 40, 40), (22, 20, 35))] = 180.0   # right kidney
-    liver = _ellipsoid(x, y, z, (-40, 0, 110), (60, 55, 45)) & body if with_liver \
+    liver = _ellipsoid(x, y, z, LIVER_CENTRE_MM, (60, 55, 45)) & body if with_liver \
         else np.zeros(x.shape, bool)
     a[liver] = liver_hu
     tumors = np.zeros(x.shape, np.uint16)
@@ -146,14 +147,17 @@ def test_lesion_depths_below_the_capsule_match_the_truth(synthetic_patient):
 
 
 def _with_piece_on_a_neck(centre_mm, *, neck_radius_mm=12.0, radius_mm=18.0):
-    """(CT, truth liver, piece): the synthetic abdomen plus a ball of liver HU beside the liver
-    on the patient's left of it, joined by a bar of liver HU (the neck) along x; the neck is a
-    little thicker than twice the core depth, so the core runs through it one voxel thin."""
+    """(CT, truth liver, piece): the synthetic abdomen plus a ball of liver HU outside the liver,
+    joined to it by a bar of liver HU (the neck) towards the liver's centre; the neck is a little
+    thicker than twice the core depth, so the core runs through it one voxel thin."""
     image, liver, _ = synthetic_abdomen()
     x, y, z = _mm_grid()
-    c = centre_mm
+    c, axis = np.array(centre_mm), np.array(LIVER_CENTRE_MM) - centre_mm
+    t = np.clip(((x - c[0]) * axis[0] + (y - c[1]) * axis[1] + (z - c[2]) * axis[2])
+                / axis.dot(axis), 0.0, 1.0)
     piece = _ellipsoid(x, y, z, c, (radius_mm,) * 3)
-    piece |= ((y - c[1]) ** 2 + (z - c[2]) ** 2 <= neck_radius_mm ** 2) & (x > -20) & (x < c[0])
+    piece |= (x - c[0] - t * axis[0]) ** 2 + (y - c[1] - t * axis[1]) ** 2 \
+        + (z - c[2] - t * axis[2]) ** 2 <= neck_radius_mm ** 2
     piece &= ~liver
     a = sitk.GetArrayFromImage(image)
     a[piece] = 110 + np.random.default_rng(1).normal(0, 8.0, np.count_nonzero(piece))
@@ -165,11 +169,12 @@ def _with_piece_on_a_neck(centre_mm, *, neck_radius_mm=12.0, radius_mm=18.0):
 @pytest.mark.parametrize("centre_mm, joins", [
     ((26.0, -5.0, 78.0), False),     # low and medial: a pancreatic head / duodenum
     ((36.0, -40.0, 118.0), True),    # mid-height, anterior, medial: a left lobe beyond a neck
+    ((-60.0, -30.0, 45.0), True),    # low and lateral: a right lobe tip (Riedel's lobe)
 ])
 def test_piece_beyond_a_neck_is_dropped_only_low_and_medial(centre_mm, joins):
     """The liver spans z 65-155 mm. Liver-HU tissue joined through a neck just deeper than the
     core depth joined the liver wherever it lay (3D-IRCADb-01's pancreatic head); it is left out
-    in the lowest third of the liver's height medial of it, and kept higher up."""
+    in the lowest third of the liver's height medial of it, and kept higher up or laterally."""
     ct, liver, piece = _with_piece_on_a_neck(centre_mm)
     mask = sitk.GetArrayFromImage(segment_liver(ct).mask) > 0
     joined = np.count_nonzero(mask & piece) / np.count_nonzero(piece)
