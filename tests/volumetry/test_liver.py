@@ -182,6 +182,16 @@ def test_piece_beyond_a_neck_is_dropped_only_low_and_medial(centre_mm, joins):
     assert np.count_nonzero(mask & liver) >= 0.99 * np.count_nonzero(liver)
 
 
+def test_nothing_is_dropped_when_the_scan_cuts_off_the_liver_s_lower_end():
+    """The liver's height, and so what is low, is unknown then; the liver is warned about."""
+    ct, _, piece = _with_piece_on_a_neck((26.0, -5.0, 78.0))
+    first = 22                                  # z 66 mm: the liver's lowest 1 mm is cut off
+    result = segment_liver(ct[:, :, first:])
+    mask = sitk.GetArrayFromImage(result.mask) > 0
+    assert np.count_nonzero(mask & piece[first:]) > 0.9 * np.count_nonzero(piece[first:])
+    assert any("runs off" in w for w in result.warnings)
+
+
 def test_unenhanced_series_warns():
     image, _, _ = synthetic_abdomen(liver_hu=60.0)
     result = segment_liver(image)
