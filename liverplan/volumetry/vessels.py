@@ -429,12 +429,15 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
         radius_ivc = radius[in_ivc].max()
         draining = (ends <= radius_ivc + IVC_REACH_MM) & cranial
         sources[HEPATIC] = sorted(set(np.nonzero(in_ivc | draining)[0]) - {roots[PORTAL]})
+    # the portal trunk outside the liver is followed through branches at least half as thick
+    # as it, not as thick as the IVC: its right and left portal veins before they enter the
+    # liver are thinner than the IVC, and dropping them cut the trunk from the intrahepatic tree
+    trunk = _piece(sk, roots[PORTAL], outside & ~in_ivc & (radius >= 0.5 * radius[roots[PORTAL]]))
     if portal_seed is None and outside[roots[PORTAL]]:
-        sources[PORTAL] = sorted(set(_piece(sk, roots[PORTAL], thick & ~in_ivc))
-                                 - set(sources[HEPATIC]) | {roots[PORTAL]})
+        sources[PORTAL] = sorted(set(trunk) - set(sources[HEPATIC]) | {roots[PORTAL]})
     # outside the liver only the two root vessels are kept (not the aorta, crus or kidney)
     keep = (set(_piece(sk, roots[HEPATIC], thick | in_ivc)) | set(np.nonzero(in_ivc)[0])
-            | set(_piece(sk, roots[PORTAL], thick & ~in_ivc)))
+            | set(trunk))
     dropped = [i for i in np.nonzero(outside)[0] if i not in keep and i not in roots.values()]
     return roots, sources, dropped
 

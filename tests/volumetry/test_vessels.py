@@ -196,10 +196,11 @@ def test_ircadb_vessels(shared_data):
     result = V.segment_vessels(ct, liver)
     got = sitk.GetArrayViewFromImage(result.vessels)
     inside = ref > 0
-    # measured: portal 0.62, hepatic 0.58 (target 0.70 each, not met yet)
-    assert _dice((got > 0) & inside, (ref == 3) | (ref == 4)) >= 0.60
-    assert _dice((got == V.PORTAL) & inside, ref == 3) >= 0.57
-    assert _dice((got == V.HEPATIC) & inside, ref == 4) >= 0.53
+    # measured: both systems 0.65, portal 0.64, hepatic 0.59 (target 0.70 each, not met yet);
+    # portal 0.62 / hepatic 0.58 while the portal trunk was cut from the intrahepatic tree
+    assert _dice((got > 0) & inside, (ref == 3) | (ref == 4)) >= 0.62
+    assert _dice((got == V.PORTAL) & inside, ref == 3) >= 0.61
+    assert _dice((got == V.HEPATIC) & inside, ref == 4) >= 0.56
     # the bifurcation against the same definition read from the reference portal tree (the
     # IVC found in the CT keeps the portal root at the hilum; it was 71 mm off without it)
     reference = V.analyse_vessels(image_from_array(
@@ -245,3 +246,30 @@ def test_blood_leaves_out_the_rim_of_bone():
     blood = V._blood(smooth, 150.0, 400.0, np.array([1.0, 1.0, 1.0]))
     assert blood[:, 30:34, 30:34].all()
     assert not blood[:, 9].any() and not blood[:, 10:20, 10:20].any()
+
+
+def test_portal_trunk_is_kept_through_its_thinner_veins_outside_the_liver():
+    """The portal trunk below the liver (r 5 mm) splits into its right and left veins (r 3 mm,
+    most of them outside the liver) next to a thicker IVC (r 8 mm): those veins are kept as part
+    of the trunk, not dropped like the other vessels outside the liver (they were dropped when
+    they had to be as thick as the IVC, cutting the trunk from the intrahepatic tree)."""
+    shape = (80, 90, 90)                                      # z, y, x on a 1 mm grid
+    liver = np.zeros(shape, bool)
+    liver[30:75, 10:60, 10:80] = True
+    ivc = np.zeros(shape, np.uint8)
+    _tube(ivc, (-5, 70, 45), (85, 70, 45), 8, 1)             # IVC behind the liver
+    v = ivc.copy()
+    _tube(v, (0, 30, 50), (20, 30, 50), 5, 1)                # portal trunk below the liver
+    _tube(v, (20, 30, 50), (34, 30, 30), 3, 1)               # right and left portal veins
+    _tube(v, (20, 30, 50), (34, 30, 70), 3, 1)
+    for x_end in (20, 45, 70):                                # hepatic veins into the IVC
+        _tube(v, (66, 62, 45), (56, 20, x_end), 2.5, 1)
+    sk = skeletonize_mask(v > 0, np.ones(3))
+    grid = sitk.Image([shape[2], shape[1], shape[0]], sitk.sitkUInt8)    # LPS = (x, y, z)
+    roots, sources, dropped = V._find_roots(sk, liver, ivc > 0, grid, None, None, [])
+    trunk_z = np.mean(sk.branch_voxels[roots[V.PORTAL]][:, 0])
+    assert trunk_z < 30 and np.mean(sk.branch_voxels[roots[V.HEPATIC]][:, 1]) > 60
+    veins = [i for i, p in enumerate(sk.branch_voxels)
+             if np.any((p[:, 0] > 22) & (p[:, 0] < 29) & (np.abs(p[:, 1] - 30) <= 3))]
+    assert len(veins) == 2 and not set(veins) & set(dropped)
+    assert set(veins) <= set(sources[V.PORTAL])
