@@ -9,8 +9,8 @@ import SimpleITK as sitk
 from liverplan.errors import InputError, SegmentationError
 from liverplan.evidence import LIVER_ENHANCED_MIN_HU
 from liverplan.geometry import index_to_lps, mask_volume_ml
-from liverplan.volumetry.liver import (LiverParameters, _include_hypodense, make_model,
-                                       segment_liver, segment_liver_from_seed)
+from liverplan.volumetry.liver import (LiverParameters, _covering_box, _include_hypodense, bbox,
+                                       make_model, segment_liver, segment_liver_from_seed)
 
 SPACING = (2.0, 2.0, 3.0)      # x, y, z mm
 SIZE = (128, 104, 64)          # x, y, z voxels
@@ -190,6 +190,32 @@ def test_nothing_is_dropped_when_the_scan_cuts_off_the_liver_s_lower_end():
     mask = sitk.GetArrayFromImage(result.mask) > 0
     assert np.count_nonzero(mask & piece[first:]) > 0.9 * np.count_nonzero(piece[first:])
     assert any("runs off" in w for w in result.warnings)
+
+
+def test_covering_box_holds_every_ct_voxel_interpolated_from_the_coarse_mask():
+    """The surface band is resampled from the coarse grid only inside this box: on an oblique,
+    anisotropic CT grid it must hold every CT voxel that linear interpolation puts in the band
+    (what resampling the whole CT grid finds), and not the whole grid."""
+    ct = sitk.Image([90, 80, 100], sitk.sitkInt16)
+    ct.SetSpacing((0.8, 0.8, 0.5))
+    ct.SetOrigin((-30.0, -20.0, -40.0))
+    c, s_ = np.cos(0.3), np.sin(0.3)
+    ct.SetDirection((c, -s_, 0.0, s_, c, 0.0, 0.0, 0.0, 1.0))
+    z, y, x = np.mgrid[:40, :40, :40]
+    # a map that jumps from 0 to 8 mm (the farthest interpolation reaches below 4 mm)
+    dist = np.where((x - 18.3) ** 2 + (y - 22.6) ** 2 + (z - 19.4) ** 2 <= 36.0, 0.0, 8.0)
+    coarse = sitk.GetImageFromArray(dist.astype(np.float32))
+    coarse.SetSpacing((2.0, 2.0, 2.0))
+    coarse.SetOrigin((-40.0, -40.0, -50.0))
+    everywhere = sitk.GetArrayFromImage(sitk.Resample(coarse, ct, sitk.Transform(), sitk.sitkLinear,
+                                                      1e3, sitk.sitkFloat32)) < 4.0
+    box = _covering_box(coarse, dist < 4.0, ct)
+    inside = np.zeros(everywhere.shape, bool)
+    inside[box] = True
+    assert everywhere.any() and not (everywhere & ~inside).any()
+    size = lambda b: np.prod([s.stop - s.start for s in b])     # noqa: E731
+    # one coarse voxel around a 24 mm ball, turned: 2.0x its box (the CT grid: 15x)
+    assert size(box) < 3.0 * size(bbox(everywhere))
 
 
 def test_unenhanced_series_warns():
