@@ -39,6 +39,7 @@ SECTORS = {"right anterior": (5, 8), "right posterior": (6, 7), "left medial": (
            "left lateral": (2, 3)}
 HEMILIVERS = {"right": (5, 6, 7, 8), "left": (2, 3, 4), "caudate": (1,)}
 _CAUDATE_BEHIND_MM = 8.0     # caudate branches run this far behind the bifurcation or more
+_BRIDGE_TRUST_MM = 10.0      # a piece joined to the tree across a wider gap seeds nothing
 
 
 @dataclass(frozen=True)
@@ -142,12 +143,19 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
 def _territory_seeds(vessels: VesselResult, labels: dict, clearance_mm: float):
     """Centerline points of the labelled branches inside the liver, leaving out those within
     `clearance_mm` of a trunk (a branch feeding several segments): a segment's territory is
-    fed by its branch beyond the trunk, not by the stump on it."""
+    fed by its branch beyond the trunk, not by the stump on it. Pieces the tree reached only
+    across a wide gap are left out too, unless their segment has no other: which branch they
+    belong to is a guess (a 3-voxel fragment by the left hepatic vein, joined 23 mm away from
+    a segment-2 branch, carried segment 2 across 4)."""
     trunks = [b.id for b in vessels.branches.values() if b.system == 1 and b.id not in labels]
     near_trunk = cKDTree(_points(vessels, trunks)) if trunks else None
+    trusted = {b for b in labels if _gap_to_parent_mm(vessels, b) <= _BRIDGE_TRUST_MM}
+    trusted |= {b for b, s in labels.items() if s not in {labels[t] for t in trusted}}
     seeds, segs = [], []
     for b, s in labels.items():
         branch = vessels.branches[b]
+        if b not in trusted:
+            continue
         p = np.asarray(branch.points_lps_mm)
         keep = np.asarray(branch.depths_mm) > 0 if branch.depths_mm else np.ones(len(p), bool)
         if near_trunk is not None:
@@ -159,6 +167,17 @@ def _territory_seeds(vessels: VesselResult, labels: dict, clearance_mm: float):
     if not seeds:
         raise SegmentationError("No portal branch lies inside the liver; check the vessels.")
     return np.concatenate(seeds), np.concatenate(segs)
+
+
+def _gap_to_parent_mm(vessels: VesselResult, b: int) -> float:
+    """How far branch `b` starts from its parent (0 for a root; a few mm where the skeleton
+    joins at a junction, more where a gap in the vessel mask was bridged)."""
+    branch = vessels.branches[b]
+    if branch.parent is None:
+        return 0.0
+    ends = np.asarray(branch.points_lps_mm)[[0, -1]]
+    parent = np.asarray(vessels.branches[branch.parent].points_lps_mm)
+    return float(np.linalg.norm(parent[:, None] - ends[None], axis=2).min())
 
 
 @dataclass(frozen=True)
