@@ -37,6 +37,7 @@ PORTAL, HEPATIC = 1, 2
 SYSTEM_NAMES = {PORTAL: "portal venous system", HEPATIC: "hepatic veins and IVC"}
 HEPATIC_VEIN_NAMES = ("right", "middle", "left")
 IVC_REACH_MM = 35.0
+IVC_WALL_MM = 1.5        # vessel voxels this close to the IVC's blood column are its blurred wall
 # The hepatic veins join the IVC in the liver's upper two fifths: from this fraction of the
 # liver's cranio-caudal height up (one anatomical assumption, used wherever the code tells the
 # confluence region from the portal hilum below it).
@@ -115,16 +116,24 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
     # the IVC is added whole, and a 2 mm ring around it outside the liver is kept clear, so
     # that the portal vein lying against it at the epiploic foramen does not merge with it;
     # only in the liver's lower three fifths: above, the hepatic veins join it
-    ring = ndi.maximum_filter(ivc, size=tuple(2 * np.ceil(2.0 / sp).astype(int) + 1)) & ~ivc
     zs = np.nonzero(inside.any(axis=(1, 2)))[0]
-    ring[int(zs[0] + CONFLUENCE_HEIGHT_FRACTION * (zs[-1] - zs[0])):] = False
+    confluence = int(zs[0] + CONFLUENCE_HEIGHT_FRACTION * (zs[-1] - zs[0]))
+    ring = _within(ivc, 2.0, sp) & ~ivc
+    ring[confluence:] = False
     mask = _extrahepatic(mask | ivc, blood & ~(ring & ~inside), inside, sp, extrahepatic_mm)
+    # Inside the liver the vessel graph is cut 2 mm around the IVC and its blurred wall (the
+    # vessel voxels within IVC_WALL_MM of its blood column) below the confluence too: a portal
+    # branch running past the IVC there (the caudate's) would otherwise be reached by the
+    # hepatic front, which starts from the whole IVC. The cut voxels stay vessels.
+    wall = _within(ivc, IVC_WALL_MM, sp) & mask
+    cut = _within(wall, 2.0, sp) & ~wall & inside
+    cut[confluence:] = False
     warnings = []
     if not mask.any():
         raise SegmentationError("No enhanced vessels were found inside the liver: check that the "
                                 "scan is a contrast-enhanced portal-venous phase.")
     steps.report(0.45, "Vessel centerlines")
-    labels = _separate(mask, crop, inside, ivc, graph_spacing_mm, portal_seed_lps_mm,
+    labels = _separate(mask, crop, inside, ivc, cut, graph_spacing_mm, portal_seed_lps_mm,
                        hepatic_seed_lps_mm, warnings, steps.sub(0.45, 0.8))
     full = np.zeros(tuple(reversed(ct.GetSize())), np.uint8)
     full[box] = labels
@@ -270,6 +279,11 @@ def _extrahepatic(mask, bright, inside, sp, reach_mm):
     return keep[cc]
 
 
+def _within(mask: np.ndarray, mm: float, sp) -> np.ndarray:
+    """`mask` grown by `mm` along each axis (a box)."""
+    return ndi.maximum_filter(mask, size=tuple(2 * np.ceil(mm / np.asarray(sp)).astype(int) + 1))
+
+
 def _drop_small(mask: np.ndarray, min_voxels: float) -> np.ndarray:
     cc, n = ndi.label(mask, np.ones((3, 3, 3), bool))
     sizes = np.bincount(cc.ravel())
@@ -289,16 +303,17 @@ def _to_grid(mask: np.ndarray, crop: sitk.Image, spacing_mm: float, *, label: bo
     return (a if label else a >= 0.5), out
 
 
-def _separate(mask, crop, inside, ivc, spacing_mm, portal_seed, hepatic_seed, warnings, steps,
-              direction_weight: float = 5.0):
+def _separate(mask, crop, inside, ivc, cut, spacing_mm, portal_seed, hepatic_seed, warnings,
+              steps, direction_weight: float = 5.0):
     """Label each vessel voxel 1 (portal) or 2 (hepatic) by competing fronts on the skeleton.
 
     Each system's front starts from its whole root vessel (the IVC, the portal trunk) and
     crosses a branch more cheaply the better it points at that root: portal branches radiate
     from the hilum, hepatic veins converge on the IVC, so where the two trees touch each front
-    keeps to its own branches.
+    keeps to its own branches. `cut`: voxels left out of the branch graph (they still get the
+    system of their nearest branch).
     """
-    iso, grid = _to_grid(mask, crop, spacing_mm)
+    iso, grid = _to_grid(mask & ~cut, crop, spacing_mm)
     liver_iso, _ = _to_grid(inside, crop, spacing_mm)
     ivc_iso, _ = _to_grid(ivc, crop, spacing_mm)
     sk = skeletonize_mask(iso, np.full(3, spacing_mm))
