@@ -150,7 +150,8 @@ def _territory_seeds(vessels: VesselResult, labels: dict, clearance_mm: float):
     trunks = [b.id for b in vessels.branches.values() if b.system == 1 and b.id not in labels]
     near_trunk = cKDTree(_points(vessels, trunks)) if trunks else None
     trusted = {b for b in labels if _gap_to_parent_mm(vessels, b) <= _BRIDGE_TRUST_MM}
-    trusted |= {b for b, s in labels.items() if s not in {labels[t] for t in trusted}}
+    seeded = {labels[b] for b in trusted}
+    trusted |= {b for b, s in labels.items() if s not in seeded}
     seeds, segs = [], []
     for b, s in labels.items():
         branch = vessels.branches[b]
