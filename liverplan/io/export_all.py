@@ -157,6 +157,8 @@ def export_case(case: Case, out_dir: str | Path, *, planfile: PlanFile | None = 
     if pdf and plan is None:
         raise ExportError("the report needs a resection plan; make a plan first (or export "
                           "without --pdf)")
+    if plan_json and plan is None:
+        raise ExportError("the plan JSON needs a resection plan; make a plan first")
     if plan is not None:
         _check_plan_matches(case, plan)
     source_files = list(getattr(case.info, "files", None) or [])
@@ -221,7 +223,7 @@ def export_case(case: Case, out_dir: str | Path, *, planfile: PlanFile | None = 
             out.files.append(write_dicom(doc, folder / REPORT_DICOM_FILE))
             to_send.append(out.files[-1])
 
-    if plan_json and planfile is not None:
+    if plan_json:
         if deid is not None:
             planfile = replace(planfile, series=deid.series(planfile.series))
         out.files.append(plan_path(folder))

@@ -132,6 +132,8 @@ def test_no_segmentation_is_refused(small_loaded_case, tmp_path):
 def test_report_without_a_plan_is_refused(small_loaded_case, tmp_path):
     with pytest.raises(ExportError, match="needs a resection plan"):
         export_case(small_loaded_case, tmp_path / "out", pdf=True)
+    with pytest.raises(ExportError, match="plan JSON needs a resection plan"):
+        export_case(small_loaded_case, tmp_path / "out", pdf=False, plan_json=True)
     assert not (tmp_path / "out").exists()
 
 
