@@ -37,7 +37,7 @@ PORTAL, HEPATIC = 1, 2
 SYSTEM_NAMES = {PORTAL: "portal venous system", HEPATIC: "hepatic veins and IVC"}
 HEPATIC_VEIN_NAMES = ("right", "middle", "left")
 IVC_REACH_MM = 35.0
-IVC_WALL_MM = 1.5        # vessel voxels this close to the IVC's blood column are its blurred wall
+IVC_WALL_MM = 1.5        # vessel or blood voxels this close to the IVC's blood column: its blurred wall
 IVC_CLEARANCE_MM = 2.0   # kept clear around the IVC below the confluence (portal vein, caudate)
 # The hepatic veins join the IVC in the liver's upper two fifths: from this fraction of the
 # liver's cranio-caudal height up (one anatomical assumption, used wherever the code tells the
@@ -114,21 +114,20 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
     # outside the liver only blood-like HU: not bone, not contrast-filled kidney or bowel
     blood = _blood(smooth, mode_hu + low, mode_hu + 3.0 * vessel_contrast_hu, sp)
     ivc = _ivc(blood, inside, sp)
-    # the IVC is added whole, and a ring around it outside the liver is kept clear, so
-    # that the portal vein lying against it at the epiploic foramen does not merge with it;
-    # only in the liver's lower three fifths: above, the hepatic veins join it
+    # The IVC is added whole. Around its blurred wall (the vessel or blood voxels within
+    # IVC_WALL_MM of its blood column) a layer IVC_CLEARANCE_MM thick is kept clear below the
+    # hepatic-vein confluence (the liver's lower three fifths; above, the veins join it): outside
+    # the liver it is not grown into, so the portal vein lying against the IVC at the epiploic
+    # foramen does not merge with it; inside, it is cut from the branch graph (the voxels stay
+    # vessels), so a portal branch running past the IVC (the caudate's) is not reached by the
+    # hepatic front, which starts from the whole IVC.
     zs = np.nonzero(inside.any(axis=(1, 2)))[0]
     confluence = int(zs[0] + CONFLUENCE_HEIGHT_FRACTION * (zs[-1] - zs[0]))
-    ring = _within(ivc, IVC_CLEARANCE_MM, sp) & ~ivc
-    ring[confluence:] = False
-    mask = _extrahepatic(mask | ivc, blood & ~(ring & ~inside), inside, sp, extrahepatic_mm)
-    # Inside the liver the vessel graph is cut around the IVC and its blurred wall (the
-    # vessel voxels within IVC_WALL_MM of its blood column) below the confluence too: a portal
-    # branch running past the IVC there (the caudate's) would otherwise be reached by the
-    # hepatic front, which starts from the whole IVC. The cut voxels stay vessels.
-    wall = _within(ivc, IVC_WALL_MM, sp) & mask
-    cut = _within(wall, IVC_CLEARANCE_MM, sp) & ~wall & inside
-    cut[confluence:] = False
+    wall = _within(ivc, IVC_WALL_MM, sp) & (mask | blood)
+    clear = _within(wall, IVC_CLEARANCE_MM, sp) & ~wall
+    clear[confluence:] = False
+    mask = _extrahepatic(mask | ivc, blood & ~(clear & ~inside), inside, sp, extrahepatic_mm)
+    cut = clear & inside
     warnings = []
     if not mask.any():
         raise SegmentationError("No enhanced vessels were found inside the liver: check that the "
