@@ -5,7 +5,8 @@
 Synthetic patient: Dice of each system inside the liver against truth/vessels.nii.gz, the portal
 bifurcation against truth.json, and Dice per Couinaud segment against truth/segments.nii.gz, with
 the segments computed from the segmented vessels ("auto") and from the true vessels ("true
-tree": the branch labelling alone).
+tree": the branch labelling alone). The vessel stage gets the reference liver and the reference
+tumours of each case (those a vessel may be interrupted by).
 3D-IRCADb-01: labels 3 (portal-like) and 4 (hepatic vein) are the reference vessels. The case has
 no bifurcation landmark, so the reference point is derived from label 3 with the same definition
 the software uses (liverplan.volumetry.vessels.analyse_vessels: on the tree path between the
@@ -41,8 +42,8 @@ def timed(fn, *args, **kwargs):
     return out, time.perf_counter() - start
 
 
-def vessel_row(name, ct, liver, portal_ref, hepatic_ref, bifurcation_ref):
-    result, seconds = timed(V.segment_vessels, ct, liver)
+def vessel_row(name, ct, liver, tumors, portal_ref, hepatic_ref, bifurcation_ref):
+    result, seconds = timed(V.segment_vessels, ct, liver, tumors=tumors)
     got = sitk.GetArrayViewFromImage(result.vessels)
     inside = sitk.GetArrayViewFromImage(liver) > 0
     bif = result.portal_bifurcation_lps_mm
@@ -74,7 +75,9 @@ def synthetic(root: Path | None, size: str) -> list[str]:
     truth_v.CopyInformation(ct)
     tv = sitk.GetArrayFromImage(truth_v)
     ts = sitk.GetArrayFromImage(sitk.ReadImage(str(case.truth_dir / "segments.nii.gz")))
-    row = vessel_row(f"synthetic ({size})", ct, liver, tv == 1, tv == 2,
+    tumors = sitk.ReadImage(str(case.truth_dir / "tumors.nii.gz"))
+    tumors.CopyInformation(ct)
+    row = vessel_row(f"synthetic ({size})", ct, liver, tumors, tv == 1, tv == 2,
                      case.truth["markers"]["portal_bifurcation_lps_mm"])
     true_tree = V.analyse_vessels(sitk.Cast(truth_v, sitk.sitkUInt8), liver)
     true_segs = S.couinaud_segments(liver, true_tree)
@@ -96,7 +99,8 @@ def ircadb() -> list[str]:
     ref_vessels = image_from_array(np.where(ref == 3, 1, np.where(ref == 4, 2, 0))
                                    .astype(np.uint8), ct)
     reference = V.analyse_vessels(ref_vessels, liver)
-    row = vessel_row("ircadb-01", ct, liver, ref == 3, ref == 4,
+    tumors = image_from_array((ref == 2).astype(np.uint16), ct)
+    row = vessel_row("ircadb-01", ct, liver, tumors, ref == 3, ref == 4,
                      reference.portal_bifurcation_lps_mm)
     seg = sitk.GetArrayViewFromImage(row["segments"].segments)
     pieces = [int(sitk.GetArrayFromImage(sitk.ConnectedComponent(

@@ -94,8 +94,8 @@ def vessel_stage(run: SegmentationRun, steps: Steps) -> None:
     # Liver and lesion volumetry stand on their own: a scan without usable vessels still gets
     # them, with the reason the vessels and segments are missing (never an empty map).
     try:
-        run.vessels = segment_vessels(run.volume.image, run.liver.mask, progress=steps.report,
-                                      cancel=steps.cancel)
+        run.vessels = segment_vessels(run.volume.image, run.liver.mask, tumors=run.tumors,
+                                      progress=steps.report, cancel=steps.cancel)
     except SegmentationError as exc:
         run.stage_failures.append(f"Vessels not segmented: {exc}")
 

@@ -39,6 +39,9 @@ HEPATIC_VEIN_NAMES = ("right", "middle", "left")
 IVC_REACH_MM = 35.0
 IVC_WALL_MM = 1.5        # vessel or blood voxels this close to the IVC's blood column: its blurred wall
 IVC_CLEARANCE_MM = 2.0   # kept clear around the IVC below the confluence (portal vein, caudate)
+# A vessel this close to a segmented tumour runs against it: the segmented edge can fall short of
+# the real one by a few mm (blurred edge, enhancing rim)
+TUMOUR_REACH_MM = 4.0
 # The hepatic veins join the IVC in the liver's upper two fifths: from this fraction of the
 # liver's cranio-caudal height up (one anatomical assumption, used wherever the code tells the
 # confluence region from the portal hilum below it).
@@ -90,13 +93,15 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
                     background_mm: float = 8.0, low_fraction: float = 0.45,
                     high_fraction: float = 1.1, min_piece_ml: float = 0.02,
                     graph_spacing_mm: float = 1.0, extrahepatic_mm: float = 12.0,
-                    portal_seed_lps_mm=None,
-                    hepatic_seed_lps_mm=None, progress=None, cancel=None) -> VesselResult:
+                    portal_seed_lps_mm=None, hepatic_seed_lps_mm=None,
+                    tumors: sitk.Image | None = None, progress=None,
+                    cancel=None) -> VesselResult:
     """Portal and hepatic vessels inside `liver` (a 0/1 mask on `ct`'s grid).
 
     low_fraction / high_fraction: hysteresis thresholds as fractions of the scan's vessel
     contrast (HU above the local parenchyma). The seeds override the automatic roots (a click
-    on the portal trunk / the IVC).
+    on the portal trunk / the IVC). `tumors` (lesion ids on `ct`'s grid): a vessel a tumour
+    interrupts is followed beyond it and kept in the system it belongs to.
     """
     steps = Steps(progress, cancel)
     _check_inputs(ct, liver)
@@ -109,7 +114,15 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
     contrast, mode_hu, vessel_contrast_hu = _local_contrast(smooth, inside, crop, background_mm)
     steps.report(0.25, "Vessel thresholds")
     low, high = low_fraction * vessel_contrast_hu, high_fraction * vessel_contrast_hu
-    mask = apply_hysteresis_threshold(np.where(inside, contrast, -1e3), low, high)
+    # the hysteresis connects through a tumour and its reach (but seeds nothing there): a branch
+    # it interrupts is kept beyond it, though its far part may be too faint to hold a seed
+    tumour_ids = (np.zeros(inside.shape, np.uint16) if tumors is None
+                  else sitk.GetArrayFromImage(tumors)[box])
+    tumour = tumour_ids > 0
+    passable = np.where(_within(tumour, TUMOUR_REACH_MM, sp) & inside,
+                        np.maximum(contrast, 0.5 * (low + high)), contrast)
+    mask = apply_hysteresis_threshold(np.where(inside, passable, -1e3), low, high)
+    mask &= (contrast >= low) & ~tumour
     mask = _drop_small(mask, min_piece_ml / (np.prod(sp) / 1000.0))
     # outside the liver only blood-like HU: not bone, not contrast-filled kidney or bowel
     blood = _blood(smooth, mode_hu + low, mode_hu + 3.0 * vessel_contrast_hu, sp)
@@ -133,8 +146,8 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
         raise SegmentationError("No enhanced vessels were found inside the liver: check that the "
                                 "scan is a contrast-enhanced portal-venous phase.")
     steps.report(0.45, "Vessel centerlines")
-    labels = _separate(mask, crop, inside, ivc, cut, graph_spacing_mm, portal_seed_lps_mm,
-                       hepatic_seed_lps_mm, warnings, steps.sub(0.45, 0.8))
+    labels = _separate(mask, crop, inside, ivc, cut, tumour_ids, graph_spacing_mm,
+                       portal_seed_lps_mm, hepatic_seed_lps_mm, warnings, steps.sub(0.45, 0.8))
     full = np.zeros(tuple(reversed(ct.GetSize())), np.uint8)
     full[box] = labels
     steps.report(0.8, "Vessel trees")
@@ -303,15 +316,15 @@ def _to_grid(mask: np.ndarray, crop: sitk.Image, spacing_mm: float, *, label: bo
     return (a if label else a >= 0.5), out
 
 
-def _separate(mask, crop, inside, ivc, cut, spacing_mm, portal_seed, hepatic_seed, warnings,
-              steps, direction_weight: float = 5.0):
+def _separate(mask, crop, inside, ivc, cut, tumour_ids, spacing_mm, portal_seed, hepatic_seed,
+              warnings, steps, direction_weight: float = 5.0):
     """Label each vessel voxel 1 (portal) or 2 (hepatic) by competing fronts on the skeleton.
 
     Each system's front starts from its whole root vessel (the IVC, the portal trunk) and
     crosses a branch more cheaply the better it points at that root: portal branches radiate
     from the hilum, hepatic veins converge on the IVC, so where the two trees touch each front
     keeps to its own branches. `cut`: voxels left out of the branch graph (they still get the
-    system of their nearest branch).
+    system of their nearest branch). `tumour_ids`: lesion ids on `crop`'s grid.
     """
     iso, grid = _to_grid(mask & ~cut, crop, spacing_mm)
     liver_iso, _ = _to_grid(inside, crop, spacing_mm)
@@ -324,22 +337,35 @@ def _separate(mask, crop, inside, ivc, cut, spacing_mm, portal_seed, hepatic_see
     steps.report(0.4, "Separating portal and hepatic veins")
     roots, sources, dropped = _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed,
                                           hepatic_seed, warnings)
+    comp = _components(n, sk.adjacency)
+    contacts = _tumour_contacts(sk, _to_grid(tumour_ids, crop, spacing_mm, label=True)[0],
+                                spacing_mm)
+    # a piece a tumour cut off from both root vessels continues the vessel the tumour
+    # interrupts (below); it is not a vein draining into the IVC
+    cut_off = {comp[i] for i in range(n) if contacts[i]} - {comp[r] for r in roots.values()}
+    sources[HEPATIC] = [i for i in sources[HEPATIC] if comp[i] not in cut_off]
     cost = np.array([geodesic(sk, sources[k], _alignment_cost(sk, sources[k], k, direction_weight))
                      [0].min(axis=0) for k in (PORTAL, HEPATIC)])
     system = np.where(cost[0] <= cost[1], PORTAL, HEPATIC)
     unreached = ~np.isfinite(cost).any(axis=0)
     if unreached.any():
-        # a piece connected to neither root (a vein cut off by partial volume) goes to the
-        # system whose root trunk (its branches as thick as the root) its thickest branch is
-        # nearest to: veins are thickest where they drain into the IVC, portal branches where
-        # they leave the hilum
+        # a piece connected to neither root: one against a tumour continues the vessel the
+        # tumour interrupts, the thickest connected one running against the same tumour; any
+        # other (a vein cut off by partial volume) goes to the system whose root trunk (its
+        # branches as thick as the root) its thickest branch is nearest to: veins are thickest
+        # where they drain into the IVC, portal branches where they leave the hilum
         radius = np.array([float(np.median(r)) for r in sk.radii_mm])
         roots_at = {k: cKDTree(np.concatenate([sk.branch_voxels[i] for i in _piece(
             sk, r, ~unreached & (system == k) & (radius >= 0.6 * radius[r]))]))
             for k, r in roots.items()}
-        comp = _components(n, sk.adjacency)
+        reached = ~unreached & (system > 0)
         for c in np.unique(comp[unreached]):
             members = np.nonzero(comp == c)[0]
+            touched = set().union(*(contacts[m] for m in members))
+            across = [i for i in np.nonzero(reached)[0] if contacts[i] & touched]
+            if across:
+                system[members] = system[max(across, key=lambda i: radius[i])]
+                continue
             thick = sk.branch_voxels[members[np.argmax(radius[members])]]
             d = {k: t.query(thick)[0].min() for k, t in roots_at.items()}
             system[members] = min(d, key=d.get)
@@ -354,6 +380,16 @@ def _separate(mask, crop, inside, ivc, cut, spacing_mm, portal_seed, hepatic_see
         kept = skel_sys > 0
         labels[lost] = _nearest_labels(lost, crop, grid, skel_zyx[kept], skel_sys[kept])[lost]
     return labels.astype(np.uint8)
+
+
+def _tumour_contacts(sk, tumour_ids_iso: np.ndarray, spacing_mm: float) -> list[set]:
+    """The ids of the tumours each branch runs against: its centreline within TUMOUR_REACH_MM
+    plus a vessel radius (2 mm)."""
+    if not tumour_ids_iso.any():
+        return [set() for _ in sk.branch_voxels]
+    reach = TUMOUR_REACH_MM + 2.0
+    near = ndi.maximum_filter(tumour_ids_iso, size=2 * int(reach / spacing_mm) + 1)
+    return [set(np.unique(near[tuple(v.T)]).tolist()) - {0} for v in sk.branch_voxels]
 
 
 def _alignment_cost(sk, sources: list[int], system: int, weight: float) -> np.ndarray:

@@ -162,18 +162,29 @@ def test_synthetic_patient_vessels(synthetic_patient):
     ct = load(case.dicom_dir).image
     liver = sitk.ReadImage(str(case.truth_dir / "liver.nii.gz"))
     truth = sitk.GetArrayFromImage(sitk.ReadImage(str(case.truth_dir / "vessels.nii.gz")))
+    tumors = sitk.ReadImage(str(case.truth_dir / "tumors.nii.gz"))
     liver.CopyInformation(ct)
+    tumors.CopyInformation(ct)
     liver = sitk.Cast(liver, sitk.sitkUInt8)
-    result = V.segment_vessels(ct, liver)
+    result = V.segment_vessels(ct, liver, tumors=tumors)
     got = sitk.GetArrayViewFromImage(result.vessels)
     inside = sitk.GetArrayViewFromImage(liver) > 0
     for system in (V.PORTAL, V.HEPATIC):
         assert _dice((got == system) & inside, (truth == system) & inside) >= 0.70
+    # the portal branches cut off by a tumour (the one into segment 7 runs through L1) are
+    # followed beyond it and stay portal: 56 of their 88 voxels portal, none hepatic (none
+    # found without the tumours)
+    pieces, _ = ndimage.label(truth == V.PORTAL, np.ones((3, 3, 3)))
+    sizes = np.bincount(pieces.ravel())
+    sizes[0] = 0
+    beyond = (pieces > 0) & (pieces != np.argmax(sizes))
+    assert np.count_nonzero(got[beyond] == V.PORTAL) >= 0.45 * np.count_nonzero(beyond)
+    assert np.count_nonzero(got[beyond] == V.HEPATIC) <= 0.05 * np.count_nonzero(beyond)
     bif = case.truth["markers"]["portal_bifurcation_lps_mm"]
     assert np.linalg.norm(np.subtract(result.portal_bifurcation_lps_mm, bif)) <= 10.0
     right = [result.branches[b] for b in result.portal_sides["right"]]
     assert all(np.mean(np.asarray(b.points_lps_mm)[:, 0]) < bif[0] + 5 for b in right)
-    # the segmented tree's territories: 2-8 measured 0.86-0.93; the caudate branch is found
+    # the segmented tree's territories: 2-8 measured 0.88-0.94; the caudate branch is found
     # only up to where it nears the IVC (its far half goes to the hepatic system): segment 1
     # 0.75 (see benchmarks/vessels.py)
     from liverplan.volumetry import segments as S

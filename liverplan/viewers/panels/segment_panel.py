@@ -47,7 +47,7 @@ def segment_image(image: sitk.Image, *, with_vessels: bool = True, path=None,
     labels = {LIVER: liver.mask, TUMORS: tumors}
     if with_vessels:
         try:
-            vessels = segment_vessels(image, liver.mask,
+            vessels = segment_vessels(image, liver.mask, tumors=tumors,
                                       progress=steps.sub(split[1], split[2]).report, cancel=cancel)
             segments = couinaud_segments(liver.mask, vessels,
                                          progress=steps.sub(split[2], 1.0).report, cancel=cancel)
