@@ -102,12 +102,11 @@ def ircadb() -> list[str]:
     tumors = image_from_array((ref == 2).astype(np.uint16), ct)
     row = vessel_row("ircadb-01", ct, liver, tumors, ref == 3, ref == 4,
                      reference.portal_bifurcation_lps_mm)
-    seg = sitk.GetArrayViewFromImage(row["segments"].segments)
-    pieces = [int(sitk.GetArrayFromImage(sitk.ConnectedComponent(
-        sitk.GetImageFromArray((seg == s).astype(np.uint8)), False)).max()) for s in S.SEGMENTS]
+    pieces = S.segment_pieces(row["segments"].segments)
     vols = S.segment_volumes_ml(row["segments"].segments)
     return [_format(row),
-            "    pieces per segment 1-8: " + " ".join(map(str, pieces)),
+            "    pieces per segment 1-8 (face-connected, in the liver's main body): "
+            + " ".join(str(pieces[s]) for s in S.SEGMENTS),
             "    volume per segment 1-8 (mL): " + " ".join(f"{vols[s]:.0f}" for s in S.SEGMENTS),
             f"    reference bifurcation (label 3): {np.round(reference.portal_bifurcation_lps_mm, 1)}"
             f", found: {np.round(row['result'].portal_bifurcation_lps_mm, 1)}"]

@@ -527,6 +527,17 @@ def segment_volumes_ml(segments: sitk.Image) -> dict[int, float]:
     return {s: mask_volume_ml(segments, s) for s in SEGMENTS}
 
 
+def segment_pieces(segments: sitk.Image) -> dict[int, int]:
+    """Face-connected pieces of each segment within the liver's main body (a detached island
+    of liver cannot join any segment); 1 everywhere for contiguous segments."""
+    a = sitk.GetArrayViewFromImage(segments)
+    body = sitk.GetArrayFromImage(sitk.RelabelComponent(sitk.ConnectedComponent(
+        image_from_array((a > 0).astype(np.uint8), segments), False))) == 1
+    return {s: int(sitk.GetArrayFromImage(sitk.ConnectedComponent(
+        image_from_array(((a == s) & body).astype(np.uint8), segments), False)).max())
+        for s in SEGMENTS}
+
+
 def sector_volumes_ml(segments: sitk.Image) -> dict[str, float]:
     v = segment_volumes_ml(segments)
     return {name: sum(v[s] for s in segs) for name, segs in SECTORS.items()}
