@@ -124,7 +124,8 @@ def _delineate(a: np.ndarray, core: np.ndarray, allowed: np.ndarray, tissue: Par
     rim = shell & allowed & (a > background + 2 * tissue.sd)
     if rim.sum() > 0.3 * np.count_nonzero(shell):
         lesion = ndi.binary_fill_holes(lesion | rim)   # an enhancing rim, not a vessel passing by
-    lesion = ndi.binary_opening(lesion) | core
+    opened = ndi.binary_opening(lesion) | core
+    lesion = ndi.binary_propagation(core, mask=opened)   # noise islands the opening cut off
     return dilate_mm(lesion, p.halo_mm, spacing) & allowed, _extent_mm(body, spacing)
 
 
