@@ -42,6 +42,8 @@ class LesionParameters:
     local_shell_mm: float = 5.0      # the parenchyma around a lesion is sampled this far out
     rim_mm: float = 3.0              # an enhancing rim is looked for this far around
     min_compactness: float = 0.1     # volume / sphere of its extent (drops fissures, vessels)
+    min_local_contrast_sd: float = 2.5   # a lesion's median this many SDs below the
+                                         # parenchyma around it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -190,10 +192,28 @@ def detect_lesions(image: sitk.Image, liver: sitk.Image, *,
         extent = _extent_mm(lesion, sp)
         if volume_mm3 < p.min_compactness * np.pi / 6.0 * extent ** 3:
             continue                       # long and thin: a fissure or vessel wall, not a lesion
+        if _local_contrast_sd(a, lesion, allowed[box] & (out[box] == 0), t, sp, p) \
+                < p.min_local_contrast_sd:
+            continue                       # hardly darker than the liver around it
         out[box][lesion] = len(kept) + 1
         kept.append(volume_mm3)
     steps.report(1.0, f"{len(kept)} lesion(s) found")
     return c.to_full(_by_size(out), image)
+
+
+def _local_contrast_sd(a: np.ndarray, lesion: np.ndarray, allowed: np.ndarray,
+                       tissue: Parenchyma, spacing, p: LesionParameters) -> float:
+    """How many parenchyma SDs the lesion's median lies below the parenchyma just around it
+    (`halo_mm` to `local_shell_mm` beyond its outline). Voxels brighter than the mode by 2 SDs
+    are left out of both (vessels around it, its own enhancing rim). A region darker than the
+    liver's mode only because the liver around it is darker too (a streak or beam-hardening
+    band, periportal tissue) has little contrast here."""
+    darkish = a < tissue.mode + 2 * tissue.sd
+    shell = (dilate_mm(lesion, p.local_shell_mm, spacing) & ~dilate_mm(lesion, p.halo_mm, spacing)
+             & allowed & darkish)
+    if np.count_nonzero(shell) < 20 or not (lesion & darkish).any():
+        return np.inf                      # nothing to compare: keep it
+    return float(np.median(a[shell]) - np.median(a[lesion & darkish])) / tissue.sd
 
 
 def _by_size(labels: np.ndarray) -> np.ndarray:

@@ -94,6 +94,22 @@ def test_lesion_in_brighter_parenchyma_is_outlined_against_its_surroundings():
     assert delineated(found > 0, truth > 0)
 
 
+def test_a_darker_band_fading_into_the_liver_is_not_a_lesion():
+    """A band darker than the liver's mode but fading slowly into the parenchyma around it
+    (a streak or beam-hardening band: 10 HU at its centre, falling off over 16 mm) is no lesion;
+    without the local-contrast test it was reported as one of ~45 000 voxels."""
+    image, liver, truth = liver_block(LESIONS)
+    x, y, z = _mm()
+    a = sitk.GetArrayFromImage(image) - np.where(sitk.GetArrayFromImage(liver) > 0,
+                                                 10.0 * np.exp(-np.abs(y - 15.0) / 16.0), 0.0)
+    found = sitk.GetArrayFromImage(detect_lesions(image_from_array(a.astype(np.int16), image),
+                                                  liver))
+    assert found.max() == 3
+    for k in range(1, 4):
+        ids = np.unique(found[truth == k])
+        assert len(ids[ids > 0]) == 1, f"lesion {k} split or missed"
+
+
 def test_ids_are_ordered_by_size(block):
     _, _, _, found = block
     counts = np.bincount(found.ravel())[1:]
@@ -183,3 +199,16 @@ def test_ircadb_lesions_in_the_reference_liver(shared_data):
     # (the largest metastasis came in 5 pieces).
     ids = range(1, found.max() + 1)
     assert [ndi.label(found == i, structure=np.ones((3, 3, 3)))[1] for i in ids] == [1] * len(ids)
+
+
+@pytest.mark.realdata
+def test_a_streak_band_is_not_a_lesion(shared_data):
+    """totalseg-example (20 slices) has a dark horizontal streak band across the posterior
+    right liver, darker than the liver's mode but hardly darker than the liver just around it;
+    it was reported as two lesions of 58 and 31 mL."""
+    from liverplan.io import load
+    from liverplan.volumetry.liver import segment_liver
+    image = load(shared_data / "totalseg-example" / "example_ct_dicom").image
+    found = sitk.GetArrayFromImage(detect_lesions(image, segment_liver(image).mask))
+    volumes_ml = np.bincount(found.ravel())[1:] * np.prod(image.GetSpacing()) / 1000
+    assert volumes_ml.max(initial=0.0) < 10.0
