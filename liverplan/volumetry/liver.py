@@ -183,13 +183,6 @@ def estimate_intensity(a: np.ndarray, body: np.ndarray, x_lps: np.ndarray,
     return make_model(mode, float(np.clip(np.std(near), 5.0, 15.0)), p)
 
 
-def upper_half_sd(values: np.ndarray, mode: float) -> float:
-    """Parenchyma noise from the values above the mode (tumours darken the lower half, vessels
-    are a thin bright tail): the median of a half-normal is 0.6745 SD."""
-    upper = values[values >= mode]
-    return float(np.median(upper - mode)) / 0.6745 if upper.size else 0.0
-
-
 def make_model(mode: float, sd: float, p: LiverParameters, *, hu: bool = True) -> IntensityModel:
     """The parenchyma band and the darker limits, in units of the parenchyma's own spread so
     that the same rules serve CT and, in seeded mode, MR signal. On CT (`hu`) the darker limits
