@@ -218,7 +218,8 @@ def _blood(smooth, low_hu, high_hu, sp, bone_clearance_mm: float = 2.0):
 
 
 def _ivc(blood, inside, sp, *, min_radius_mm: float = 3.0, max_width_mm: float = 40.0,
-         touch_mm: float = 3.0, step_mm: float = 8.0, skip_mm: float = 10.0) -> np.ndarray:
+         touch_mm: float = 3.0, step_mm: float = 8.0, skip_mm: float = 10.0,
+         trim_mm: float = 2.0) -> np.ndarray:
     """The IVC's lumen within the liver's height (False everywhere if it is not found).
 
     In each axial slice of the liver's upper three fifths, the blood-filled cross-sections
@@ -229,7 +230,9 @@ def _ivc(blood, inside, sp, *, min_radius_mm: float = 3.0, max_width_mm: float =
     down (centre moving less than `step_mm`; where it merges with a neighbour for up to
     `skip_mm` it is skipped), to the liver's top (the heart lies above). Where the liver mask
     wraps the IVC (a segmented liver often takes in its intrahepatic part) the cross-section
-    is followed through the blood inside the mask.
+    is followed through the blood inside the mask. Thinner vessels touching the lumen (a
+    caudate portal branch that the liver mask left outside) are trimmed off each cross-section
+    (opening by a disk of `trim_mm`): counted in the IVC they joined the hepatic front's root.
     """
     zs = np.nonzero(inside.any(axis=(1, 2)))[0]
     out = np.zeros(inside.shape, bool)
@@ -271,11 +274,24 @@ def _ivc(blood, inside, sp, *, min_radius_mm: float = 3.0, max_width_mm: float =
             if lumen is None:
                 lumen, c = nearest(*sections(blood[z]), centre)
             if lumen is not None:
-                out[z], centre, missed = lumen, c, 0
+                out[z], centre, missed = _trimmed(lumen, sp[1:], trim_mm), c, 0
             else:       # merged with a neighbour (the portal vein) or lost for a few slices
                 missed += 1
             z += direction
     return out
+
+
+def _trimmed(lumen: np.ndarray, sp_yx, radius_mm: float) -> np.ndarray:
+    """An axial cross-section without the thinner vessels attached to it: its largest piece
+    after an opening by a disk of `radius_mm`."""
+    r = np.ceil(radius_mm / np.asarray(sp_yx)).astype(int)
+    yy, xx = np.ogrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1]
+    disk = (yy * sp_yx[0]) ** 2 + (xx * sp_yx[1]) ** 2 <= radius_mm ** 2
+    opened = ndi.binary_opening(lumen, disk)
+    if not opened.any():
+        return lumen
+    lab, _ = ndi.label(opened)
+    return lab == np.argmax(np.bincount(lab.ravel())[1:]) + 1
 
 
 def _extrahepatic(mask, bright, inside, sp, reach_mm):

@@ -245,6 +245,12 @@ def test_ivc_is_the_blood_column_against_the_liver_not_the_aorta():
     wrapped[40:55, 45:62, 20:40] = True
     found = V._ivc(ivc | aorta, wrapped, np.array([2.0, 2.0, 2.0]))
     assert np.array_equal(found[z[0]:z[-1] + 1], ivc[z[0]:z[-1] + 1])
+    # a thin vessel against it outside the liver (a caudate branch the liver mask left out)
+    # is not part of it
+    branch = np.zeros_like(ivc)
+    branch[15:35, 54, 34:45] = True
+    found = V._ivc(ivc | aorta | branch, inside, np.array([2.0, 2.0, 2.0]))
+    assert np.array_equal(found[z[0]:z[-1] + 1], ivc[z[0]:z[-1] + 1])
     # without a column against the liver there is no IVC
     assert not V._ivc(aorta, inside, np.array([2.0, 2.0, 2.0])).any()
 
