@@ -37,7 +37,7 @@ PORTAL, HEPATIC = 1, 2
 SYSTEM_NAMES = {PORTAL: "portal venous system", HEPATIC: "hepatic veins and IVC"}
 HEPATIC_VEIN_NAMES = ("right", "middle", "left")
 IVC_REACH_MM = 35.0
-IVC_WALL_MM = 1.5        # vessel or blood voxels this close to the IVC's blood column: its blurred wall
+IVC_WALL_MM = 1.5        # vessel or blood voxels this close to the IVC's column: its blurred wall
 IVC_CLEARANCE_MM = 2.0   # kept clear around the IVC below the confluence (portal vein, caudate)
 # A vessel this close to a segmented tumour runs against it: the segmented edge can fall short of
 # the real one by a few mm (blurred edge, enhancing rim)
@@ -374,11 +374,10 @@ def _separate(mask, crop, inside, ivc, cut, tumour_ids, spacing_mm, portal_seed,
         roots_at = {k: cKDTree(np.concatenate([sk.branch_voxels[i] for i in _piece(
             sk, r, ~unreached & (system == k) & (radius >= 0.6 * radius[r]))]))
             for k, r in roots.items()}
-        reached = ~unreached & (system > 0)
         for c in np.unique(comp[unreached]):
             members = np.nonzero(comp == c)[0]
             touched = set().union(*(contacts[m] for m in members))
-            across = [i for i in np.nonzero(reached)[0] if contacts[i] & touched]
+            across = [i for i in np.nonzero(~unreached)[0] if contacts[i] & touched]
             if across:
                 system[members] = system[max(across, key=lambda i: radius[i])]
                 continue
