@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         self._dialogs: list[QWidget] = []
         self.question: QMessageBox | None = None   # the open Save/Discard/Cancel question
         self.load_task: Task | None = None
+        self._running: set[Task] = set()
 
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
@@ -257,6 +258,8 @@ class MainWindow(QMainWindow):
         task.finished.connect(on_result)
         task.failed.connect(self.show_error)
         task.cancelled.connect(lambda: self.log("info", f"{task.title}: cancelled; nothing changed."))
+        self._running.add(task)
+        task.done.connect(lambda: self._running.discard(task))
         if foreground:
             self.progress.track(task)
         return task.start()
@@ -576,8 +579,12 @@ class MainWindow(QMainWindow):
         self.settings.sync()
         self._autosave_timer.stop()
         self._autosave_soon.stop()
-        if self.load_task is not None:
-            self.load_task.cancel()
+        # tasks still running are stopped, and their outcome must not reach a closed window
+        # (its 3D view's plotter is released below)
+        for task in list(self._running):
+            task.cancel()
+            for signal in (task.finished, task.failed, task.cancelled):
+                signal.disconnect()
         self.clear_recovery()
         self.view3d.close_plotter()
         event.accept()

@@ -62,6 +62,7 @@ class View3D(QWidget):
         # No timed re-render (pyvistaqt's default is 5 a second, each a full frame on the UI
         # thread): the view renders when its content or camera changes.
         self.plotter = QtInteractor(self, multi_samples=0, auto_update=False)
+        self.closed = False                         # the plotter is released: build nothing
         self.plotter.set_background("#1e1e24")
         self.plotter.add_axes(xlabel="L", ylabel="P", zlabel="S")
         toolbar = QToolBar()
@@ -95,6 +96,8 @@ class View3D(QWidget):
                 if on and BY_KEY[k].label in self.labels and k not in self.meshes]
 
     def _update(self) -> None:
+        if self.closed:
+            return
         if self._task is not None and self._task.running:
             return                      # _on_built starts the next round
         todo = self.wanted()
@@ -108,6 +111,8 @@ class View3D(QWidget):
         self._task.start()
 
     def _on_built(self, meshes: dict[str, pv.PolyData], generations: dict[str, int]) -> None:
+        if self.closed:                 # delivered after the window closed
+            return
         first = not self.actors
         for key, mesh in meshes.items():
             label = BY_KEY[key].label
@@ -211,5 +216,6 @@ class View3D(QWidget):
         return path
 
     def close_plotter(self) -> None:
+        self.closed = True
         self.cancel()
         self.plotter.close()

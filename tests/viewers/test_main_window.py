@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
 
 import numpy as np
 import pyvista as pv
@@ -219,6 +220,36 @@ def test_closing_with_unsaved_changes_asks(window, qtbot, synthetic_patient):
     assert window.close() is False and window.isVisible()
     answer(QMessageBox.Discard)
     assert window.close() is True
+
+
+def test_a_task_still_running_when_the_window_closes_is_cancelled_and_reports_nothing(
+        window, qtbot):
+    from liverplan.viewers.workers import Task
+    release, results = threading.Event(), []
+
+    def slow(progress, cancel):
+        release.wait(30)
+        return "late"
+    task = window.run_task(Task("Slow work", slow), results.append)
+    window.dirty = False
+    assert window.close()
+    assert task.cancel_flag.is_set()
+    release.set()
+    wait_task(qtbot, task)      # `done` comes after any outcome, in order
+    assert results == [] and not window._running
+
+
+def test_a_closed_window_builds_no_more_surfaces(window, qtbot, synthetic_patient):
+    """The 3-D surfaces being built when the window closes are dropped and no new round
+    starts on the released plotter."""
+    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    case.set_label(LIVER, truth(synthetic_patient, "liver"))
+    task = window.view3d._task
+    assert task is not None and task.running
+    window.dirty = False
+    assert window.close()
+    wait_task(qtbot, task)
+    assert window.view3d._task is None
 
 
 def test_autosave_is_offered_after_a_crash(make_window, qtbot, synthetic_patient, tmp_path):
