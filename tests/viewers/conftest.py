@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings, QThreadPool
 import SimpleITK as sitk
 from PySide6.QtGui import QImage
 
@@ -41,6 +41,12 @@ def make_window(qtbot, tmp_path):
         window.dirty = False          # no Save/Discard question at teardown
         window.close()
         window.deleteLater()
+    # Nothing of this test outlives it: its background tasks (cancelled by the close) end, and
+    # their queued signals and the windows' deletion are handled here, not in the next test's
+    # event loop (where late deliveries into closed windows crashed the suite now and then).
+    assert QThreadPool.globalInstance().waitForDone(120_000)
+    QCoreApplication.sendPostedEvents()
+    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
 
 
 @pytest.fixture
