@@ -1,6 +1,7 @@
 """Vessels and Couinaud segments: accuracy and speed on the synthetic patient and 3D-IRCADb-01.
 
-    .venv/bin/python benchmarks/vessels.py [--phantom DIR] [--size small|full] [--skip-ircadb]
+    .venv/bin/python benchmarks/vessels.py [--phantom DIR] [--size small|full] [--seed N]
+                                          [--skip-ircadb]
 
 Synthetic patient: Dice of each system inside the liver against truth/vessels.nii.gz, the portal
 bifurcation against truth.json, and Dice per Couinaud segment against truth/segments.nii.gz, with
@@ -62,11 +63,11 @@ def vessel_row(name, ct, liver, tumors, portal_ref, hepatic_ref, bifurcation_ref
                 edit_s=edit_seconds, method=segs.method, segments=segs, result=result)
 
 
-def synthetic(root: Path | None, size: str) -> list[str]:
+def synthetic(root: Path | None, size: str, seed: int) -> list[str]:
     from liverplan.io import phantom
     if root is None:
         root = Path(tempfile.mkdtemp(prefix="lp-bench-phantom-"))
-        phantom.generate(root, seed=0, size=size)
+        phantom.generate(root, seed=seed, size=size)
     case = phantom.PhantomCase.open(root)
     ct = load(case.dicom_dir).image
     liver = sitk.Cast(sitk.ReadImage(str(case.truth_dir / "liver.nii.gz")), sitk.sitkUInt8)
@@ -77,7 +78,7 @@ def synthetic(root: Path | None, size: str) -> list[str]:
     ts = sitk.GetArrayFromImage(sitk.ReadImage(str(case.truth_dir / "segments.nii.gz")))
     tumors = sitk.ReadImage(str(case.truth_dir / "tumors.nii.gz"))
     tumors.CopyInformation(ct)
-    row = vessel_row(f"synthetic ({size})", ct, liver, tumors, tv == 1, tv == 2,
+    row = vessel_row(f"synthetic ({size}, {seed})", ct, liver, tumors, tv == 1, tv == 2,
                      case.truth["markers"]["portal_bifurcation_lps_mm"])
     true_tree = V.analyse_vessels(sitk.Cast(truth_v, sitk.sitkUInt8), liver)
     true_segs = S.couinaud_segments(liver, true_tree)
@@ -112,12 +113,12 @@ def ircadb() -> list[str]:
             f", found: {np.round(row['result'].portal_bifurcation_lps_mm, 1)}"]
 
 
-HEADER = (f"{'case':<18}{'Dice portal':>12}{'Dice hepatic':>13}{'bif err mm':>11}"
+HEADER = (f"{'case':<22}{'Dice portal':>12}{'Dice hepatic':>13}{'bif err mm':>11}"
           f"{'right %':>9}{'vessels s':>10}{'segments s':>11}{'edit s':>8}  method")
 
 
 def _format(r) -> str:
-    return (f"{r['case']:<18}{r['portal']:>12.2f}{r['hepatic']:>13.2f}{r['bif_mm']:>11.1f}"
+    return (f"{r['case']:<22}{r['portal']:>12.2f}{r['hepatic']:>13.2f}{r['bif_mm']:>11.1f}"
             f"{r['right_percent']:>9.1f}{r['vessels_s']:>10.1f}{r['segments_s']:>11.1f}"
             f"{r['edit_s']:>8.1f}  {r['method']}")
 
@@ -126,10 +127,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phantom", type=Path, help="an existing phantom folder")
     parser.add_argument("--size", default="small", choices=("small", "full"))
+    parser.add_argument("--seed", type=int, default=0, help="the synthetic patient's anatomy")
     parser.add_argument("--skip-ircadb", action="store_true")
     args = parser.parse_args()
     print(HEADER)
-    for line in synthetic(args.phantom, args.size):
+    for line in synthetic(args.phantom, args.size, args.seed):
         print(line, flush=True)
     if not args.skip_ircadb:
         for line in ircadb():
