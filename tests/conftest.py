@@ -52,3 +52,9 @@ def _phantom(**kwargs):
 def synthetic_patient():
     """The synthetic patient (baseline and post-PVE follow-up) with exact ground truth."""
     return _phantom(seed=0)
+
+
+@pytest.fixture(scope="session")
+def other_synthetic_patient():
+    """Another anatomy (seed 1: liver shape, vessel course, lesion places), baseline only."""
+    return _phantom(seed=1, followup=False)

@@ -46,6 +46,8 @@ TUMOUR_REACH_MM = 4.0
 # liver's cranio-caudal height up (one anatomical assumption, used wherever the code tells the
 # confluence region from the portal hilum below it).
 CONFLUENCE_HEIGHT_FRACTION = 0.6
+IVC_TOUCH_MM = 5.0          # a vein whose wall comes this close to the IVC's drains into it
+PORTAL_TO_IVC_RADIUS = 0.35  # the portal trunk's least radius against the IVC's (anatomy: ~0.5)
 
 
 @dataclass
@@ -357,8 +359,9 @@ def _separate(mask, crop, inside, ivc, cut, tumour_ids, spacing_mm, portal_seed,
     contacts = _tumour_contacts(sk, _to_grid(tumour_ids, crop, spacing_mm, label=True)[0],
                                 spacing_mm)
     # a piece a tumour cut off from both root vessels continues the vessel the tumour
-    # interrupts (below); it is not a vein draining into the IVC
-    cut_off = {comp[i] for i in range(n) if contacts[i]} - {comp[r] for r in roots.values()}
+    # interrupts (below); it is not a vein draining into the IVC, unless it runs against the IVC
+    cut_off = ({comp[i] for i in range(n) if contacts[i]} - {comp[r] for r in roots.values()}
+               - _against_ivc(sk, iso, ivc_iso, liver_iso, spacing_mm, comp))
     sources[HEPATIC] = [i for i in sources[HEPATIC] if comp[i] not in cut_off]
     cost = np.array([geodesic(sk, sources[k], _alignment_cost(sk, sources[k], k, direction_weight))
                      [0].min(axis=0) for k in (PORTAL, HEPATIC)])
@@ -395,6 +398,24 @@ def _separate(mask, crop, inside, ivc, cut, tumour_ids, spacing_mm, portal_seed,
         kept = skel_sys > 0
         labels[lost] = _nearest_labels(lost, crop, grid, skel_zyx[kept], skel_sys[kept])[lost]
     return labels.astype(np.uint8)
+
+
+def _against_ivc(sk, iso, ivc_iso, liver_iso, spacing_mm: float, comp) -> set:
+    """The graph components with a vessel voxel within IVC_TOUCH_MM of the IVC in the
+    confluence region: veins draining into it that partial volume cut from it."""
+    if not ivc_iso.any():
+        return set()
+    zs = np.nonzero(liver_iso.any(axis=(1, 2)))[0]
+    vox = np.argwhere(iso & ~ivc_iso)
+    vox = vox[vox[:, 0] >= zs[0] + CONFLUENCE_HEIGHT_FRACTION * (zs[-1] - zs[0])]
+    if not len(vox):
+        return set()
+    lumen = cKDTree(np.argwhere(ivc_iso) * spacing_mm)
+    close = vox[lumen.query(vox * spacing_mm, distance_upper_bound=IVC_TOUCH_MM)[0]
+                <= IVC_TOUCH_MM]
+    pieces, _ = ndi.label(iso, np.ones((3, 3, 3), bool))
+    touching = set(np.unique(pieces[tuple(close.T)]).tolist())
+    return {comp[i] for i, v in enumerate(sk.branch_voxels) if pieces[tuple(v[0])] in touching}
 
 
 def _tumour_contacts(sk, tumour_ids_iso: np.ndarray, spacing_mm: float) -> list[set]:
@@ -476,7 +497,8 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
                                   _root_axis_mm(sk, roots[HEPATIC], outside, spacing),
                                   spacing) > ivc_r + 10.0
             in_front = posterior < posterior[roots[HEPATIC]] - 10.0
-            score = np.where(thick & in_front & clear & ~in_ivc, radius, -np.inf)
+            wide = radius >= PORTAL_TO_IVC_RADIUS * ivc_r
+            score = np.where(outside & wide & in_front & clear & ~in_ivc, radius, -np.inf)
             if not np.isfinite(score).any():
                 score = np.where(surface & ~outside & ~cranial & clear, radius, -np.inf)
         if not np.isfinite(score).any():
