@@ -27,11 +27,14 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 from skimage.filters import apply_hysteresis_threshold
+from skimage.segmentation import watershed
 
 from liverplan.errors import InputError, SegmentationError
 from liverplan.geometry import image_from_array, index_to_lps, lps_to_index, same_grid
 from liverplan.progress import Steps
 from liverplan.volumetry.centerlines import Branch, bridge_gaps, geodesic, skeletonize_mask
+from liverplan.volumetry.lesions import widen
+from liverplan.volumetry.liver import bbox
 
 PORTAL, HEPATIC = 1, 2
 SYSTEM_NAMES = {PORTAL: "portal venous system", HEPATIC: "hepatic veins and IVC"}
@@ -397,7 +400,24 @@ def _separate(mask, crop, inside, ivc, cut, tumour_ids, spacing_mm, portal_seed,
     if lost.any():
         kept = skel_sys > 0
         labels[lost] = _nearest_labels(lost, crop, grid, skel_zyx[kept], skel_sys[kept])[lost]
+    _through_cut(labels, mask & cut, mask & ~cut & ~_within(ivc, IVC_WALL_MM, np.array(
+        crop.GetSpacing())[::-1]))
     return labels.astype(np.uint8)
+
+
+def _through_cut(labels, region, sources) -> None:
+    """Vessel voxels of the layer cut around the IVC take, in place, the system of the vessel
+    they continue (flooded from `sources` through `region`), not of the nearest centreline,
+    which may be the IVC's: a caudate portal branch running along the IVC stays portal. Voxels
+    connected only to the IVC's wall (a short vein draining into it) keep their label."""
+    if not region.any():
+        return
+    box = widen(bbox(region), 2.0, np.ones(3), region.shape)
+    markers = np.where(sources[box], labels[box], 0)
+    flooded = watershed(np.zeros(markers.shape, np.uint8), markers, mask=region[box] | (markers > 0))
+    inner = labels[box]
+    reached = region[box] & (flooded > 0)
+    inner[reached] = flooded[reached]
 
 
 def _against_ivc(sk, iso, ivc_iso, liver_iso, spacing_mm: float, comp) -> set:

@@ -184,15 +184,14 @@ def test_synthetic_patient_vessels(synthetic_patient):
     assert np.linalg.norm(np.subtract(result.portal_bifurcation_lps_mm, bif)) <= 10.0
     right = [result.branches[b] for b in result.portal_sides["right"]]
     assert all(np.mean(np.asarray(b.points_lps_mm)[:, 0]) < bif[0] + 5 for b in right)
-    # the segmented tree's territories: 2-8 measured 0.88-0.94; the caudate branch is found
-    # only up to where it nears the IVC (its far half goes to the hepatic system): segment 1
-    # 0.75 (see benchmarks/vessels.py)
+    # the segmented tree's territories: 1-8 measured 0.85-0.94 (segment 1 0.75 while the
+    # caudate branch's voxels in the layer cut around the IVC took the IVC's system)
     from liverplan.volumetry import segments as S
     segs = S.couinaud_segments(liver, result)
     assert segs.method == S.PORTAL_TERRITORIES
     seg = sitk.GetArrayViewFromImage(segs.segments)
     truth_seg = sitk.GetArrayFromImage(sitk.ReadImage(str(case.truth_dir / "segments.nii.gz")))
-    for s in range(2, 9):
+    for s in range(1, 9):
         assert _dice(seg == s, truth_seg == s) >= 0.80, s
 
 
