@@ -151,7 +151,7 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
         raise SegmentationError("No enhanced vessels were found inside the liver: check that the "
                                 "scan is a contrast-enhanced portal-venous phase.")
     steps.report(0.45, "Vessel centerlines")
-    labels = _separate(mask, crop, inside, ivc, cut, tumour_ids, graph_spacing_mm,
+    labels = _separate(mask, crop, inside, ivc, wall, cut, tumour_ids, graph_spacing_mm,
                        portal_seed_lps_mm, hepatic_seed_lps_mm, warnings, steps.sub(0.45, 0.8))
     full = np.zeros(tuple(reversed(ct.GetSize())), np.uint8)
     full[box] = labels
@@ -337,15 +337,16 @@ def _to_grid(mask: np.ndarray, crop: sitk.Image, spacing_mm: float, *, label: bo
     return (a if label else a >= 0.5), out
 
 
-def _separate(mask, crop, inside, ivc, cut, tumour_ids, spacing_mm, portal_seed, hepatic_seed,
-              warnings, steps, direction_weight: float = 5.0):
+def _separate(mask, crop, inside, ivc, wall, cut, tumour_ids, spacing_mm, portal_seed,
+              hepatic_seed, warnings, steps, direction_weight: float = 5.0):
     """Label each vessel voxel 1 (portal) or 2 (hepatic) by competing fronts on the skeleton.
 
     Each system's front starts from its whole root vessel (the IVC, the portal trunk) and
     crosses a branch more cheaply the better it points at that root: portal branches radiate
     from the hilum, hepatic veins converge on the IVC, so where the two trees touch each front
-    keeps to its own branches. `cut`: voxels left out of the branch graph (they still get the
-    system of their nearest branch). `tumour_ids`: lesion ids on `crop`'s grid.
+    keeps to its own branches. `cut`: voxels left out of the branch graph (they take the system
+    of the vessel they continue, outside the IVC's blurred `wall`). `tumour_ids`: lesion ids on
+    `crop`'s grid.
     """
     iso, grid = _to_grid(mask & ~cut, crop, spacing_mm)
     liver_iso, _ = _to_grid(inside, crop, spacing_mm)
@@ -400,8 +401,7 @@ def _separate(mask, crop, inside, ivc, cut, tumour_ids, spacing_mm, portal_seed,
     if lost.any():
         kept = skel_sys > 0
         labels[lost] = _nearest_labels(lost, crop, grid, skel_zyx[kept], skel_sys[kept])[lost]
-    _through_cut(labels, mask & cut, mask & ~cut & ~_within(ivc, IVC_WALL_MM, np.array(
-        crop.GetSpacing())[::-1]))
+    _through_cut(labels, mask & cut, mask & ~cut & ~wall)
     return labels.astype(np.uint8)
 
 
@@ -414,7 +414,8 @@ def _through_cut(labels, region, sources) -> None:
         return
     box = widen(bbox(region), 2.0, np.ones(3), region.shape)
     markers = np.where(sources[box], labels[box], 0)
-    flooded = watershed(np.zeros(markers.shape, np.uint8), markers, mask=region[box] | (markers > 0))
+    flooded = watershed(np.zeros(markers.shape, np.uint8), markers,
+                        mask=region[box] | (markers > 0))
     inner = labels[box]
     reached = region[box] & (flooded > 0)
     inner[reached] = flooded[reached]

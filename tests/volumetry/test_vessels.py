@@ -203,7 +203,8 @@ def test_other_synthetic_anatomy_vessels(other_synthetic_patient):
     from liverplan.io import load
     case = other_synthetic_patient
     ct = load(case.dicom_dir).image
-    liver, tumors = (sitk.ReadImage(str(case.truth_dir / f"{n}.nii.gz")) for n in ("liver", "tumors"))
+    liver, tumors = (sitk.ReadImage(str(case.truth_dir / f"{n}.nii.gz"))
+                     for n in ("liver", "tumors"))
     truth = sitk.GetArrayFromImage(sitk.ReadImage(str(case.truth_dir / "vessels.nii.gz")))
     liver.CopyInformation(ct)
     tumors.CopyInformation(ct)
