@@ -229,6 +229,7 @@ _PORTAL = [
     ("caudate", [(-14, 10, 5), (-10, 26, 12), (-6, 32, 26)], 2.0, 1.5, PORTAL, 1),
     ("segment 4 hilar", [(-9, -10, 10), (-22, -22, 2), (-32, -30, -8)], 2.0, 1.5, PORTAL, 4),
 ]
+_HILAR_PORTAL = ("main portal vein", "right portal vein", "left portal vein", "umbilical portion")
 _HEPATIC = [
     ("right hepatic vein", [(-26, 34, 66), (-55, 20, 52), (-78, 10, 25), (-90, -2, -18),
                             (-98, -10, -50)], 6.0, 2.0, HEPATIC, 0),
@@ -604,13 +605,23 @@ def _render_body(anatomy: _Anatomy, grid: _Grid) -> np.ndarray:
     # great vessels, gut, solid organs
     aorta = np.hypot(x - 18, y - 30) < 12.5
     _put(tissue, aorta, AORTA)
+    # each hepatic vein's last part reaches the IVC even where the liver's surface dips between
+    # them, below the diaphragm (painted before the IVC, which keeps its lumen)
+    below = ~np.isin(tissue, (LUNG, HEART))
+    for branch in anatomy.branches:
+        if branch.name in _VEIN_PLANES:
+            _paint_tubes(tissue, grid, branch.tubes()[:1], where=below)
     r = IVC_RADIUS_MM
     _paint_tubes(tissue, grid, [_Tube(np.array(a, float), np.array(b, float), r, r, IVC)
                                 for a, b in zip(IVC_PATH[:-1], IVC_PATH[1:])])
     for name, pts, r0, r1, cls in _EXTRAHEPATIC:
         _paint_tubes(tissue, grid, _Branch(name, np.array(pts, float), r0, r1, cls).tubes())
-    # the main portal vein runs outside the liver from the confluence to the hilum
-    _paint_tubes(tissue, grid, anatomy.branches[0].tubes())
+    # the main portal vein runs outside the liver from the confluence to the hilum, and its right
+    # and left veins and the umbilical portion in the hilar plate and the umbilical fissure: a
+    # dip of the liver's surface there must not cut them (with fat) from the intrahepatic tree
+    for branch in anatomy.branches:
+        if branch.name in _HILAR_PORTAL:
+            _paint_tubes(tissue, grid, branch.tubes())
     for tube in _Branch("colon", np.array(_COLON, float), 22, 22, BOWEL_WALL).tubes():
         _paint_tubes(tissue, grid, [tube])
         sl_t, xt, yt, zt = grid.box(*tube.bounds())

@@ -284,3 +284,33 @@ def test_left_liver_keeps_inflow_and_outflow_without_the_right_liver(baseline):
         for segment in phantom.FUTURE_LIVER_REMNANT_SEGMENTS:
             assert np.isin(pieces[(vessels == label) & (segments == segment)], trunk).any(), \
                 (label, segment)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_dip_of_the_liver_surface_cuts_no_hilar_portal_vein_and_no_hepatic_vein(seed):
+    """Where the liver's surface dips at the hilum or between the liver and the IVC, fat must
+    not cut the left portal vein from the trunk (seed 1: by 10 mm) nor a hepatic vein from the
+    IVC (seed 2 lost its right and middle veins: a vein cut from the IVC is rendered as
+    parenchyma). Seed 4 still loses its right vein: its liver's dome lies below the vein's root
+    at the IVC, so the vein would cross the thorax (not painted there)."""
+    anatomy = phantom._build_anatomy(seed)
+    grid = phantom._Grid((128, 128, 80), (3.0, 3.0, 3.0))
+    body = phantom._render_body(anatomy, grid)
+    region, segments, tumors = phantom._render_liver(anatomy, grid)
+    vessels = phantom._composite(body, region, segments, tumors)[4]
+
+    def piece_at(labels, branch_name):
+        branch = next(b for b in anatomy.branches if b.name == branch_name)
+        point = branch.samples()[len(branch.samples()) // 2]
+        x, y, z = np.round((point - grid.origin) / np.array(grid.spacing)).astype(int)
+        near = labels[z - 1:z + 2, y - 1:y + 2, x - 1:x + 2]
+        return set(np.unique(near[near > 0]).tolist())
+
+    for label, trunk, names in ((1, "main portal vein", ("left portal vein", "umbilical portion",
+                                                          "right portal vein")),
+                                (2, None, tuple(phantom._VEIN_PLANES))):
+        pieces = ndimage.label(vessels == label, structure=np.ones((3, 3, 3)))[0]
+        main = (piece_at(pieces, trunk) if trunk else
+                {int(np.argmax(np.bincount(pieces.ravel())[1:]) + 1)})
+        for name in names:
+            assert piece_at(pieces, name) & main, (seed, name)
