@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from liverplan.errors import SegmentationError
 from liverplan.geometry import image_from_array, mask_volume_ml
 from liverplan.io import load
 from liverplan.volumetry import segments as S
@@ -50,17 +51,22 @@ def vessel_row(name, ct, liver, tumors, portal_ref, hepatic_ref, bifurcation_ref
     bif = result.portal_bifurcation_lps_mm
     err = (float(np.linalg.norm(np.subtract(bif, bifurcation_ref)))
            if bif is not None and bifurcation_ref is not None else float("nan"))
-    segs, seg_seconds = timed(S.couinaud_segments, liver, result)
+    row = dict(case=name, portal=dice((got == 1) & inside, portal_ref & inside),
+               hepatic=dice((got == 2) & inside, hepatic_ref & inside), bif_mm=err,
+               vessels_s=seconds, result=result)
+    try:
+        segs, seg_seconds = timed(S.couinaud_segments, liver, result)
+    except SegmentationError as error:     # a figure too: the segments a user would not get
+        return dict(row, right_percent=float("nan"), segments_s=float("nan"),
+                    edit_s=float("nan"), method=f"none ({error})", segments=None)
     edit = dict(segs.assignments)
     if edit:
         first = next(iter(edit))
         edit[first] = 4 if edit[first] != 4 else 3
     _, edit_seconds = timed(S.couinaud_segments, liver, result, assignments=edit)
     right = S.hemiliver_volumes_ml(segs.segments)["right"] / mask_volume_ml(liver) * 100
-    return dict(case=name, portal=dice((got == 1) & inside, portal_ref & inside),
-                hepatic=dice((got == 2) & inside, hepatic_ref & inside), bif_mm=err,
-                right_percent=right, vessels_s=seconds, segments_s=seg_seconds,
-                edit_s=edit_seconds, method=segs.method, segments=segs, result=result)
+    return dict(row, right_percent=right, segments_s=seg_seconds, edit_s=edit_seconds,
+                method=segs.method, segments=segs)
 
 
 def synthetic(root: Path | None, size: str, seed: int) -> list[str]:
@@ -84,6 +90,8 @@ def synthetic(root: Path | None, size: str, seed: int) -> list[str]:
     true_segs = S.couinaud_segments(liver, true_tree)
     lines = [_format(row)]
     for label, segs in (("auto vessels", row["segments"]), ("true tree", true_segs)):
+        if segs is None:
+            continue
         a = sitk.GetArrayViewFromImage(segs.segments)
         per = " ".join(f"{dice(a == s, ts == s):.2f}" for s in S.SEGMENTS)
         lines.append(f"    Dice per segment 1-8 ({label}, {segs.method}): {per}")
