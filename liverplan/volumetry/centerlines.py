@@ -84,7 +84,6 @@ class Skeleton:
     branch_voxels: list            # per branch: (N, 3) int array of (z, y, x), ordered
     radii_mm: list                 # per branch: (N,) radius from the mask's distance map
     adjacency: np.ndarray          # (M, 2) pairs of branch indices that share a junction
-    label: np.ndarray              # skeleton voxel -> branch index + 1 (0 elsewhere)
 
 
 def skeletonize_mask(mask: np.ndarray, spacing_zyx_mm: np.ndarray) -> Skeleton:
@@ -116,7 +115,7 @@ def skeletonize_mask(mask: np.ndarray, spacing_zyx_mm: np.ndarray) -> Skeleton:
     for j in np.unique(hits[:, 0]):
         touching = hits[hits[:, 0] == j, 1]
         pairs.update((int(a) - 1, int(b) - 1) for a in touching for b in touching if a < b)
-    return Skeleton(voxels, radii, np.array(sorted(pairs), dtype=int).reshape(-1, 2), branches)
+    return Skeleton(voxels, radii, np.array(sorted(pairs), dtype=int).reshape(-1, 2))
 
 
 def _order_path(zyx: np.ndarray) -> np.ndarray:
@@ -143,35 +142,58 @@ def bridge_gaps(skeleton: Skeleton, start: int) -> Skeleton:
 
     Vessels cut by partial volume or noise fall apart into pieces; each piece is attached by
     its point nearest to the pieces already joined (greedy, nearest first), so every branch gets
-    a parent.
+    a parent. A piece joined by the middle of a branch has that branch cut there: the bridge
+    ends at a junction, so a piece holding two veins whose common stem was lost (the middle and
+    right hepatic veins cut from the IVC: one U-shaped branch) becomes the two veins.
     """
-    n = len(skeleton.branch_voxels)
-    a, b = (skeleton.adjacency.T if len(skeleton.adjacency)
-            else (np.array([], int), np.array([], int)))
-    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
-    comp = connected_components(graph, directed=False)[1]
-    joined = comp == comp[start]
-    extra = []
-    owner = np.concatenate([np.full(len(v), i) for i, v in enumerate(skeleton.branch_voxels)])
-    points = np.concatenate(skeleton.branch_voxels)
-    while not joined.all():
-        tree = cKDTree(points[joined[owner]])
-        ids = owner[joined[owner]]
-        best = None
-        for c in np.unique(comp[~joined]):
-            members = np.nonzero(comp == c)[0]
-            sel = np.isin(owner, members)
-            d, j = tree.query(points[sel])
-            k = int(np.argmin(d))
-            if best is None or d[k] < best[0]:
-                best = (d[k], c, int(owner[sel][k]), int(ids[j[k]]))
-        _, c, mine, theirs = best
-        extra.append((min(mine, theirs), max(mine, theirs)))
-        joined |= comp == c
-    if not extra:
+    voxels, radii = list(skeleton.branch_voxels), list(skeleton.radii_mm)
+    pairs = [tuple(p) for p in skeleton.adjacency.reshape(-1, 2)]
+    comp = list(components(len(voxels), pairs))
+    if len(set(comp)) == 1:
         return skeleton
-    adjacency = np.concatenate([skeleton.adjacency.reshape(-1, 2), np.array(extra)])
-    return Skeleton(skeleton.branch_voxels, skeleton.radii_mm, adjacency, skeleton.label)
+    joined = {comp[start]}
+    while len(joined) < len(set(comp)):
+        owner = np.concatenate([np.full(len(v), i) for i, v in enumerate(voxels)])
+        position = np.concatenate([np.arange(len(v)) for v in voxels])
+        points = np.concatenate(voxels)
+        inside = np.isin(np.asarray(comp)[owner], list(joined))
+        tree = cKDTree(points[inside])
+        d, j = tree.query(points[~inside])
+        k = int(np.argmin(d))
+        theirs = np.nonzero(inside)[0][j[k]]
+        mine = np.nonzero(~inside)[0][k]
+        joined.add(comp[owner[mine]])
+        meeting = _cut(voxels, radii, pairs, comp, int(owner[mine]), int(position[mine]))
+        meeting.append(int(owner[theirs]))
+        pairs += [(a, b) for a in meeting for b in meeting if a < b]
+    return Skeleton(voxels, radii, np.array(sorted(set(pairs)), dtype=int).reshape(-1, 2))
+
+
+def components(n: int, pairs) -> np.ndarray:
+    """Connected component of each of `n` branches joined by `pairs`."""
+    a, b = np.array(pairs, dtype=int).reshape(-1, 2).T
+    return connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)),
+                                directed=False)[1]
+
+
+def _cut(voxels, radii, pairs, comp, b: int, k: int, keep: int = 2) -> list[int]:
+    """Cut branch `b` (in place) before its point `k` if both parts keep `keep` points; the
+    branches that then meet at that point (`b`, or its two parts)."""
+    v, r = voxels[b], radii[b]
+    if not keep <= k <= len(v) - keep:
+        return [b]
+    new = len(voxels)
+    voxels[b], radii[b] = v[:k], r[:k]
+    voxels.append(v[k:])
+    radii.append(r[k:])
+    comp.append(comp[b])
+    for i, pair in enumerate(pairs):       # a neighbour at the far end now meets the new part
+        if b in pair:
+            other = pair[0] + pair[1] - b
+            d = np.linalg.norm(voxels[other][:, None] - v[[0, -1]][None], axis=2).min(axis=0)
+            if d[1] < d[0]:
+                pairs[i] = (min(other, new), max(other, new))
+    return [b, new]
 
 
 def geodesic(skeleton: Skeleton, roots: list[int],

@@ -105,9 +105,14 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     labels = {b: s for b, s in labels.items() if s}
     # a segment counts as reached by the tree through a piece joined to it across a narrow gap
     # or one assigned by hand; a piece bridged from afar is a guess (3D-IRCADb-01: segment 2
-    # held only three pieces bridged 16-28 mm, and its territory took 282 mL from segment 3)
-    covered = {s for b, s in labels.items()
-               if b in (assignments or {}) or _gap_to_parent_mm(vessels, b) <= _BRIDGE_TRUST_MM}
+    # held only three pieces bridged 16-28 mm, and its territory took 282 mL from segment 3);
+    # a branch running outside the liver reaches no segment
+    covered = set()
+    if vessels is not None:
+        covered = {s for b, s in labels.items()
+                   if (b in (assignments or {})
+                       or _gap_to_parent_mm(vessels, b) <= _BRIDGE_TRUST_MM)
+                   and _inside(vessels.branches[b]).any()}
     # the caudate's own small branches are often not seen: its landmark region stands in
     caudate_from_planes = covered == set(SEGMENTS) - {1} and marks is not None
     if method is None:
@@ -162,7 +167,7 @@ def _territory_seeds(vessels: VesselResult, labels: dict, clearance_mm: float):
         if b not in trusted:
             continue
         p = np.asarray(branch.points_lps_mm)
-        keep = np.asarray(branch.depths_mm) > 0 if branch.depths_mm else np.ones(len(p), bool)
+        keep = _inside(branch)
         if near_trunk is not None:
             far = near_trunk.query(p)[0] > clearance_mm
             keep &= far if (keep & far).any() else keep
@@ -172,6 +177,12 @@ def _territory_seeds(vessels: VesselResult, labels: dict, clearance_mm: float):
     if not seeds:
         raise SegmentationError("No portal branch lies inside the liver; check the vessels.")
     return np.concatenate(seeds), np.concatenate(segs)
+
+
+def _inside(branch) -> np.ndarray:
+    """Which of a branch's points lie inside the liver."""
+    return (np.asarray(branch.depths_mm) > 0 if branch.depths_mm
+            else np.ones(len(branch.points_lps_mm), bool))
 
 
 def _gap_to_parent_mm(vessels: VesselResult, b: int) -> float:
@@ -437,6 +448,9 @@ def branch_segments(vessels: VesselResult) -> dict:
     umb_x = _umbilical_point(vessels, left)[0]
     firsts = [c for b in stem[:k] for c in vessels.branches[b].children if c not in stem]
     firsts += stem[k:k + 1] + [b for b in left if b not in stem]
+    # (a branch running outside the liver, at the hilum, feeds no segment)
+    firsts = [f for f in firsts if any(_inside(vessels.branches[b]).any()
+                                       for b in vessels.subtree(f))]
     lateral = {}
     for first in firsts:
         c = _points(vessels, vessels.subtree(first)).mean(axis=0)

@@ -32,7 +32,8 @@ from skimage.segmentation import watershed
 from liverplan.errors import InputError, SegmentationError
 from liverplan.geometry import image_from_array, index_to_lps, lps_to_index, same_grid
 from liverplan.progress import Steps
-from liverplan.volumetry.centerlines import Branch, bridge_gaps, geodesic, skeletonize_mask
+from liverplan.volumetry.centerlines import (Branch, bridge_gaps, components, geodesic,
+                                            skeletonize_mask)
 from liverplan.volumetry.lesions import widen
 from liverplan.volumetry.liver import bbox
 
@@ -359,7 +360,7 @@ def _separate(mask, crop, inside, ivc, wall, cut, tumour_ids, spacing_mm, portal
     steps.report(0.4, "Separating portal and hepatic veins")
     roots, sources, dropped = _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed,
                                           hepatic_seed, warnings)
-    comp = _components(n, sk.adjacency)
+    comp = components(n, sk.adjacency)
     contacts = _tumour_contacts(sk, _to_grid(tumour_ids, crop, spacing_mm, label=True)[0],
                                 spacing_mm)
     # a piece a tumour cut off from both root vessels continues the vessel the tumour
@@ -641,7 +642,8 @@ def analyse_vessels(vessels: sitk.Image, liver: sitk.Image, *,
             continue
         depths = branch_depths_mm(sk, inside, graph_spacing_mm)
         root = _root_of(sk, depths)
-        sk = bridge_gaps(sk, root)
+        sk = bridge_gaps(sk, root)          # (may cut branches: depths again)
+        depths = branch_depths_mm(sk, inside, graph_spacing_mm)
         cost, pred = geodesic(sk, [root])
         if system == PORTAL:    # the portal tree is read from the hilum
             root = _hilum_branch(sk, depths, pred[0])
@@ -681,7 +683,7 @@ def _root_of(sk, depths) -> int:
     radius = np.array([float(np.median(r)) for r in sk.radii_mm])
     size = np.array([len(v) for v in sk.branch_voxels])
     surface = np.array([d.min() <= 4.0 for d in depths])
-    comp = _components(len(radius), sk.adjacency)
+    comp = components(len(radius), sk.adjacency)
     main = comp == np.argmax(np.bincount(comp, weights=size * radius ** 2))
     candidates = main & surface if (main & surface).any() else main
     return int(np.argmax(np.where(candidates, radius, -1.0)))
@@ -711,14 +713,6 @@ def _hilum_branch(sk, depths, pred: np.ndarray) -> int:
     owner = np.concatenate([np.full(len(sk.radii_mm[i]), i) for i in path])
     thick = radius >= 0.5 * radius.max()
     return int(owner[np.argmin(np.where(thick, depth, np.inf))])
-
-
-def _components(n: int, adjacency: np.ndarray) -> np.ndarray:
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    a, b = adjacency.T if len(adjacency) else (np.array([], int), np.array([], int))
-    g = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
-    return connected_components(g, directed=False)[1]
 
 
 def _reversed(vox: np.ndarray, parent_vox: np.ndarray | None) -> bool:
