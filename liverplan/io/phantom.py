@@ -565,6 +565,9 @@ def _diaphragm(anatomy: _Anatomy):
     x, y, z = ax[None, None, :], ay[None, :, None], az[:, None, None]
     organs = (anatomy.liver_r(x, y, z) < 1) | (_quadric(x, y, z, *_SPLEEN[:2], rot=_SPLEEN[2]) < 1)
     organs |= _quadric(x, y, z, *_STOMACH[:2], rot=_STOMACH[2]) < 1
+    for branch in anatomy.branches:     # the hepatic veins join the IVC below the diaphragm
+        if branch.name in _VEIN_PLANES:
+            organs |= branch.tubes()[0].inside(x, y, z)
     has = organs.any(axis=0)
     top = np.where(has, az[::-1][np.argmax(organs[::-1], axis=0)], -np.inf)
     gx, gy = np.meshgrid(ax, ay)
@@ -618,10 +621,13 @@ def _render_body(anatomy: _Anatomy, grid: _Grid) -> np.ndarray:
         _paint_tubes(tissue, grid, _Branch(name, np.array(pts, float), r0, r1, cls).tubes())
     # the main portal vein runs outside the liver from the confluence to the hilum, and its right
     # and left veins and the umbilical portion in the hilar plate and the umbilical fissure: a
-    # dip of the liver's surface there must not cut them (with fat) from the intrahepatic tree
+    # dip of the liver's surface there must not cut them (with fat) from the intrahepatic tree,
+    # nor the first part of a branch leaving them (through the fissure's fat)
     for branch in anatomy.branches:
         if branch.name in _HILAR_PORTAL:
             _paint_tubes(tissue, grid, branch.tubes())
+        elif branch.cls in PORTAL_CLASSES and not branch.name.endswith("twig"):
+            _paint_tubes(tissue, grid, branch.tubes()[:1], where=tissue == FAT_VISC)
     for tube in _Branch("colon", np.array(_COLON, float), 22, 22, BOWEL_WALL).tubes():
         _paint_tubes(tissue, grid, [tube])
         sl_t, xt, yt, zt = grid.box(*tube.bounds())
