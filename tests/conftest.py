@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -29,23 +25,9 @@ def output_dir() -> Path:
 
 
 def _phantom(**kwargs):
-    """Generate the synthetic patient once; reuse it across runs while the generator is unchanged."""
+    """The synthetic patient, generated once and reused while the generator is unchanged."""
     from liverplan.io import phantom
-
-    here = Path(phantom.__file__).parent
-    source = b"".join((here / name).read_bytes() for name in ("phantom.py", "dicom_write.py"))
-    key = hashlib.sha1(source + repr(sorted(kwargs.items())).encode()).hexdigest()[:12]
-    cache = Path(os.environ.get("LIVERPLAN_TEST_CACHE", Path.home() / ".cache" / "liverplan-tests"))
-    root = cache / f"phantom-{key}"
-    if not root.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".building-"))
-        phantom.generate(tmp, **kwargs)
-        try:
-            os.replace(tmp, root)   # atomic: a half-built phantom is never reused
-        except OSError:             # another test session finished the same phantom first
-            shutil.rmtree(tmp)
-    return phantom.PhantomCase.open(root)
+    return phantom.cached(**kwargs)
 
 
 @pytest.fixture(scope="session")

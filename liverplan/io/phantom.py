@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import hashlib
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -1093,6 +1097,28 @@ class PhantomCase:
         followup = cls.open(root / "followup") if (root / "followup" / "truth.json").is_file() \
             else None
         return cls(root, truth, followup)
+
+
+def cached(cache_dir=None, **kwargs) -> PhantomCase:
+    """`generate(**kwargs)` once into `cache_dir` (by default $LIVERPLAN_TEST_CACHE or
+    ~/.cache/liverplan-tests: the tests' and benchmarks' patients), reused while the generator
+    (this module and the DICOM writer) is unchanged. Built in a temporary folder and renamed: a half-built
+    patient is never reused, and two sessions building the same one do not collide."""
+    here = Path(__file__).parent
+    source = b"".join((here / name).read_bytes() for name in ("phantom.py", "dicom_write.py"))
+    key = hashlib.sha1(source + repr(sorted(kwargs.items())).encode()).hexdigest()[:12]
+    cache = Path(cache_dir or os.environ.get("LIVERPLAN_TEST_CACHE",
+                                            Path.home() / ".cache" / "liverplan-tests"))
+    root = cache / f"phantom-{key}"
+    if not root.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".building-"))
+        generate(tmp, **kwargs)
+        try:
+            os.replace(tmp, root)
+        except OSError:             # another session finished the same patient first
+            shutil.rmtree(tmp)
+    return PhantomCase.open(root)
 
 
 def generate(out_dir, *, seed: int = 0, size: str = "small", followup: bool = True,

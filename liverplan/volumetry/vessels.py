@@ -140,8 +140,7 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
     # foramen does not merge with it; inside, it is cut from the branch graph (the voxels stay
     # vessels), so a portal branch running past the IVC (the caudate's) is not reached by the
     # hepatic front, which starts from the whole IVC.
-    zs = np.nonzero(inside.any(axis=(1, 2)))[0]
-    confluence = int(zs[0] + CONFLUENCE_HEIGHT_FRACTION * (zs[-1] - zs[0]))
+    confluence = int(_confluence_level(inside))
     wall = _within(ivc, IVC_WALL_MM, sp) & (mask | blood)
     clear = _within(wall, IVC_CLEARANCE_MM, sp) & ~wall
     clear[confluence:] = False
@@ -422,14 +421,20 @@ def _through_cut(labels, region, sources) -> None:
     inner[reached] = flooded[reached]
 
 
+def _confluence_level(inside: np.ndarray) -> float:
+    """The slice (index, may be fractional) from which up the hepatic veins join the IVC:
+    CONFLUENCE_HEIGHT_FRACTION of the liver's height."""
+    zs = np.nonzero(inside.any(axis=(1, 2)))[0]
+    return zs[0] + CONFLUENCE_HEIGHT_FRACTION * (zs[-1] - zs[0])
+
+
 def _against_ivc(sk, iso, ivc_iso, liver_iso, spacing_mm: float, comp) -> set:
     """The graph components with a vessel voxel within IVC_TOUCH_MM of the IVC in the
     confluence region: veins draining into it that partial volume cut from it."""
     if not ivc_iso.any():
         return set()
-    zs = np.nonzero(liver_iso.any(axis=(1, 2)))[0]
     vox = np.argwhere(iso & ~ivc_iso)
-    vox = vox[vox[:, 0] >= zs[0] + CONFLUENCE_HEIGHT_FRACTION * (zs[-1] - zs[0])]
+    vox = vox[vox[:, 0] >= _confluence_level(liver_iso)]
     if not len(vox):
         return set()
     lumen = cKDTree(np.argwhere(ivc_iso) * spacing_mm)
@@ -494,9 +499,7 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
     surface = np.array([d.min() <= 4.0 for d in depth])
     centroid = np.array([v.mean(axis=0) for v in sk.branch_voxels]) * spacing
     radius = np.array([float(np.median(r)) for r in sk.radii_mm])
-    z = np.nonzero(liver_iso.any(axis=(1, 2)))[0] * spacing
-    zfrac = (centroid[:, 0] - z[0]) / max(z[-1] - z[0], 1.0)
-    cranial = zfrac >= CONFLUENCE_HEIGHT_FRACTION     # branches in the confluence region
+    cranial = centroid[:, 0] / spacing >= _confluence_level(liver_iso)  # in the confluence region
     in_ivc = np.array([np.mean(ivc_iso[tuple(v.T)]) >= 0.5 for v in sk.branch_voxels])
     thick = outside & (radius >= 0.6 * (radius[outside].max() if outside.any() else 0.0))
     # LPS y grows toward the back (compared in LPS: the grid has the CT's direction)
