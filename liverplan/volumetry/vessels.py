@@ -813,16 +813,23 @@ def _name_hepatic(result: VesselResult) -> None:
 
     The tree is opened from the root, always at the branch whose split is most balanced (a
     common trunk of the middle and left veins splits into two large veins; a vein giving off a
-    twig does not), until three substantial veins hang off the opened part.
+    twig does not), until three substantial veins hang off the opened part. An opened branch
+    that other veins join halfway along keeps its own volume as a vein: veins cut from the IVC
+    by partial volume are joined to the nearest vein across the gap, which is then their parent
+    but still a vein itself (not the IVC, which veins join at its end).
     """
     root = result.roots.get(HEPATIC)
     if root is None:
         return
     mass = subtree_volume_mm3(result)
     total = max(mass[root], 1e-9)
-    frontier = [root]
-    while sum(mass[f] >= 0.08 * total for f in frontier) < 3:
-        open_ = [f for f in frontier if result.branches[f].children]
+    own = {b: result.branches[b].inside_volume_mm3 for b in mass}
+    frontier, alone = [root], set()     # alone: branches standing for their own volume only
+
+    def size(f):
+        return own[f] if f in alone else mass[f]
+    while sum(size(f) >= 0.08 * total for f in frontier) < 3:
+        open_ = [f for f in frontier if result.branches[f].children and f not in alone]
         if not open_:
             break
 
@@ -832,14 +839,17 @@ def _name_hepatic(result: VesselResult) -> None:
         best = max(open_, key=balance)
         if balance(best) < 0.04 * total:
             best = max(open_, key=mass.get)      # a plain continuation: walk down it
-        frontier.remove(best)
         frontier.extend(result.branches[best].children)
-    candidates = [f for f in sorted(frontier, key=mass.get, reverse=True)[:3]
-                  if mass[f] >= 0.08 * total]
+        if best != root and own[best] >= 0.08 * total and _joined_midway(result, best):
+            alone.add(best)
+        else:
+            frontier.remove(best)
+    candidates = [f for f in sorted(frontier, key=size, reverse=True)[:3]
+                  if size(f) >= 0.08 * total]
     if len(candidates) < 3:
         result.warnings.append("Fewer than three hepatic veins were identified; place the hepatic "
                                "vein landmarks by hand for the segments.")
-    centroid_x = {b: np.mean([p[0] for s in result.subtree(b)
+    centroid_x = {b: np.mean([p[0] for s in ([b] if b in alone else result.subtree(b))
                               for p in result.branches[s].points_lps_mm]) for b in candidates}
     ordered = sorted(candidates, key=centroid_x.get)
     names = (HEPATIC_VEIN_NAMES if len(ordered) == 3
@@ -847,6 +857,17 @@ def _name_hepatic(result: VesselResult) -> None:
     for b, name in zip(ordered, names):
         result.hepatic_veins[name] = b
         result.branches[b] = replace(result.branches[b], name=f"{name} hepatic vein")
+
+
+def _joined_midway(result: VesselResult, b: int, end_mm: float = 10.0) -> bool:
+    """Whether a child of branch `b` starts beside it more than `end_mm` before its end."""
+    p = np.asarray(result.branches[b].points_lps_mm)
+    to_end = np.r_[np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1)[::-1])[::-1], 0.0]
+    for c in result.branches[b].children:
+        start = np.asarray(result.branches[c].points_lps_mm[0])
+        if to_end[np.argmin(np.linalg.norm(p - start, axis=1))] > end_mm:
+            return True
+    return False
 
 
 # --------------------------------------------------------------------------------------------

@@ -37,11 +37,13 @@ def _tube(a: np.ndarray, p0, p1, r_vox: float, value: int) -> None:
 BIF_ZYX = (25, 25, 40)
 
 
-def drawn_case(middle_left_trunk: bool = False):
+def drawn_case(middle_left_trunk: bool = False, cut_from_ivc: bool = False):
     """A liver block with a portal tree (trunk from below, right and left portal veins, each
     with two branches) and three hepatic veins draining into an IVC behind the liver (with
     middle_left_trunk, the middle and left veins share a trunk that splits 27 mm in front of
-    the IVC). Array x grows to the patient's left (LPS), so the right liver is at small x."""
+    the IVC; with cut_from_ivc, the right and middle veins meet 16 mm in front of the IVC
+    without reaching it, 12 mm to the right of the left vein's first third). Array x grows to
+    the patient's left (LPS), so the right liver is at small x."""
     ref = _reference()
     liver = np.zeros(tuple(reversed(ref.GetSize())), np.uint8)
     liver[5:56, 8:52, 6:74] = 1
@@ -54,7 +56,11 @@ def drawn_case(middle_left_trunk: bool = False):
     _tube(v, (25, 25, 58), (15, 14, 68), 2, 1)
     _tube(v, (25, 25, 58), (38, 20, 68), 2, 1)
     _tube(v, (0, 56, 36), (59, 56, 36), 4, 2)                # IVC, behind the liver
-    if middle_left_trunk:
+    if cut_from_ivc:
+        _tube(v, (50, 54, 36), (36, 20, 62), 2, 2)           # left hepatic vein
+        for x_end in (12, 30):                               # right, middle: a U
+            _tube(v, (46.5, 45.5, 34), (36, 20, x_end), 2, 2)
+    elif middle_left_trunk:
         _tube(v, (50, 54, 36), (36, 20, 12), 2, 2)           # right hepatic vein
         _tube(v, (50, 54, 36), (42, 38, 36), 2.5, 2)         # middle-left trunk
         for x_end in (28, 62):                               # middle, left hepatic veins
@@ -101,6 +107,19 @@ def test_drawn_trees_bifurcation_sides_and_hepatic_veins():
     systems = np.array([0] + [result.branches[i].system if i in result.branches else 0
                               for i in range(1, int(bmap.max()) + 1)])
     assert np.array_equal(systems[bmap[labels > 0]], labels[labels > 0])
+
+
+def test_veins_cut_from_the_ivc_and_joined_halfway_along_another_are_three_veins():
+    """Partial volume cut the right and middle veins from the IVC where they meet: their piece
+    is joined to the left vein across the gap, halfway along it. The left vein is then their
+    parent and is still a vein (it was lost as a mere trunk: seed 1, end to end)."""
+    vessels, liver, _ = drawn_case(cut_from_ivc=True)
+    result = V.analyse_vessels(vessels, liver)
+    assert set(result.hepatic_veins) == {"right", "middle", "left"}
+    xs = {n: np.mean(np.asarray(result.branches[b].points_lps_mm)[:, 0])
+          for n, b in result.hepatic_veins.items()}
+    assert xs["right"] < xs["middle"] < xs["left"]
+    assert not result.warnings
 
 
 def test_branch_round_trips_through_dict():
