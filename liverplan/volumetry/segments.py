@@ -524,10 +524,11 @@ def plane_segments(points: np.ndarray, m: Landmarks) -> np.ndarray:
     normal = np.cross(lhv, horizontal)
     normal *= np.sign(normal[2]) or 1.0
     seg = np.where((seg == 3) & ((points - ivc) @ normal > 0), 2, seg)
-    # caudate: behind the bifurcation, in front of the IVC's back wall, from just right of the
-    # IVC's centre to the umbilical fissure (ligamentum venosum), below the hepatic vein
+    # caudate: behind the bifurcation (the hilum is its front border; its branches run further
+    # back, but its parenchyma starts there), in front of the IVC's back wall, from just right
+    # of the IVC's centre to the umbilical fissure (ligamentum venosum), below the hepatic vein
     # confluence
-    caudate = ((points[:, 1] > bif[1] + _CAUDATE_BEHIND_MM) & (points[:, 1] < ivc[1] + 10.0)
+    caudate = ((points[:, 1] > bif[1]) & (points[:, 1] < ivc[1] + 10.0)
                & (points[:, 0] > ivc[0] - 15.0) & (points[:, 0] < m.umbilical_fissure_lps_mm[0])
                & (points[:, 2] < ivc[2]))
     return np.where(caudate, 1, seg).astype(np.uint8)

@@ -35,6 +35,7 @@ MARKS = S.Landmarks(
     ((70.0, -10.0, 10.0), 2),     # left lateral, above/behind the left vein
     ((60.0, -70.0, -60.0), 3),    # left lateral, below/in front of it
     ((-5.0, -10.0, -20.0), 1),    # caudate: behind the bifurcation, in front of the IVC
+    ((-5.0, -26.0, -20.0), 1),    # caudate from just behind the bifurcation (the hilum)
 ])
 def test_landmark_planes_put_points_in_the_right_segment(point, segment):
     assert S.plane_segments(np.array([point]), MARKS)[0] == segment
@@ -252,7 +253,7 @@ def test_ircadb_segments_are_plausible(shared_data, liver_source):
     seg = sitk.GetArrayViewFromImage(result.segments)
     assert S.segment_pieces(result.segments) == {s: 1 for s in S.SEGMENTS}
     # the right liver lies on the patient's right (smaller LPS x) and holds a plausible share
-    # of the volume (55-70 %; measured 68.0 % on the reference liver, 65.9 % on the automatic
+    # of the volume (55-70 %; measured 67.5 % on the reference liver, 62.8 % on the automatic
     # one, with landmark planes: see benchmarks/vessels.py and benchmarks/segmentation.py)
     share = S.hemiliver_volumes_ml(result.segments)["right"] / mask_volume_ml(liver)
     assert 0.55 <= share <= 0.70
