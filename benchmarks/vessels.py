@@ -84,7 +84,8 @@ def synthetic(root: Path | None, size: str, seed: int) -> list[str]:
     ts = sitk.GetArrayFromImage(sitk.ReadImage(str(case.truth_dir / "segments.nii.gz")))
     tumors = sitk.ReadImage(str(case.truth_dir / "tumors.nii.gz"))
     tumors.CopyInformation(ct)
-    row = vessel_row(f"synthetic ({size}, {seed})", ct, liver, tumors, tv == 1, tv == 2,
+    row = vessel_row(f"synthetic ({case.truth['size']}, {case.truth['seed']})", ct, liver,
+                     tumors, tv == 1, tv == 2,
                      case.truth["markers"]["portal_bifurcation_lps_mm"])
     true_tree = V.analyse_vessels(sitk.Cast(truth_v, sitk.sitkUInt8), liver)
     true_segs = S.couinaud_segments(liver, true_tree)
@@ -135,7 +136,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phantom", type=Path, help="an existing phantom folder")
     parser.add_argument("--size", default="small", choices=("small", "full"))
-    parser.add_argument("--seed", type=int, default=0, help="the synthetic patient's anatomy")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="the synthetic patient's anatomy (ignored with --phantom)")
     parser.add_argument("--skip-ircadb", action="store_true")
     args = parser.parse_args()
     print(HEADER)
