@@ -24,19 +24,15 @@ def output_dir() -> Path:
     return OUTPUT
 
 
-def _phantom(**kwargs):
-    """The synthetic patient, generated once and reused while the generator is unchanged."""
-    from liverplan.io import phantom
-    return phantom.cached(**kwargs)
-
-
 @pytest.fixture(scope="session")
 def synthetic_patient():
     """The synthetic patient (baseline and post-PVE follow-up) with exact ground truth."""
-    return _phantom(seed=0)
+    from liverplan.io import phantom
+    return phantom.cached(seed=0)
 
 
 @pytest.fixture(scope="session")
 def other_synthetic_patient():
     """Another anatomy (seed 1: liver shape, vessel course, lesion places), baseline only."""
-    return _phantom(seed=1, followup=False)
+    from liverplan.io import phantom
+    return phantom.cached(seed=1, followup=False)

@@ -630,8 +630,11 @@ def _render_body(anatomy: _Anatomy, grid: _Grid) -> np.ndarray:
     for branch in anatomy.branches:
         if branch.name in _HILAR_PORTAL:
             _paint_tubes(tissue, grid, branch.tubes())
-        elif branch.cls in PORTAL_CLASSES and not branch.name.endswith("twig"):
-            _paint_tubes(tissue, grid, branch.tubes()[:1], where=tissue == FAT_VISC)
+    fat = tissue == FAT_VISC
+    for branch in anatomy.branches:
+        if (branch.cls in PORTAL_CLASSES and branch.name not in _HILAR_PORTAL
+                and not branch.name.endswith("twig")):
+            _paint_tubes(tissue, grid, branch.tubes()[:1], where=fat)
     for tube in _Branch("colon", np.array(_COLON, float), 22, 22, BOWEL_WALL).tubes():
         _paint_tubes(tissue, grid, [tube])
         sl_t, xt, yt, zt = grid.box(*tube.bounds())
@@ -1102,8 +1105,8 @@ class PhantomCase:
 def cached(cache_dir=None, **kwargs) -> PhantomCase:
     """`generate(**kwargs)` once into `cache_dir` (by default $LIVERPLAN_TEST_CACHE or
     ~/.cache/liverplan-tests: the tests' and benchmarks' patients), reused while the generator
-    (this module and the DICOM writer) is unchanged. Built in a temporary folder and renamed: a half-built
-    patient is never reused, and two sessions building the same one do not collide."""
+    (this module and the DICOM writer) is unchanged. Built in a temporary folder and renamed: a
+    half-built patient is never reused, and two sessions building the same one do not collide."""
     here = Path(__file__).parent
     source = b"".join((here / name).read_bytes() for name in ("phantom.py", "dicom_write.py"))
     key = hashlib.sha1(source + repr(sorted(kwargs.items())).encode()).hexdigest()[:12]
