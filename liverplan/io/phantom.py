@@ -266,6 +266,7 @@ RIM_MM = 2.0
 SEED_OFFSET_MM = 10     # samples are 1 mm apart
 NEAR_MM = 25.0
 FIELD_SLOPE_PER_MM = 0.1   # bound on |grad liver_f| (the gallbladder, 14 mm, is the steepest)
+CAUDATE_SLEEVE_MM = 8.0
 
 
 @dataclass
@@ -306,6 +307,7 @@ class _Anatomy:
     near: tuple | None = None           # (axes, mask) of the coarse liver grown by NEAR_MM
     dome: tuple | None = None           # (x axis, y axis, z height map) of the diaphragm
     bowel: tuple | None = None          # (axes, loop field, gas field) of the bowel loops
+    caudate: _Branch | None = None      # the caudate branch, once its sleeve is part of the liver
 
     # -- organs ------------------------------------------------------------------------------
     def liver_r(self, x, y, z):
@@ -316,6 +318,7 @@ class _Anatomy:
             d.append(sum(6.0 * np.sin(w[j, 0] * x + w[j, 1] * y + w[j, 2] * z + w[j, 3])
                          for j in range(len(w))))
         c = LIVER_CENTER_MM
+        xyz = x, y, z
         x, y, z = ((v + dv - cv) / self.scale + cv for v, dv, cv in zip((x, y, z), d, c))
         low = np.clip((10.0 - z) / 90.0, 0, 1)         # 0 above the hilum, 1 at the inferior tip
         right = _quadric(x, y, z, (-72 - 12 * low, 10 + 8 * low, 6), (55 * (1 - 0.3 * low),
@@ -323,7 +326,24 @@ class _Anatomy:
         wedge = 1 - 0.3 * np.clip(x / 90.0, 0, 1)       # the left lateral section thins out
         left = _quadric(x, y, z, (8, -26, 32), (74, 46 * wedge, 36 * wedge), n=2.2)
         caudate = _quadric(x, y, z, (-6, 22, 16), (14, 13, 26))
-        return _smooth_min([right, left, caudate])
+        lobes = [right, left, caudate]
+        if self.caudate is not None:
+            lobes.append(self._caudate_sleeve(*xyz))
+        return _smooth_min(lobes)
+
+    def _caudate_sleeve(self, x, y, z):
+        """Parenchyma around the caudate branch (< 1 within CAUDATE_SLEEVE_MM of its axis, in
+        patient space): the caudate lobe holds its own portal branch whatever the deformation
+        (which moves the small caudate lobe by up to 18 mm, and left the branch of seed 2
+        running in the fat beside the IVC, with no parenchyma of its own in the image)."""
+        d = np.inf
+        for a, b in zip(self.caudate.points[:-1], self.caudate.points[1:]):
+            ab = b - a
+            px, py, pz = x - a[0], y - a[1], z - a[2]
+            t = np.clip((px * ab[0] + py * ab[1] + pz * ab[2]) / (ab @ ab), 0, 1)
+            d = np.minimum(d, np.sqrt((px - t * ab[0]) ** 2 + (py - t * ab[1]) ** 2
+                                      + (pz - t * ab[2]) ** 2))
+        return 1.0 + FIELD_SLOPE_PER_MM * (d - CAUDATE_SLEEVE_MM)
 
     def liver_f(self, x, y, z):
         """The liver's envelope (< 1 inside): the lobes minus gallbladder, porta hepatis and the
@@ -394,6 +414,9 @@ def _build_anatomy(seed: int) -> _Anatomy:
     _add_twigs(anatomy, rng)
     _place_lesions(anatomy, rng)
     _left_vein_to_ivc(anatomy)
+    # The caudate sleeve comes last, so that it leaves the lobe scale, the twigs and the
+    # lesions of every seed as they were (it adds 1-8 mL around the caudate branch only).
+    anatomy.caudate = next(b for b in branches if b.name == "caudate")
     anatomy.dome = _diaphragm(anatomy)
     anatomy.bowel = _bowel_fields(rng)
     return anatomy
