@@ -51,6 +51,7 @@ TUMOUR_REACH_MM = 4.0
 # confluence region from the portal hilum below it).
 CONFLUENCE_HEIGHT_FRACTION = 0.6
 IVC_TOUCH_MM = 5.0          # a vein whose wall comes this close to the IVC's drains into it
+DRAINING_TO_IVC_RADIUS = 0.3  # least radius (against the IVC's) of a vein draining into it from afar
 PORTAL_TO_IVC_RADIUS = 0.35  # the portal trunk's least radius against the IVC's (anatomy: ~0.5)
 
 
@@ -535,12 +536,15 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
     sources = {HEPATIC: [roots[HEPATIC]], PORTAL: [roots[PORTAL]]}
     if hepatic_seed is None and in_ivc.any():
         # with the veins that end against the IVC in the liver's upper part (they drain into
-        # it even where partial volume cuts them from it)
+        # it even where partial volume cuts them from it); only major veins count from afar:
+        # thinner branches ending there are as often portal (the caudate's, running up beside
+        # the IVC; distal pieces of segments 7 and 8)
         axis = _ivc_axis_mm(ivc_iso, spacing)
         ends = np.array([np.min(np.linalg.norm(v[[0, -1]][:, None] * spacing - axis[None],
                                                axis=2)) for v in sk.branch_voxels])
         radius_ivc = radius[in_ivc].max()
-        draining = (ends <= radius_ivc + IVC_REACH_MM) & cranial
+        draining = ((ends <= radius_ivc + IVC_REACH_MM) & cranial
+                    & (radius >= DRAINING_TO_IVC_RADIUS * radius_ivc))
         sources[HEPATIC] = sorted(set(np.nonzero(in_ivc | draining)[0]) - {roots[PORTAL]})
     # the portal trunk outside the liver is followed through branches at least half as thick
     # as it, not as thick as the IVC: its right and left portal veins before they enter the
