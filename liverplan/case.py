@@ -35,6 +35,10 @@ class Case:
         """`callback(what)` is called after `what` ("image", a label name, "patient", "plans") changes."""
         self._listeners.append(callback)
 
+    def unsubscribe(self, callback: Callable[[str], None]) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
     def changed(self, what: str) -> None:
         for callback in list(self._listeners):
             callback(what)

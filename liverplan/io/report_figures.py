@@ -20,6 +20,7 @@ from scipy import ndimage
 from liverplan.case import LIVER, TUMORS, VESSELS
 from liverplan.io.export_seg import STRUCTURE_RGB
 from liverplan.meshes import mask_to_mesh
+from liverplan.rendering import picture
 
 WINDOW_HU = (-160.0, 240.0)     # abdominal soft-tissue window
 _FACES = 20_000                 # per structure: plenty for a report picture
@@ -54,8 +55,7 @@ def _meshes(labels: Mapping[str, sitk.Image], resected: sitk.Image | None):
 
 def _render(parts, *, view: str, title: str, size=(900, 700)) -> np.ndarray:
     """One view of `parts` [(mesh, rgb, opacity)], camera from `view` ('anterior'/'posterior')."""
-    plotter = pv.Plotter(off_screen=True, window_size=list(size))
-    try:
+    def draw(plotter: pv.Plotter) -> None:
         plotter.set_background("white")
         for mesh, rgb, opacity in parts:
             plotter.add_mesh(mesh, color=[c / 255 for c in rgb], opacity=opacity,
@@ -69,9 +69,7 @@ def _render(parts, *, view: str, title: str, size=(900, 700)) -> np.ndarray:
         plotter.add_text(right, position="left_edge", font_size=16, color="black")
         plotter.add_text(left, position="right_edge", font_size=16, color="black")
         plotter.add_text(title, position="upper_edge", font_size=11, color="black")
-        return np.asarray(plotter.screenshot(return_img=True))[..., :3].copy()
-    finally:
-        plotter.close()
+    return picture(size, draw)
 
 
 def snapshots(labels: Mapping[str, sitk.Image], *, resected: sitk.Image | None = None,

@@ -1,6 +1,6 @@
 """Simulated NIR overlay: the liver as a laparoscope sees it, expected ICG fluorescence in green.
 
-Off-screen pyvista rendering (an EGL window without a display, see `offscreen_plotter`), no
+Off-screen pyvista rendering (liverplan.rendering: an EGL window without a display), no
 Qt. The white-light liver is drawn in a reddish-brown; vertices whose expected intensity reaches the
 detection threshold are blended towards the green of clinical NIR overlay displays, more
 strongly the brighter they are. Nothing below the threshold is coloured.
@@ -9,9 +9,7 @@ strongly the brighter they are. Nothing below the threshold is coloured.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +24,7 @@ from liverplan.planner.icg import (CAVITY_ARRAY, SURFACE_ARRAY, IcgParameters, I
                                    sub_surface, surface_fluorescence, transection_fluorescence)
 from liverplan.planner.margins import LesionOutcome
 from liverplan.progress import Steps
+from liverplan.rendering import picture
 
 LIVER_RGB = np.array([0.60, 0.27, 0.22])     # white-light parenchyma
 NIR_RGB = np.array([0.25, 1.0, 0.35])        # overlay green
@@ -67,30 +66,6 @@ def overlay_colors(intensity: np.ndarray, threshold: float, contrast: float) -> 
     ramp = np.clip((intensity - threshold) / (_SATURATION * contrast), 0.0, 1.0)
     alpha = np.where(intensity >= threshold, _ONSET + (1 - _ONSET) * ramp, 0.0)[:, None]
     return np.round(255 * ((1 - alpha) * LIVER_RGB + alpha * NIR_RGB)).astype(np.uint8)
-
-
-@contextmanager
-def offscreen_plotter(window_size: tuple[int, int], **kwargs):
-    """An off-screen pyvista Plotter, closed on exit, that renders quietly without a display.
-
-    Without DISPLAY, VTK would first try an X window, print "bad X server connection" and then
-    fall back to EGL; asking for the EGL window (VTK_DEFAULT_OPENGL_WINDOW, read when the window
-    is created) skips that attempt. With a display (the GUI, Xvfb) VTK chooses as usual, and a
-    value the user set is respected. The variable is restored once the window exists.
-    """
-    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-                    or "VTK_DEFAULT_OPENGL_WINDOW" in os.environ)
-    if headless:
-        os.environ["VTK_DEFAULT_OPENGL_WINDOW"] = "vtkEGLRenderWindow"
-    try:
-        plotter = pv.Plotter(off_screen=True, window_size=list(window_size), **kwargs)
-    finally:
-        if headless:
-            del os.environ["VTK_DEFAULT_OPENGL_WINDOW"]
-    try:
-        yield plotter
-    finally:
-        plotter.close()
 
 
 def render_nir_view(mesh: pv.PolyData, surface_map: SurfaceMap,
@@ -159,7 +134,7 @@ def _render(meshes: list[tuple[pv.PolyData, np.ndarray]], view: LaparoscopeView,
             window_size: tuple[int, int]) -> np.ndarray:
     """Off-screen render of coloured meshes through a laparoscope: headlight, wet specular
     surface, round field, caption inside it."""
-    with offscreen_plotter(window_size, lighting="none") as plotter:
+    def draw(plotter: pv.Plotter) -> None:
         plotter.set_background(BACKGROUND_RGB)
         for mesh, colors in meshes:
             plotter.add_mesh(mesh, scalars=colors, rgb=True, smooth_shading=True, specular=0.25,
@@ -170,8 +145,7 @@ def _render(meshes: list[tuple[pv.PolyData, np.ndarray]], view: LaparoscopeView,
         plotter.camera.up = view.view_up_lps
         plotter.camera.view_angle = view.view_angle_deg
         plotter.camera.reset_clipping_range()
-        image = plotter.screenshot(return_img=True)
-    return _caption(_scope_field(np.asarray(image)[..., :3]), caption)
+    return _caption(_scope_field(picture(window_size, draw, lighting="none")), caption)
 
 
 def _scope_field(image: np.ndarray) -> np.ndarray:

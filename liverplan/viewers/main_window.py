@@ -29,7 +29,7 @@ from liverplan.viewers.reslice import AXIAL, CORONAL, PLANES, SAGITTAL
 from liverplan.viewers.slice_view import SliceView
 from liverplan.viewers.view3d import STANDARD_VIEWS, View3D
 from liverplan.viewers.view_state import WINDOW_PRESETS, ViewState
-from liverplan.viewers.workers import ProgressPanel, Task
+from liverplan.viewers.workers import ProgressPanel, Task, render_on_ui_thread
 
 APP_TITLE = "LiverPlan"
 IMAGE_FILTER = "Images (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd);;All files (*)"
@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings=None, recovery_dir: Path | None = None):
         super().__init__()
+        render_on_ui_thread()       # report pictures and NIR views: not in a task's thread
         self.settings = settings or app_settings.default_settings()
         self.recovery_dir = Path(recovery_dir or app_settings.default_recovery_dir())
         self.case: Case | None = None
@@ -359,20 +360,26 @@ class MainWindow(QMainWindow):
     # --- the case ------------------------------------------------------------------------------
     def set_case(self, case: Case | None, *, source: str | None = None,
                  case_file: Path | None = None, dirty: bool = False) -> None:
+        self._unsubscribe()
         self.case, self.source, self.case_file = case, source, case_file
         self.state.set_image(case.image if case is not None else None)
         if case is not None:
             for name, image in case.labels.items():
                 self.state.set_label(name, image)
-            case.subscribe(lambda what, c=case: self._on_case_event(c, what))
+            case.subscribe(self._on_case_event)
         self.view3d.set_labels(dict(case.labels) if case is not None else {})
         self.dirty, self._autosaved = dirty, not dirty
         self._update_title()
         self.caseChanged.emit(case)
 
-    def _on_case_event(self, case: Case, what: str) -> None:
-        if case is not self.case:
-            return                       # an event from a case that is no longer shown
+    def _unsubscribe(self) -> None:
+        """Stop observing the shown case: a case outlives the window (and may be shown again
+        elsewhere); its edits must not reach a window that no longer shows it."""
+        if self.case is not None:
+            self.case.unsubscribe(self._on_case_event)
+
+    def _on_case_event(self, what: str) -> None:
+        case = self.case
         if what in case.labels or what in self.state.labels:
             self.state.set_label(what, case.label(what))
             self.view3d.set_labels(dict(case.labels))
@@ -586,5 +593,6 @@ class MainWindow(QMainWindow):
             for signal in (task.finished, task.failed, task.cancelled):
                 signal.disconnect()
         self.clear_recovery()
+        self._unsubscribe()
         self.view3d.close_plotter()
         event.accept()

@@ -80,6 +80,8 @@ class View3D(QWidget):
     # --- content -------------------------------------------------------------------------------
     def set_labels(self, labels: dict[str, sitk.Image]) -> None:
         """Show these label images; surfaces of changed labels are rebuilt."""
+        if self.closed:
+            return
         changed = {name for name in set(labels) | set(self.labels)
                    if labels.get(name) is not self.labels.get(name)}
         self.labels = dict(labels)
@@ -216,6 +218,8 @@ class View3D(QWidget):
         return path
 
     def close_plotter(self) -> None:
+        """Release the plotter; nothing reaches VTK after this (the shared view state lives on)."""
         self.closed = True
+        self.state.displayChanged.disconnect(self._on_display_changed)
         self.cancel()
         self.plotter.close()

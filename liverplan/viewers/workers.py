@@ -2,7 +2,8 @@
 
 A Task runs `fn(*args, progress=..., cancel=..., **kwargs)` in the global QThreadPool; its
 signals arrive on the UI thread (queued). `cancel` is a threading.Event, the project's cancel
-token, so the core functions stop at their next `Steps.report`.
+token, so the core functions stop at their next `Steps.report`. Off-screen pictures a task
+needs are rendered on the UI thread (`render_on_ui_thread`, see liverplan.rendering).
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import threading
 import traceback
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
+from liverplan import rendering
 from liverplan.errors import Cancelled, LiverPlanError
+
+_task = threading.local()       # .cancel: the cancel flag of the task running on this thread
 
 
 class Task(QObject):
@@ -44,6 +48,7 @@ class Task(QObject):
         self.progress.emit(float(fraction), str(message))
 
     def _run(self) -> None:   # worker thread
+        _task.cancel = self.cancel_flag
         try:
             result = self._fn(*self._args, progress=self._report, cancel=self.cancel_flag,
                               **self._kwargs)
@@ -66,6 +71,60 @@ class Task(QObject):
 
 
 _ALIVE: set[Task] = set()
+
+
+class _Render:
+    """One picture a worker asked the UI thread for."""
+
+    def __init__(self, render):
+        self.render, self.done, self.abandoned = render, threading.Event(), False
+        self.result, self.error = None, None
+
+    def run(self) -> None:   # UI thread
+        if not self.abandoned:
+            try:
+                self.result = self.render()
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the worker
+                self.error = exc
+        self.done.set()
+
+
+class _UiThreadRunner(QObject):
+    requested = Signal(object)
+
+    def __init__(self):
+        super().__init__()              # lives on the UI thread: `requested` is queued to it
+        self.requested.connect(self._run)
+
+    def _run(self, job: _Render) -> None:
+        job.run()
+
+    def __call__(self, render):
+        if QThread.currentThread() == self.thread():
+            return render()
+        job, cancel = _Render(render), getattr(_task, "cancel", None)
+        self.requested.emit(job)
+        # the UI thread may be waiting for this task (a closing window waits for its
+        # cancelled tasks): a cancelled task stops waiting and leaves the picture undone
+        while not job.done.wait(0.05):
+            if cancel is not None and cancel.is_set():
+                job.abandoned = True
+                raise Cancelled()
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+
+_ui_runner: _UiThreadRunner | None = None
+
+
+def render_on_ui_thread() -> None:
+    """Have every off-screen picture rendered on the UI thread (call there, once the
+    application exists): OpenGL and X must not be used by a task while the 3-D view renders."""
+    global _ui_runner
+    if _ui_runner is None:
+        _ui_runner = _UiThreadRunner()
+        rendering.set_runner(_ui_runner)
 
 
 class ProgressPanel(QWidget):

@@ -1,8 +1,5 @@
 import json
-import os
 import shutil
-import subprocess
-import sys
 import threading
 
 import numpy as np
@@ -16,7 +13,7 @@ from liverplan.geometry import image_from_array
 from liverplan.planner.icg import (CAVITY_ARRAY, SURFACE_ARRAY, IcgResult, LaparoscopeView,
                                    cut_surface, surface_fluorescence, transection_fluorescence)
 from liverplan.planner.icg_view import (_FIELD_EDGE, _FIELD_RADIUS, LIVER_RGB, caption_box,
-                                        cavity_caption, default_view, offscreen_plotter, overlay_colors,
+                                        cavity_caption, default_view, overlay_colors,
                                         predict_and_write, remnant_surface, render_cavity_view,
                                         render_nir_view, write_icg_outputs)
 from tests.planner.test_icg import SPACING, _flat_case, _plane_cut
@@ -212,32 +209,3 @@ def test_rendered_caption_is_not_cut_by_the_scope_edge():
     r = np.hypot(x - 320, y - 240) / (_FIELD_RADIUS * 640)
     assert r.max() <= 1 - _FIELD_EDGE
     assert y.min() > 0.8 * 480
-
-
-def test_offscreen_render_without_display_is_quiet(tmp_path):
-    """No 'bad X server connection' from VTK trying X first when there is no display."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "VTK_DEFAULT_OPENGL_WINDOW")}
-    code = ("from liverplan.planner.icg_view import offscreen_plotter\n"
-            "import pyvista as pv, os\n"
-            "with offscreen_plotter((64, 48)) as p:\n"
-            "    p.add_mesh(pv.Sphere())\n"
-            "    image = p.screenshot(return_img=True)\n"
-            "    print(p.ren_win.GetClassName(), image.shape, image.max(),\n"
-            "          'VTK_DEFAULT_OPENGL_WINDOW' in os.environ)\n")
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["vtkEGLRenderWindow", "(48,", "64,", "3)", "255", "False"]
-    assert "bad X server" not in run.stderr and "DISPLAY" not in run.stderr
-
-
-def test_offscreen_render_with_a_display_keeps_vtks_choice():
-    # pytest-xvfb provides DISPLAY here, as the GUI has: VTK's own choice is left alone
-    assert os.environ.get("DISPLAY")
-    with offscreen_plotter((64, 48)) as plotter:
-        plotter.add_mesh(pv.Sphere())
-        image = plotter.screenshot(return_img=True)
-        assert plotter.ren_win.GetClassName() == "vtkXOpenGLRenderWindow"
-    assert image.shape == (48, 64, 3) and image.max() > 100
-    assert "VTK_DEFAULT_OPENGL_WINDOW" not in os.environ

@@ -11,7 +11,7 @@ import pyvista as pv
 import pytest
 import SimpleITK as sitk
 from PIL import Image
-from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtCore import QPoint, QThreadPool, Qt, QTimer
 from PySide6.QtWidgets import QLabel, QMessageBox
 
 from liverplan.case import LIVER, TUMORS, VESSELS
@@ -250,6 +250,53 @@ def test_a_closed_window_builds_no_more_surfaces(window, qtbot, synthetic_patien
     assert window.close()
     wait_task(qtbot, task)
     assert window.view3d._task is None
+
+
+def test_a_closed_window_no_longer_follows_its_case(window, qtbot, synthetic_patient):
+    """The case outlives the window: its later edits reach neither the views nor the 3-D
+    view's released plotter, and do not mark the closed window as changed."""
+    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    window.dirty = False
+    assert window.close()
+    case.set_label(LIVER, truth(synthetic_patient, "liver"))
+    assert LIVER not in window.state.labels and LIVER not in window.view3d.labels
+    assert not window.dirty
+
+
+def test_a_tasks_picture_is_rendered_on_the_ui_thread(window, qtbot):
+    """Off-screen rendering in a task while the 3-D view renders corrupted memory now and
+    then; a task's picture is drawn on the UI thread, and comes back to the task."""
+    from liverplan import rendering
+    from liverplan.viewers.workers import Task
+    threads, results = [], []
+
+    def draw(plotter):
+        threads.append(threading.current_thread())
+        plotter.add_mesh(pv.Sphere())
+    task = window.run_task(Task("Picture", lambda progress, cancel: rendering.picture(
+        (64, 48), draw)), results.append)
+    wait_task(qtbot, task)
+    assert threads == [threading.main_thread()]
+    assert results[0].shape == (48, 64, 3) and results[0].max() > 100
+
+
+def test_a_task_waiting_for_its_picture_does_not_hold_up_the_closing_window(window, qtbot):
+    """The window waits for its cancelled tasks without handling events: a task waiting for
+    the UI thread to draw its picture stops waiting, and the picture is never drawn."""
+    from liverplan import rendering
+    from liverplan.viewers.workers import Task
+    asked, drawn, results = threading.Event(), [], []
+
+    def work(progress, cancel):
+        asked.set()
+        return rendering.picture((64, 48), drawn.append)
+    task = window.run_task(Task("Picture", work), results.append)
+    assert asked.wait(30)
+    window.dirty = False
+    assert window.close()
+    assert QThreadPool.globalInstance().waitForDone(30_000)
+    wait_task(qtbot, task)          # the picture request is handled now: abandoned
+    assert drawn == [] and results == [] and task.cancel_flag.is_set()
 
 
 def test_autosave_is_offered_after_a_crash(make_window, qtbot, synthetic_patient, tmp_path):
