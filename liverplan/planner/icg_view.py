@@ -137,8 +137,8 @@ def _render(meshes: list[tuple[pv.PolyData, np.ndarray]], view: LaparoscopeView,
     def draw(plotter: pv.Plotter) -> None:
         plotter.set_background(BACKGROUND_RGB)
         for mesh, colors in meshes:
-            plotter.add_mesh(mesh, scalars=colors, rgb=True, smooth_shading=True, specular=0.25,
-                             specular_power=20, ambient=0.15, diffuse=0.75)
+            plotter.add_mesh(mesh, scalars=colors, rgb=True, copy_mesh=True, smooth_shading=True,
+                             specular=0.25, specular_power=20, ambient=0.15, diffuse=0.75)
         plotter.add_light(pv.Light(light_type="headlight"))   # the scope carries its light
         plotter.camera.position = view.position_lps_mm
         plotter.camera.focal_point = view.focal_point_lps_mm

@@ -49,8 +49,10 @@ def test_overlay_is_liver_coloured_below_threshold_and_greener_above():
 def test_default_view_puts_the_patients_right_on_the_image_left(right_lobe_lesion):
     mesh, surface_map = right_lobe_lesion
     assert [r.visible for r in surface_map.lesions] == [True, False]
+    arrays = list(mesh.point_data)
     image = render_nir_view(mesh, surface_map, window_size=(400, 300))
     assert image.shape == (300, 400, 3)
+    assert list(mesh.point_data) == arrays       # the shown mesh is not altered by the picture
     r, g, b = (image[..., i].astype(int) for i in range(3))
     green = (g > r + 40) & (g > b + 40)
     liver = (r > g + 20) & (r > 60)
