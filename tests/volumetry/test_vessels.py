@@ -333,23 +333,33 @@ def test_portal_trunk_is_kept_through_its_thinner_veins_outside_the_liver():
     assert set(veins) <= set(sources[V.PORTAL])
 
 
-def test_portal_trunk_half_as_wide_as_the_ivc_is_the_portal_root():
-    """A portal vein of 9 mm against an IVC of 20 mm (both normal) roots the portal tree: the
-    trunk was once required to be 0.6 times as wide as the IVC and was found only as a last
-    resort, with a warning (in the synthetic patient of seed 1, not at all)."""
-    shape = (80, 90, 90)                                      # z, y, x on a 1 mm grid
+def _hilum(ivc_radius: float, liver_back: int = 60):
+    """On a 1 mm grid (z, y, x): a liver block, the IVC behind it, and the portal trunk entering
+    the hilum from below with its right and left portal veins. (liver, IVC, vessels)"""
+    shape = (80, 90, 90)
     liver = np.zeros(shape, bool)
-    liver[30:75, 10:60, 10:80] = True
+    liver[30:75, 10:liver_back, 10:80] = True
     ivc = np.zeros(shape, np.uint8)
-    _tube(ivc, (-5, 72, 45), (85, 72, 45), 10, 1)
+    _tube(ivc, (-5, 72, 45), (85, 72, 45), ivc_radius, 1)
     v = ivc.copy()
     _tube(v, (0, 30, 50), (40, 30, 50), 4.5, 1)               # trunk into the hilum
     _tube(v, (40, 30, 50), (45, 30, 25), 3, 1)                # right and left portal veins
     _tube(v, (40, 30, 50), (45, 30, 75), 3, 1)
+    return liver, ivc, v
+
+
+def _grid(v: np.ndarray) -> sitk.Image:
+    return sitk.Image([v.shape[2], v.shape[1], v.shape[0]], sitk.sitkUInt8)    # LPS = (x, y, z)
+
+
+def test_portal_trunk_half_as_wide_as_the_ivc_is_the_portal_root():
+    """A portal vein of 9 mm against an IVC of 20 mm (both normal) roots the portal tree: the
+    trunk was once required to be 0.6 times as wide as the IVC and was found only as a last
+    resort, with a warning (in the synthetic patient of seed 1, not at all)."""
+    liver, ivc, v = _hilum(ivc_radius=10)
     sk = skeletonize_mask(v > 0, np.ones(3))
-    grid = sitk.Image([shape[2], shape[1], shape[0]], sitk.sitkUInt8)
     warnings = []
-    roots, _, _ = V._find_roots(sk, liver, ivc > 0, grid, None, None, warnings)
+    roots, _, _ = V._find_roots(sk, liver, ivc > 0, _grid(v), None, None, warnings)
     assert np.mean(sk.branch_voxels[roots[V.PORTAL]][:, 0]) < 30
     assert not warnings         # found as the trunk, not as the last resort
 
@@ -360,20 +370,11 @@ def test_thin_branch_beside_the_ivc_is_no_vein_draining_into_it():
     often the caudate's portal branch, which runs up beside the IVC from the left portal vein
     (the synthetic patient of seed 4: its end was taken for a draining vein, and the branch and
     the caudate's territory went to the hepatic veins)."""
-    shape = (80, 90, 90)                                      # z, y, x on a 1 mm grid
-    liver = np.zeros(shape, bool)
-    liver[30:75, 10:66, 10:80] = True
-    ivc = np.zeros(shape, np.uint8)
-    _tube(ivc, (-5, 72, 45), (85, 72, 45), 8, 1)
-    v = ivc.copy()
-    _tube(v, (0, 30, 50), (40, 30, 50), 4.5, 1)               # portal trunk into the hilum
-    _tube(v, (40, 30, 50), (45, 30, 25), 3, 1)                # right and left portal veins
-    _tube(v, (40, 30, 50), (45, 30, 75), 3, 1)
+    liver, ivc, v = _hilum(ivc_radius=8, liver_back=66)
     _tube(v, (43, 30, 62), (74, 56, 60), 1.5, 1)              # caudate branch, up to the IVC
     _tube(v, (72, 20, 15), (72, 60, 36), 3, 1)                # a vein cut 4 mm from the IVC
     sk = skeletonize_mask(v > 0, np.ones(3))
-    grid = sitk.Image([shape[2], shape[1], shape[0]], sitk.sitkUInt8)
-    _, sources, _ = V._find_roots(sk, liver, ivc > 0, grid, None, None, [])
+    _, sources, _ = V._find_roots(sk, liver, ivc > 0, _grid(v), None, None, [])
 
     def branches_along(p0, p1):
         p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
