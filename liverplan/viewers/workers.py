@@ -13,6 +13,7 @@ import traceback
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
+from PySide6.QtGui import QOpenGLContext
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from liverplan import rendering
@@ -82,6 +83,12 @@ class _Render:
 
     def run(self) -> None:   # UI thread
         if not self.abandoned:
+            # The off-screen window makes its own OpenGL context current and releases it: Qt
+            # must not go on believing that the 3-D view's context is current (it would skip
+            # making it current again and draw through no context).
+            context = QOpenGLContext.currentContext()
+            if context is not None:
+                context.doneCurrent()
             try:
                 self.result = self.render()
             except BaseException as exc:  # noqa: BLE001 - re-raised in the worker
@@ -100,10 +107,11 @@ class _UiThreadRunner(QObject):
         job.run()
 
     def __call__(self, render):
-        if QThread.currentThread() == self.thread():
-            return render()
         job, cancel = _Render(render), getattr(_task, "cancel", None)
-        self.requested.emit(job)
+        if QThread.currentThread() == self.thread():
+            job.run()
+        else:
+            self.requested.emit(job)
         # the UI thread may be waiting for this task (a closing window waits for its
         # cancelled tasks): a cancelled task stops waiting and leaves the picture undone
         while not job.done.wait(0.05):
