@@ -9,8 +9,9 @@ import SimpleITK as sitk
 from liverplan.errors import InputError, SegmentationError
 from liverplan.evidence import LIVER_ENHANCED_MIN_HU
 from liverplan.geometry import index_to_lps, mask_volume_ml
-from liverplan.volumetry.liver import (LiverParameters, _covering_box, _include_hypodense, bbox,
-                                       make_model, segment_liver, segment_liver_from_seed)
+from liverplan.volumetry.liver import (LiverParameters, _covering_box, _include_hypodense,
+                                       _pockets, _share_touching, bbox, make_model,
+                                       segment_liver, segment_liver_from_seed)
 
 SPACING = (2.0, 2.0, 3.0)      # x, y, z mm
 SIZE = (128, 104, 64)          # x, y, z voxels
@@ -112,6 +113,28 @@ def test_tumour_cap_through_the_capsule_joins_the_liver_but_a_thin_dark_wall_doe
     assert np.count_nonzero(cap) * p.coarse_spacing_mm ** 3 / 1000 > 1.0   # > 1 mL outside
     assert np.count_nonzero(out & cap) >= 0.8 * np.count_nonzero(cap)   # (its edge voxels: grid)
     assert not out[wall].any()
+
+
+def test_pockets_in_the_liver_join_but_a_neighbour_and_a_sheet_on_its_surface_do_not():
+    """Band basins on the coarse grid (2 mm) around a grown liver (basin 1, an 80 mm cube). In a
+    notch of its upper face lie two pockets of parenchyma (basins 2 and 4, one above the other)
+    that vessels cut off: both join, the upper one although what borders it is liver only
+    beside it. An organ beside the liver touching it with one face (basin 3) stays out, and so
+    does a 2 mm sheet lying flat on the liver's lower face (basin 5): it borders the liver over
+    more than `pocket_contact` of its border but lies outside the liver's concavities."""
+    basins = np.zeros((64, 64, 64), np.int32)
+    basins[8:48, 8:48, 8:48] = 1
+    basins[42:48, 24:30, 24:30] = 2            # the notch: its upper part ...
+    basins[36:42, 24:30, 24:30] = 4            # ... and its bottom
+    basins[16:30, 20:34, 48:60] = 3            # beside the liver
+    basins[7, 14:26, 14:26] = 5                # on its lower face
+    liver = basins == 1
+    p = LiverParameters()
+    out = _pockets(basins, liver, p)
+    assert out[(basins == 1) | (basins == 2) | (basins == 4)].all()
+    assert not out[(basins == 3) | (basins == 5)].any()
+    sheet = np.where(basins == 5, 5, 0)
+    assert _share_touching(sheet, liver)[5] >= p.pocket_contact    # only the concavity rule
 
 
 def test_lesion_depths_below_the_capsule_match_the_truth(synthetic_patient):
