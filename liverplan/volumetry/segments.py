@@ -441,8 +441,9 @@ def branch_segments(vessels: VesselResult) -> dict:
             z = np.asarray(vessels.branches[b].points_lps_mm)[:, 2].mean()
             own[b] = high if z >= split_z else low
     # left liver: each branch leaving the stem (left portal vein and umbilical portion) feeds
-    # one segment with its whole subtree: medial to the umbilical portion 4 (or 1 behind the
-    # bifurcation), lateral to it 2 (the posterior group) or 3 (the anterior one)
+    # one segment with its whole subtree: medial to the umbilical portion 4 (or 1 well behind the
+    # bifurcation, or behind it and leaving backwards, toward the IVC), lateral to it 2 (the
+    # posterior group) or 3 (the anterior one)
     stem = _stem(vessels, left)
     k = _umbilical_split(vessels, stem)
     umb_x = _umbilical_point(vessels, left)[0]
@@ -454,7 +455,9 @@ def branch_segments(vessels: VesselResult) -> dict:
     lateral = {}
     for first in firsts:
         c = _points(vessels, vessels.subtree(first)).mean(axis=0)
-        if c[1] > bif[1] + _CAUDATE_BEHIND_MM and c[0] < umb_x:
+        start = vessels.branches[first].points_lps_mm[0]
+        backwards = c[1] > max(bif[1], start[1])   # leaves backwards, behind the bifurcation
+        if (c[1] > bif[1] + _CAUDATE_BEHIND_MM or backwards) and c[0] < umb_x:
             label = 1
         elif c[0] < umb_x:
             label = 4

@@ -229,6 +229,26 @@ def test_right_sectors_divide_where_their_own_vein_divides(synthetic_patient):
     assert S.branch_segments(tree) == labels
 
 
+def test_a_short_twig_leaving_the_left_portal_vein_backwards_is_the_caudate_s(synthetic_patient):
+    """A 6 mm twig leaving the left portal vein backwards, toward the IVC, is labelled 1 though
+    it lies less than 8 mm behind the bifurcation. The automatic tree of the full-size patient
+    kept such a stub of its caudate branch; labelled 4, it gave 6 mL of the caudate lobe to
+    segment 4 (segment 1 0.82 -> 0.77 end to end)."""
+    _, tree = _true_tree(synthetic_patient)
+    left = next(b for b, br in tree.branches.items() if br.name == "left portal vein")
+    bif = np.asarray(tree.portal_bifurcation_lps_mm)
+    vein = np.asarray(tree.branches[left].points_lps_mm)
+    root = vein[np.argmin(np.linalg.norm(vein - bif, axis=1))]
+    twig = max(tree.branches) + 1
+    points = root + np.outer([1.0, 3.0, 5.0, 7.0], [0.0, 1.0, 0.0])    # straight back
+    tree.branches[twig] = Branch(twig, 1, tuple(map(tuple, points)), (1.0,) * 4, parent=left,
+                                 depths_mm=(20.0,) * 4)
+    tree.branches[left] = replace(tree.branches[left],
+                                  children=tree.branches[left].children + (twig,))
+    assert points[:, 1].mean() < bif[1] + 8.0
+    assert S.branch_segments(tree)[twig] == 1
+
+
 @pytest.mark.realdata
 @pytest.mark.parametrize("liver_source", ["reference", "automatic"])
 def test_ircadb_segments_are_plausible(shared_data, liver_source):
