@@ -55,7 +55,7 @@ def vessel_row(name, ct, liver, tumors, portal_ref, hepatic_ref, bifurcation_ref
                hepatic=dice((got == 2) & inside, hepatic_ref & inside), bif_mm=err,
                vessels_s=seconds, result=result)
     try:
-        segs, seg_seconds = timed(S.couinaud_segments, liver, result)
+        segs, seg_seconds = timed(S.couinaud_segments, liver, result, tumors=tumors)
     except SegmentationError as error:     # a figure too: the segments a user would not get
         return dict(row, right_percent=float("nan"), segments_s=float("nan"),
                     edit_s=float("nan"), method=f"none ({error})", segments=None)
@@ -63,7 +63,7 @@ def vessel_row(name, ct, liver, tumors, portal_ref, hepatic_ref, bifurcation_ref
     if edit:
         first = next(iter(edit))
         edit[first] = 4 if edit[first] != 4 else 3
-    _, edit_seconds = timed(S.couinaud_segments, liver, result, assignments=edit)
+    _, edit_seconds = timed(S.couinaud_segments, liver, result, tumors=tumors, assignments=edit)
     right = S.hemiliver_volumes_ml(segs.segments)["right"] / mask_volume_ml(liver) * 100
     return dict(row, right_percent=right, segments_s=seg_seconds, edit_s=edit_seconds,
                 method=segs.method, segments=segs)
@@ -88,7 +88,7 @@ def synthetic(root: Path | None, size: str, seed: int) -> list[str]:
                      tumors, tv == 1, tv == 2,
                      case.truth["markers"]["portal_bifurcation_lps_mm"])
     true_tree = V.analyse_vessels(sitk.Cast(truth_v, sitk.sitkUInt8), liver)
-    true_segs = S.couinaud_segments(liver, true_tree)
+    true_segs = S.couinaud_segments(liver, true_tree, tumors=tumors)
     lines = [_format(row)]
     for label, segs in (("auto vessels", row["segments"]), ("true tree", true_segs)):
         if segs is None:

@@ -106,8 +106,8 @@ def segments_stage(run: SegmentationRun, steps: Steps) -> None:
                                   "landmarks placed by hand in the desktop app.")
         return
     try:
-        run.segments = couinaud_segments(run.liver.mask, run.vessels, progress=steps.report,
-                                         cancel=steps.cancel)
+        run.segments = couinaud_segments(run.liver.mask, run.vessels, tumors=run.tumors,
+                                         progress=steps.report, cancel=steps.cancel)
     except SegmentationError as exc:
         run.stage_failures.append(f"Couinaud segments not computed: {exc}")
 

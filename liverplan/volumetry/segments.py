@@ -28,9 +28,12 @@ from scipy.spatial import cKDTree
 from skimage.measure import label as label_components
 
 from liverplan.errors import InputError, SegmentationError
-from liverplan.geometry import image_from_array, index_to_lps, mask_volume_ml, same_grid
+from liverplan.geometry import (image_from_array, index_to_lps, lps_to_index, mask_volume_ml,
+                                same_grid)
 from liverplan.progress import Steps
-from liverplan.volumetry.vessels import VesselResult, subtree_volume_mm3
+from liverplan.volumetry.lesions import widen
+from liverplan.volumetry.liver import bbox, dilate_mm
+from liverplan.volumetry.vessels import TUMOUR_REACH_MM, VesselResult, subtree_volume_mm3
 
 PORTAL_TERRITORIES = "portal territories"
 LANDMARK_PLANES = "landmark planes"
@@ -79,6 +82,7 @@ class SegmentsResult:
 
 
 def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
+                      tumors: sitk.Image | None = None,
                       landmarks: Landmarks | None = None, assignments: dict | None = None,
                       method: str | None = None, working_spacing_mm: float = 2.0,
                       trunk_clearance_mm: float = 10.0,
@@ -86,6 +90,8 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     """Couinaud segments of `liver` (0/1 mask).
 
     vessels: the vessel result (its portal tree and landmarks); may be None with `landmarks`.
+    tumors: lesion ids on the liver's grid: a branch running into a tumour also feeds the
+    parenchyma beyond it (the CT does not show it inside the tumour; its course is followed).
     landmarks / assignments: user corrections that replace the automatic ones (assignments:
     portal branch id -> segment 1-8, 0 to drop a branch as a seed).
     method: force PORTAL_TERRITORIES or LANDMARK_PLANES; by default territories when the
@@ -131,6 +137,9 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     points = grid.points
     if method == PORTAL_TERRITORIES:
         seeds, seed_seg = _territory_seeds(vessels, labels, trunk_clearance_mm)
+        if tumors is not None:
+            ahead, ahead_seg = _through_tumours(vessels, labels, tumors)
+            seeds, seed_seg = np.vstack([seeds, ahead]), np.concatenate([seed_seg, ahead_seg])
         _, j = cKDTree(seeds).query(points, workers=-1)
         seg = seed_seg[j]
         if 1 not in covered and marks is not None:
@@ -147,6 +156,38 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     steps.report(1.0, "Couinaud segments done")
     return SegmentsResult(out, method, marks, labels if method == PORTAL_TERRITORIES else {},
                           warnings)
+
+
+def _through_tumours(vessels: VesselResult, labels: dict, tumors: sitk.Image,
+                     max_mm: float = 80.0) -> tuple[np.ndarray, np.ndarray]:
+    """Points 1 mm apart continuing each labelled end branch that runs into a tumour (within
+    TUMOUR_REACH_MM ahead of its end) straight on through it, with the branch's segment: the
+    parenchyma behind a metastasis is fed by the branch it interrupts (the synthetic patient's
+    segment-7 branch ending in L1 otherwise left the far side of L1 to the caudate's)."""
+    mask = sitk.GetArrayFromImage(tumors) > 0
+    points, segs = [np.empty((0, 3))], [np.empty(0, int)]
+    if not mask.any():
+        return points[0], segs[0]
+    spacing = np.array(tumors.GetSpacing())[::-1]
+    box = widen(bbox(mask), TUMOUR_REACH_MM, spacing, mask.shape)
+    reach = np.zeros(mask.shape, bool)
+    reach[box] = dilate_mm(mask[box], TUMOUR_REACH_MM, spacing)
+    for b, s in labels.items():
+        branch = vessels.branches[b]
+        p = np.asarray(branch.points_lps_mm)
+        if branch.children or len(p) < 3:
+            continue
+        d = p[-1] - p[max(0, len(p) - 6)]           # its course over the last ~5 mm
+        ahead = p[-1] + np.outer(np.arange(1.0, max_mm), d / max(np.linalg.norm(d), 1e-6))
+        idx = np.round(lps_to_index(tumors, ahead)).astype(int)
+        inside = np.all((idx >= 0) & (idx < mask.shape), axis=1)
+        inside[inside] = reach[tuple(idx[inside].T)]
+        if not inside[1]:                             # not running into a tumour 2 mm ahead
+            continue
+        n = int(np.argmin(inside)) if not inside.all() else len(inside)
+        points.append(ahead[:n])
+        segs.append(np.full(n, s))
+    return np.concatenate(points), np.concatenate(segs)
 
 
 def _territory_seeds(vessels: VesselResult, labels: dict, clearance_mm: float):

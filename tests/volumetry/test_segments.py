@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from liverplan.geometry import image_from_array, index_to_lps, mask_volume_ml
+from liverplan.geometry import image_from_array, index_to_lps, lps_to_index, mask_volume_ml
 from liverplan.volumetry import segments as S
 from liverplan.volumetry import vessels as V
 from liverplan.volumetry.centerlines import Branch
@@ -247,6 +247,44 @@ def test_a_short_twig_leaving_the_left_portal_vein_backwards_is_the_caudate_s(sy
                                   children=tree.branches[left].children + (twig,))
     assert points[:, 1].mean() < bif[1] + 8.0
     assert S.branch_segments(tree)[twig] == 1
+
+
+def test_a_branch_running_into_a_tumour_feeds_the_parenchyma_beyond_it(synthetic_patient):
+    """A drawn tumour (r 8 mm) 4 mm ahead of an end branch, deep in the liver: the branch's
+    course is followed on through the tumour and its reach (4 mm), 1 mm apart, and no further;
+    no end branch is continued anywhere else. With the tumour the
+    parenchyma just beyond its far side goes to the branch's segment."""
+    liver, tree = _true_tree(synthetic_patient)
+    labels = S.branch_segments(tree)
+    mask = sitk.GetArrayViewFromImage(liver)
+
+    def course(b):
+        p = np.asarray(tree.branches[b].points_lps_mm)
+        return p[-1], (p[-1] - p[-6]) / np.linalg.norm(p[-1] - p[-6])
+
+    def deep(point):          # in the liver 12 mm around
+        zyx = np.round(lps_to_index(liver, point + 12.0 * np.eye(3).repeat(2, 0)
+                                    * np.tile([1, -1], 3)[:, None])).astype(int)
+        return all(0 <= i < n for z in zyx for i, n in zip(z, mask.shape)) and mask[
+            tuple(zyx.T)].all()
+
+    leaf = next(b for b, s in labels.items() if not tree.branches[b].children
+                and len(tree.branches[b].points_lps_mm) >= 6
+                and deep(course(b)[0] + 12.0 * course(b)[1])
+                and deep(course(b)[0] + 24.0 * course(b)[1]))
+    end, unit = course(leaf)
+    centre = end + 12.0 * unit
+    zyx = np.indices(mask.shape).reshape(3, -1).T
+    inside = np.linalg.norm(index_to_lps(liver, zyx) - centre, axis=1) <= 8.0
+    tumors = image_from_array(inside.reshape(mask.shape).astype(np.uint16), liver)
+    ahead, segs = S._through_tumours(tree, {leaf: labels[leaf]}, tumors)
+    assert len(ahead) and set(segs) == {labels[leaf]}
+    assert 12.0 + 8.0 <= np.linalg.norm(ahead - end, axis=1).max() <= 12.0 + 8.0 + 4.0 + 1.5
+    every, _ = S._through_tumours(tree, labels, tumors)     # (a neighbour may run into it too)
+    assert np.all(np.linalg.norm(every - centre, axis=1) <= 8.0 + 4.0 + 1.5)
+    beyond = tuple(np.round(lps_to_index(liver, centre + 10.0 * unit)[0]).astype(int))
+    segments = sitk.GetArrayViewFromImage(S.couinaud_segments(liver, tree, tumors=tumors).segments)
+    assert segments[beyond] == labels[leaf]
 
 
 @pytest.mark.realdata

@@ -129,14 +129,14 @@ def find_landmarks(liver: sitk.Image, vessels: sitk.Image, known: VesselResult |
     return result, landmarks, warnings
 
 
-def recompute_segments(liver: sitk.Image, vessels: sitk.Image | None,
+def recompute_segments(liver: sitk.Image, vessels: sitk.Image | None, tumors: sitk.Image | None,
                        known: VesselResult | None, landmarks: Landmarks | None,
                        method: str | None, *, progress=None, cancel=None):
     """(SegmentsResult, the vessel trees used or None)."""
     steps = Steps(progress, cancel)
     tree = vessel_tree(vessels, liver, known, steps.sub(0.0, 0.5)) if vessels is not None \
         else None
-    result = couinaud_segments(liver, tree, landmarks=landmarks, method=method,
+    result = couinaud_segments(liver, tree, tumors=tumors, landmarks=landmarks, method=method,
                                progress=steps.sub(0.5, 1.0).report, cancel=cancel)
     return result, tree
 
@@ -689,11 +689,11 @@ class ReviewPanel(QWidget):
         case = self.window.case
         if case is None or LIVER not in case.labels or self._busy():
             return None
-        liver, vessels = case.labels[LIVER], case.labels.get(VESSELS)
-        task = Task("Recomputing the segments", recompute_segments, liver, vessels,
+        liver, vessels, tumors = (case.labels.get(name) for name in (LIVER, VESSELS, TUMORS))
+        task = Task("Recomputing the segments", recompute_segments, liver, vessels, tumors,
                     self._vessels, self.landmarks, self.method.currentData())
-        return self._start(task, self._on_segments_result, {LIVER: liver, VESSELS: vessels},
-                           "Recompute segments")
+        return self._start(task, self._on_segments_result,
+                           {LIVER: liver, VESSELS: vessels, TUMORS: tumors}, "Recompute segments")
 
     def _on_segments_result(self, result) -> None:
         if not self._still_current():

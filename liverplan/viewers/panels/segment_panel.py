@@ -49,7 +49,7 @@ def segment_image(image: sitk.Image, *, with_vessels: bool = True, path=None,
         try:
             vessels = segment_vessels(image, liver.mask, tumors=tumors,
                                       progress=steps.sub(split[1], split[2]).report, cancel=cancel)
-            segments = couinaud_segments(liver.mask, vessels,
+            segments = couinaud_segments(liver.mask, vessels, tumors=tumors,
                                          progress=steps.sub(split[2], 1.0).report, cancel=cancel)
         except SegmentationError as exc:
             warnings.append(f"Vessels and Couinaud segments were not found: {exc}")
