@@ -184,7 +184,8 @@ def _through_tumours(vessels: VesselResult, labels: dict, tumors: sitk.Image,
         inside[inside] = reach[tuple(idx[inside].T)]
         if not inside[1]:                             # not running into a tumour 2 mm ahead
             continue
-        n = int(np.argmin(inside)) if not inside.all() else len(inside)
+        # up to where it leaves the reach (the first millimetre may lie short of it)
+        n = 1 + int(np.argmin(inside[1:])) if not inside[1:].all() else len(inside)
         points.append(ahead[:n])
         segs.append(np.full(n, s))
     return np.concatenate(points), np.concatenate(segs)
