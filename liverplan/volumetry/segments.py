@@ -28,11 +28,8 @@ from scipy.spatial import cKDTree
 from skimage.measure import label as label_components
 
 from liverplan.errors import InputError, SegmentationError
-from liverplan.geometry import (image_from_array, index_to_lps, lps_to_index, mask_volume_ml,
-                                same_grid)
+from liverplan.geometry import image_from_array, index_to_lps, mask_volume_ml, same_grid
 from liverplan.progress import Steps
-from liverplan.volumetry.lesions import widen
-from liverplan.volumetry.liver import bbox, dilate_mm
 from liverplan.volumetry.vessels import TUMOUR_REACH_MM, VesselResult, subtree_volume_mm3
 
 PORTAL_TERRITORIES = "portal territories"
@@ -159,33 +156,32 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
 
 
 def _through_tumours(vessels: VesselResult, labels: dict, tumors: sitk.Image,
-                     max_mm: float = 80.0) -> tuple[np.ndarray, np.ndarray]:
+                     max_mm: float = 80.0, course_mm: float = 5.0
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Points 1 mm apart continuing each labelled end branch that runs into a tumour (within
     TUMOUR_REACH_MM ahead of its end) straight on through it, with the branch's segment: the
     parenchyma behind a metastasis is fed by the branch it interrupts (the synthetic patient's
-    segment-7 branch ending in L1 otherwise left the far side of L1 to the caudate's)."""
-    mask = sitk.GetArrayFromImage(tumors) > 0
+    segment-7 branch ending in L1 otherwise left the far side of L1 to the caudate's). The
+    branch's course is measured over its last `course_mm`."""
     points, segs = [np.empty((0, 3))], [np.empty(0, int)]
-    if not mask.any():
+    voxels = np.argwhere(sitk.GetArrayViewFromImage(tumors) > 0)
+    if not len(voxels):
         return points[0], segs[0]
-    spacing = np.array(tumors.GetSpacing())[::-1]
-    box = widen(bbox(mask), TUMOUR_REACH_MM, spacing, mask.shape)
-    reach = np.zeros(mask.shape, bool)
-    reach[box] = dilate_mm(mask[box], TUMOUR_REACH_MM, spacing)
+    tumour = cKDTree(index_to_lps(tumors, voxels))
+    steps_mm = np.arange(1.0, max_mm)
     for b, s in labels.items():
         branch = vessels.branches[b]
         p = np.asarray(branch.points_lps_mm)
         if branch.children or len(p) < 3:
             continue
-        d = p[-1] - p[max(0, len(p) - 6)]           # its course over the last ~5 mm
-        ahead = p[-1] + np.outer(np.arange(1.0, max_mm), d / max(np.linalg.norm(d), 1e-6))
-        idx = np.round(lps_to_index(tumors, ahead)).astype(int)
-        inside = np.all((idx >= 0) & (idx < mask.shape), axis=1)
-        inside[inside] = reach[tuple(idx[inside].T)]
-        if not inside[1]:                             # not running into a tumour 2 mm ahead
+        back = np.linalg.norm(p - p[-1], axis=1) >= course_mm
+        d = p[-1] - p[np.nonzero(back)[0][-1] if back.any() else 0]
+        ahead = p[-1] + np.outer(steps_mm, d / max(np.linalg.norm(d), 1e-6))
+        near = tumour.query(ahead, distance_upper_bound=TUMOUR_REACH_MM)[0] <= TUMOUR_REACH_MM
+        if not near[1]:                               # not running into a tumour 2 mm ahead
             continue
         # up to where it leaves the reach (the first millimetre may lie short of it)
-        n = 1 + int(np.argmin(inside[1:])) if not inside[1:].all() else len(inside)
+        n = 1 + int(np.argmin(near[1:])) if not near[1:].all() else len(near)
         points.append(ahead[:n])
         segs.append(np.full(n, s))
     return np.concatenate(points), np.concatenate(segs)
