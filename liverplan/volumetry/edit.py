@@ -16,8 +16,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 from liverplan.geometry import image_from_array, index_to_lps, lps_to_index, same_grid
-from liverplan.volumetry.lesions import widen
-from liverplan.volumetry.liver import bbox
+from liverplan.volumetry.liver import bbox, widen
 
 Plane = Literal["axial", "coronal", "sagittal"]
 _NORMAL = {"axial": 2, "coronal": 1, "sagittal": 0}   # LPS axis normal to each plane

@@ -20,7 +20,7 @@ from liverplan.errors import SegmentationError
 from liverplan.evidence import LESION_MIN_DIAMETER_MM
 from liverplan.geometry import image_from_array, lps_to_index, same_grid
 from liverplan.progress import Steps
-from liverplan.volumetry.liver import bbox, dilate_mm, edt, erode_mm, smooth
+from liverplan.volumetry.liver import bbox, dilate_mm, edt, erode_mm, smooth, widen
 
 
 @dataclass(frozen=True)
@@ -140,13 +140,6 @@ def _inside_edge(a, core, reach, background: float, core_hu: float,
     if (core & dark).any():
         core = core & dark
     return ndi.binary_fill_holes(ndi.binary_propagation(core, mask=dark | core)), core
-
-
-def widen(box: tuple[slice, ...], margin_mm: float, spacing, shape) -> tuple[slice, ...]:
-    """`box` grown by `margin_mm` (+1 voxel) on every side, clipped to `shape`."""
-    pad = [int(np.ceil(margin_mm / s)) + 1 for s in spacing]
-    return tuple(slice(max(0, b.start - p), min(n, b.stop + p))
-                 for b, p, n in zip(box, pad, shape))
 
 
 def _extent_mm(mask: np.ndarray, spacing) -> float:

@@ -391,6 +391,13 @@ def bbox(mask: np.ndarray) -> tuple[slice, ...]:
     return tuple(slice(int(i[0]), int(i[-1]) + 1) for i in idx)
 
 
+def widen(box: tuple[slice, ...], margin_mm: float, spacing, shape) -> tuple[slice, ...]:
+    """`box` grown by `margin_mm` (+1 voxel) on every side, clipped to `shape`."""
+    pad = [int(np.ceil(margin_mm / s)) + 1 for s in spacing]
+    return tuple(slice(max(0, b.start - p), min(n, b.stop + p))
+                 for b, p, n in zip(box, pad, shape))
+
+
 def _covering_box(coarse: sitk.Image, mask: np.ndarray, image: sitk.Image) -> tuple[slice, ...]:
     """The box of `image` voxels that linear interpolation from `coarse` can reach from the
     voxels of `mask` (its bounding box grown by one coarse voxel)."""

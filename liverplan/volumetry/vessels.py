@@ -34,8 +34,7 @@ from liverplan.geometry import image_from_array, index_to_lps, lps_to_index, sam
 from liverplan.progress import Steps
 from liverplan.volumetry.centerlines import (Branch, bridge_gaps, components, geodesic,
                                             skeletonize_mask)
-from liverplan.volumetry.lesions import widen
-from liverplan.volumetry.liver import bbox
+from liverplan.volumetry.liver import bbox, widen
 
 PORTAL, HEPATIC = 1, 2
 SYSTEM_NAMES = {PORTAL: "portal venous system", HEPATIC: "hepatic veins and IVC"}
