@@ -46,12 +46,13 @@ IVC_CLEARANCE_MM = 2.0   # kept clear around the IVC below the veins' junctions 
 # the real one by a few mm (blurred edge, enhancing rim)
 TUMOUR_REACH_MM = 4.0
 # The hepatic veins join the IVC high in the liver: at 0.82-0.90 of its cranio-caudal height on
-# 3D-IRCADb-01's reference, 0.75-0.88 on the synthetic patient (the portal bifurcation lies at
-# about 0.5). Two uses, two margins: veins draining into the IVC are looked for from
-# CONFLUENCE_HEIGHT_FRACTION up (generous: the region where the code tells the confluence from
-# the portal hilum below it); the IVC is kept clear of other vessels below
-# IVC_CLEAR_BELOW_FRACTION (below every junction: at 0.6 a caudate portal branch running against
-# the IVC at 0.65 joined the hepatic veins).
+# 3D-IRCADb-01's reference, 0.73-0.90 on the synthetic patient (seeds 0-4; the portal
+# bifurcation lies at 0.40-0.52). Two uses, two margins: veins draining into the IVC are looked
+# for from CONFLUENCE_HEIGHT_FRACTION up (generous: the region where the code tells the
+# confluence from the portal hilum below it); the IVC is kept clear of other vessels below
+# IVC_CLEAR_BELOW_FRACTION (below the junctions: at 0.6 a caudate portal branch running against
+# the IVC at 0.65 joined the hepatic veins; a major vein the clearance cuts from the IVC still
+# roots the hepatic front as a vein draining into it).
 CONFLUENCE_HEIGHT_FRACTION = 0.6
 IVC_CLEAR_BELOW_FRACTION = 0.7
 IVC_TOUCH_MM = 5.0          # a vein whose wall comes this close to the IVC's drains into it
