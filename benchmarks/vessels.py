@@ -1,10 +1,11 @@
 """Vessels and Couinaud segments: accuracy and speed on the synthetic patient and 3D-IRCADb-01.
 
-    .venv/bin/python benchmarks/vessels.py [--phantom DIR] [--size small|full] [--seed N]
+    .venv/bin/python benchmarks/vessels.py [--phantom DIR | [--size small|full] [--seeds N ...]]
                                           [--skip-ircadb]
 
-Synthetic patient: Dice of each system inside the liver against truth/vessels.nii.gz, the portal
-bifurcation against truth.json, and Dice per Couinaud segment against truth/segments.nii.gz, with
+Synthetic patient (by default the full-size one, 512x512, of seeds 0-4, from the shared cache of
+generated patients; every row names its size and seed): Dice of each system inside the liver
+against truth/vessels.nii.gz, the portal bifurcation against truth.json, and Dice per Couinaud segment against truth/segments.nii.gz, with
 the segments computed from the segmented vessels ("auto") and from the true vessels ("true
 tree": the branch labelling alone). The vessel stage gets the reference liver and the reference
 tumours of each case (those a vessel may be interrupted by).
@@ -18,20 +19,22 @@ surface). There is no segment reference: the right liver (5-8) share is a plausi
 from __future__ import annotations
 
 import argparse
-import tempfile
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from liverplan.errors import SegmentationError
-from liverplan.geometry import image_from_array, mask_volume_ml
-from liverplan.io import load
-from liverplan.volumetry import segments as S
-from liverplan.volumetry import vessels as V
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+from benchmarks.cases import DATA  # noqa: E402
+from liverplan.errors import SegmentationError  # noqa: E402
+from liverplan.geometry import image_from_array, mask_volume_ml  # noqa: E402
+from liverplan.io import load, phantom  # noqa: E402
+from liverplan.volumetry import segments as S  # noqa: E402
+from liverplan.volumetry import vessels as V  # noqa: E402
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -69,12 +72,7 @@ def vessel_row(name, ct, liver, tumors, portal_ref, hepatic_ref, bifurcation_ref
                 method=segs.method, segments=segs)
 
 
-def synthetic(root: Path | None, size: str, seed: int) -> list[str]:
-    from liverplan.io import phantom
-    if root is None:
-        root = Path(tempfile.mkdtemp(prefix="lp-bench-phantom-"))
-        phantom.generate(root, seed=seed, size=size)
-    case = phantom.PhantomCase.open(root)
+def synthetic(case) -> list[str]:
     ct = load(case.dicom_dir).image
     liver = sitk.Cast(sitk.ReadImage(str(case.truth_dir / "liver.nii.gz")), sitk.sitkUInt8)
     liver.CopyInformation(ct)
@@ -135,14 +133,17 @@ def _format(r) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phantom", type=Path, help="an existing phantom folder")
-    parser.add_argument("--size", default="small", choices=("small", "full"))
-    parser.add_argument("--seed", type=int, default=0,
-                        help="the synthetic patient's anatomy (ignored with --phantom)")
+    parser.add_argument("--size", default="full", choices=("small", "full"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4],
+                        help="the synthetic patients' anatomies (ignored with --phantom)")
     parser.add_argument("--skip-ircadb", action="store_true")
     args = parser.parse_args()
+    cases = ([phantom.PhantomCase.open(args.phantom)] if args.phantom else
+             [phantom.cached(seed=seed, size=args.size, followup=False) for seed in args.seeds])
     print(HEADER)
-    for line in synthetic(args.phantom, args.size, args.seed):
-        print(line, flush=True)
+    for case in cases:
+        for line in synthetic(case):
+            print(line, flush=True)
     if not args.skip_ircadb:
         for line in ircadb():
             print(line, flush=True)
