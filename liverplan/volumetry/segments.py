@@ -116,6 +116,11 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
                    if (b in (assignments or {})
                        or _gap_to_parent_mm(vessels, b) <= _BRIDGE_TRUST_MM)
                    and _inside(vessels.branches[b]).any()}
+        # a hand assignment that can feed nothing is said, not silently dropped
+        warnings += [f"Branch {b}, assigned to segment {s}, runs outside the liver mask and "
+                     "feeds no segment: extend the liver around it, then recompute."
+                     for b, s in sorted((assignments or {}).items())
+                     if s and not _inside(vessels.branches[b]).any()]
     # the caudate's own small branches are often not seen: its landmark region stands in
     caudate_from_planes = covered == set(SEGMENTS) - {1} and marks is not None
     if method is None:

@@ -219,6 +219,23 @@ def test_a_segment_reached_only_across_a_wide_gap_is_not_reached(synthetic_patie
     assert any("does not reach segment(s) 2;" in w for w in result.warnings)
 
 
+def test_a_branch_assigned_outside_the_liver_is_reported(synthetic_patient):
+    """A branch the user assigns that runs outside the liver mask (the automatic liver left out
+    the caudate lobule around it on three synthetic anatomies) can seed no territory: the user
+    is told which one and what to do, rather than the assignment vanishing."""
+    liver, tree = _true_tree(synthetic_patient)
+    before = sitk.GetArrayFromImage(S.couinaud_segments(liver, tree).segments)
+    root = tree.roots[V.PORTAL]
+    piece = max(tree.branches) + 1
+    tree.branches[piece] = Branch(piece, 1, ((0.0, 60.0, -80.0), (0.0, 61.0, -80.0)), (1.0, 1.0),
+                                  parent=root, depths_mm=(0.0, 0.0))
+    result = S.couinaud_segments(liver, tree, assignments={piece: 1})
+    assert [w for w in result.warnings if f"Branch {piece}," in w] == [
+        f"Branch {piece}, assigned to segment 1, runs outside the liver mask and feeds no "
+        "segment: extend the liver around it, then recompute."]
+    assert np.array_equal(sitk.GetArrayFromImage(result.segments), before)
+
+
 def test_right_sectors_divide_where_their_own_vein_divides(synthetic_patient):
     """Segments 8/5 and 7/6 part where the sector's vein divides, not at the height of the
     portal bifurcation: on an automatic liver mask the bifurcation moved 7 mm up and took the
