@@ -30,7 +30,8 @@ from skimage.measure import label as label_components
 from liverplan.errors import InputError, SegmentationError
 from liverplan.geometry import image_from_array, index_to_lps, mask_volume_ml, same_grid
 from liverplan.progress import Steps
-from liverplan.volumetry.vessels import TUMOUR_REACH_MM, VesselResult, subtree_volume_mm3
+from liverplan.volumetry.vessels import (PORTAL, TUMOUR_REACH_MM, VesselResult, branch_at,
+                                         subtree_volume_mm3)
 
 PORTAL_TERRITORIES = "portal territories"
 LANDMARK_PLANES = "landmark planes"
@@ -158,6 +159,23 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     steps.report(1.0, "Couinaud segments done")
     return SegmentsResult(out, method, marks, labels if method == PORTAL_TERRITORIES else {},
                           warnings)
+
+
+def assignments_at(vessels: VesselResult, branch_points) -> tuple[dict, list[str]]:
+    """(portal branch id -> segment, warnings) from clicks: each (LPS point, segment 1-8 or 0)
+    names the portal branch nearest to the point and the branches it feeds; a later click
+    overrides an earlier one. Clicks, unlike branch ids, stay valid when the vessels are
+    corrected and their trees read again."""
+    out, warnings = {}, []
+    for point, segment in branch_points:
+        b = branch_at(vessels, point, system=PORTAL)
+        if b is None:
+            where = ", ".join(f"{v:.0f}" for v in point)
+            warnings.append(f"No portal branch lies within 10 mm of the point ({where}) assigned "
+                            f"to segment {segment}: that assignment was left out.")
+            continue
+        out.update({d: segment for d in vessels.subtree(b)})
+    return out, warnings
 
 
 def _through_tumours(vessels: VesselResult, labels: dict, tumors: sitk.Image,

@@ -884,12 +884,15 @@ def _joined_midway(result: VesselResult, b: int, end_mm: float = 10.0) -> bool:
 # Corrections (the GUI's click tools). Each returns a new result, re-analysed.
 
 
-def branch_at(result: VesselResult, point_lps_mm, *, max_distance_mm: float = 10.0) -> int | None:
-    """The branch whose centerline passes nearest to a clicked point (None if none is within
-    `max_distance_mm`)."""
+def branch_at(result: VesselResult, point_lps_mm, *, max_distance_mm: float = 10.0,
+              system: int | None = None) -> int | None:
+    """The branch (of `system`, or of either) whose centerline passes nearest to a clicked
+    point (None if none is within `max_distance_mm`)."""
     best, best_d = None, max_distance_mm
     p = np.asarray(point_lps_mm, float)
     for b in result.branches.values():
+        if system is not None and b.system != system:
+            continue
         d = float(np.min(np.linalg.norm(np.asarray(b.points_lps_mm) - p, axis=1)))
         if d <= best_d:
             best, best_d = b.id, d

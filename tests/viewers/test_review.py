@@ -11,7 +11,9 @@ from scipy import ndimage as ndi
 from liverplan.case import LIVER, SEGMENTS, TUMORS, VESSELS
 from liverplan.geometry import image_from_array, index_to_lps
 from liverplan.viewers.reslice import AXIAL, CORONAL
-from liverplan.volumetry.segments import LANDMARK_PLANES, couinaud_segments
+from liverplan.volumetry.segments import (LANDMARK_PLANES, PORTAL_TERRITORIES, assignments_at,
+                                          branch_segments, couinaud_segments)
+from liverplan.volumetry.vessels import analyse_vessels
 from tests.viewers.conftest import centre_on, open_and_wait, truth, wait_task
 
 pytestmark = pytest.mark.gui
@@ -220,12 +222,25 @@ def test_click_adds_a_missed_lesion_close_to_the_truth_and_the_list_edits_it(
     assert np.array_equal(array(case.labels[TUMORS]) > 0, missed > 0)
 
 
+def open_with_true_vessels(qtbot, window, patient):
+    """(case, panel, liver, vessels) with the patient's true liver, vessels and segments."""
+    liver, vessels = truth(patient, LIVER), truth(patient, VESSELS)
+    case, panel = open_with(qtbot, window, patient, {
+        LIVER: liver, VESSELS: vessels, SEGMENTS: truth(patient, SEGMENTS)})
+    return case, panel, liver, vessels
+
+
+def portal_core(liver: sitk.Image, vessels: sitk.Image) -> np.ndarray:
+    """(z, y, x) of the portal voxels in the liver at least 1.5 mm inside the vessel (a click
+    there hits the vessel whatever the rounding to widget pixels)."""
+    portal = array(vessels) == 1
+    core = ndi.distance_transform_edt(portal, sampling=liver.GetSpacing()[::-1]) >= 1.5
+    return np.argwhere(core & (array(liver) > 0))
+
+
 def test_vessel_branch_flips_and_a_moved_landmark_changes_the_segments(
         window, qtbot, synthetic_patient, output_dir):
-    liver = truth(synthetic_patient, LIVER)
-    vessels_truth = truth(synthetic_patient, VESSELS)
-    case, panel = open_with(qtbot, window, synthetic_patient, {
-        LIVER: liver, VESSELS: vessels_truth, SEGMENTS: truth(synthetic_patient, SEGMENTS)})
+    case, panel, liver, vessels_truth = open_with_true_vessels(qtbot, window, synthetic_patient)
     axial = window.views[AXIAL]
     # Landmarks from the vessel trees, shown as markers; drag the middle hepatic vein's.
     use_tool(qtbot, panel, "landmark")
@@ -258,9 +273,7 @@ def test_vessel_branch_flips_and_a_moved_landmark_changes_the_segments(
     # A peripheral portal branch clicked with the hepatic tool becomes hepatic.
     v = array(vessels_truth)
     portal = v == 1
-    core = ndi.distance_transform_edt(portal, sampling=liver.GetSpacing()[::-1]) >= 1.5
-    core &= array(liver) > 0
-    candidates = np.argwhere(core)
+    candidates = portal_core(liver, vessels_truth)
     bif = np.asarray(synthetic_patient.truth["markers"]["portal_bifurcation_lps_mm"])
     far = candidates[np.argmax(np.linalg.norm(index_to_lps(liver, candidates) - bif, axis=1))]
     point = index_to_lps(liver, far)[0]
@@ -275,3 +288,44 @@ def test_vessel_branch_flips_and_a_moved_landmark_changes_the_segments(
     assert changed.sum() < 0.2 * portal.sum()           # one branch, not the tree
     qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier)
     assert np.array_equal(array(case.labels[VESSELS]), v)
+
+
+def test_a_portal_branch_assigned_to_another_segment_moves_its_territory(
+        window, qtbot, synthetic_patient, output_dir):
+    case, panel, liver, vessels = open_with_true_vessels(qtbot, window, synthetic_patient)
+    axial = window.views[AXIAL]
+    # the middle of a segment-3 branch of the vessels' own tree (the largest one below the
+    # first: segment 3 keeps other branches), on a portal voxel well inside
+    tree = analyse_vessels(vessels, liver)
+    three = [b for b, s in branch_segments(tree).items() if s == 3]
+    top = max(three, key=lambda b: len(tree.subtree(b)))
+    first = max((b for b in three if b != top), key=lambda b: len(tree.subtree(b)))
+    middle = np.asarray(tree.branches[first].points_lps_mm[
+        len(tree.branches[first].points_lps_mm) // 2])
+    points = index_to_lps(liver, portal_core(liver, vessels))
+    point = points[np.argmin(np.linalg.norm(points - middle, axis=1))]
+    window.state.set_cursor(point)
+    use_tool(qtbot, panel, "branch_segment")
+    panel.branch_segment.setCurrentIndex(panel.branch_segment.findData(4))
+    qtbot.mouseClick(axial, Qt.LeftButton, pos=widget_point(axial, point))
+    assert [s for _, s in panel.branch_points] == [4]
+    assert [m.text for m in axial.markers] == ["S4"]
+    window.grab().save(str(output_dir / "viewer_review_branch_segment.png"))
+    wait_task(qtbot, panel.recompute())
+    after = array(case.labels[SEGMENTS])
+    assigned, _ = assignments_at(panel._vessels, panel.branch_points)
+    assert set(assigned.values()) == {4} and first in assigned
+    expected = couinaud_segments(liver, panel._vessels, assignments=assigned)
+    assert expected.method == PORTAL_TERRITORIES
+    assert np.array_equal(after, array(expected.segments))
+    # against the territories without the assignment: only segment 3 gave, to segment 4
+    plain = array(couinaud_segments(liver, panel._vessels).segments)
+    changed = after != plain
+    assert np.count_nonzero(changed) > 2000
+    assert np.all(plain[changed] == 3) and np.all(after[changed] == 4)
+    # undo takes the assignment back (markers too); the next recompute gives the old territories
+    qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier)     # the recompute
+    qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier)     # the assignment
+    assert panel.branch_points == () and axial.markers == []
+    wait_task(qtbot, panel.recompute())
+    assert np.array_equal(array(case.labels[SEGMENTS]), plain)

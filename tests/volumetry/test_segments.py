@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy.spatial import cKDTree
 
 from liverplan.geometry import image_from_array, index_to_lps, lps_to_index, mask_volume_ml
 from liverplan.volumetry import segments as S
@@ -234,6 +235,28 @@ def test_a_branch_assigned_outside_the_liver_is_reported(synthetic_patient):
         f"Branch {piece}, assigned to segment 1, runs outside the liver mask and feeds no "
         "segment: extend the liver around it, then recompute."]
     assert np.array_equal(sitk.GetArrayFromImage(result.segments), before)
+
+
+def test_clicked_points_assign_the_portal_branch_under_them_with_its_subtree(synthetic_patient):
+    """The app's Branch -> segment clicks: a click names the nearest portal branch and what it
+    feeds (a hepatic vein under the click is passed over), a later click overrides, and a click
+    far from any portal branch is reported and left out."""
+    _, tree = _true_tree(synthetic_patient)
+    labels = S.branch_segments(tree)
+    first = next(b for b, s in labels.items() if s == 3 and tree.branches[b].children)
+    middle = tree.branches[first].points_lps_mm[len(tree.branches[first].points_lps_mm) // 2]
+    child = tree.branches[first].children[0]
+    on_child = tree.branches[child].points_lps_mm[-1]
+    got, warnings = S.assignments_at(tree, [(middle, 4), (on_child, 2)])
+    assert got == {**{b: 4 for b in tree.subtree(first)}, **{b: 2 for b in tree.subtree(child)}}
+    assert warnings == []
+    # a point on a hepatic vein more than 10 mm from every portal branch
+    portal = np.vstack([b.points_lps_mm for b in tree.system_branches(V.PORTAL)])
+    hepatic = np.vstack([b.points_lps_mm for b in tree.system_branches(V.HEPATIC)])
+    far = hepatic[np.argmax(cKDTree(portal).query(hepatic)[0])]
+    assert V.branch_at(tree, far) is not None
+    got, warnings = S.assignments_at(tree, [(tuple(far), 5)])
+    assert got == {} and len(warnings) == 1 and "assigned to segment 5" in warnings[0]
 
 
 def test_right_sectors_divide_where_their_own_vein_divides(synthetic_patient):

@@ -2,10 +2,11 @@
 
 One tool at a time (each with a key): include / exclude seed, brush and eraser (liver or
 lesions), click to add or remove a lesion, vessel branches to the portal or hepatic system (a
-click beside the segmented vessels adds the vessel under it) or removed, and the segment
-landmarks dragged in the views, then "Recompute segments". Every edit calls the core API
-(liverplan.volumetry edit / lesions / vessels / segments), becomes the case's label image (views,
-3-D and volumetry follow) and goes into one undo/redo history (liverplan.viewers.history).
+click beside the segmented vessels adds the vessel under it) or removed, the segment
+landmarks dragged in the views and portal branches assigned to a segment, then "Recompute
+segments". Every edit calls the core API (liverplan.volumetry edit / lesions / vessels /
+segments), becomes the case's label image (views, 3-D and volumetry follow) and goes into one
+undo/redo history (liverplan.viewers.history).
 Seeds, brush and the lesion list edits are local and fast; the others run as Tasks.
 """
 
@@ -31,13 +32,14 @@ from liverplan.progress import Steps
 from liverplan.viewers.history import History, LabelChange, ValueChange, apply_change, label_change
 from liverplan.viewers.panels.step import REVIEW, Step, has_label
 from liverplan.viewers.slice_view import CLICK, DRAG, STROKE, Marker
+from liverplan.viewers.structures import BY_KEY as STRUCTURES_BY_KEY
 from liverplan.viewers.widgets import WrappedLabel
 from liverplan.viewers.workers import Task
 from liverplan.volumetry.edit import MaskEditor, Stroke
 from liverplan.volumetry.lesions import (delete_lesion, merge_lesions, segment_lesion_at,
                                          split_lesion)
-from liverplan.volumetry.segments import (LANDMARK_PLANES, Landmarks, automatic_landmarks,
-                                          couinaud_segments)
+from liverplan.volumetry.segments import (LANDMARK_PLANES, Landmarks, assignments_at,
+                                          automatic_landmarks, couinaud_segments)
 from liverplan.volumetry.vessels import (HEPATIC, PORTAL, SYSTEM_NAMES, VesselResult,
                                          add_branch, analyse_vessels, assign_branch,
                                          remove_branch)
@@ -77,6 +79,9 @@ TOOLS = (
          "vessel branch (a leak): it and everything it feeds are removed."),
     Tool("landmark", "Move landmark", "K", DRAG, VESSELS, "Drag a segment landmark (or click to "
          "place the selected one), then press Recompute segments."),
+    Tool("branch_segment", "Branch → segment", "S", CLICK, VESSELS, "Click a portal branch: it "
+         "and the branches it feeds supply the segment chosen under Couinaud segments; then "
+         "press Recompute segments."),
 )
 BY_KEY = {t.key: t for t in TOOLS}
 
@@ -131,13 +136,17 @@ def find_landmarks(liver: sitk.Image, vessels: sitk.Image, known: VesselResult |
 
 def recompute_segments(liver: sitk.Image, vessels: sitk.Image | None, tumors: sitk.Image | None,
                        known: VesselResult | None, landmarks: Landmarks | None,
-                       method: str | None, *, progress=None, cancel=None):
-    """(SegmentsResult, the vessel trees used or None)."""
+                       method: str | None, branch_points=(), *, progress=None, cancel=None):
+    """(SegmentsResult, the vessel trees used or None). branch_points: the (LPS point, segment)
+    clicks of the Branch → segment tool."""
     steps = Steps(progress, cancel)
     tree = vessel_tree(vessels, liver, known, steps.sub(0.0, 0.5)) if vessels is not None \
         else None
-    result = couinaud_segments(liver, tree, tumors=tumors, landmarks=landmarks, method=method,
+    assignments, warnings = assignments_at(tree, branch_points) if tree is not None else ({}, [])
+    result = couinaud_segments(liver, tree, tumors=tumors, landmarks=landmarks,
+                               assignments=assignments, method=method,
                                progress=steps.sub(0.5, 1.0).report, cancel=cancel)
+    result.warnings[:0] = warnings
     return result, tree
 
 
@@ -190,6 +199,7 @@ class ReviewPanel(QWidget):
         self._vessels: VesselResult | None = None         # trees of the case's vessel image
         self._pending: tuple = (None, {}, "")             # case, inputs, description of a Task
         self._landmarks_before: Landmarks | None = None
+        self.branch_points: tuple = ()                   # (LPS point, segment) clicks
 
         self.tool_group = QActionGroup(self)
         self.tool_group.setExclusionPolicy(QActionGroup.ExclusionPolicy.ExclusiveOptional)
@@ -256,6 +266,12 @@ class ReviewPanel(QWidget):
             self.landmark.addItem(f"{title} ({short})", key)
         self.landmark.setToolTip("The landmark a click or drag places (with Move landmark)")
         self.landmark.currentIndexChanged.connect(self._show_markers)
+        self.branch_segment = QComboBox()
+        for n in range(1, 9):
+            self.branch_segment.addItem(f"Segment {n}" + (" (caudate)" if n == 1 else ""), n)
+        self.branch_segment.addItem("No segment (not a seed)", 0)
+        self.branch_segment.setToolTip("The segment a portal branch clicked with Branch → "
+                                       "segment supplies")
         self.method = QComboBox()
         for title, method in METHODS:
             self.method.addItem(title, method)
@@ -318,6 +334,7 @@ class ReviewPanel(QWidget):
         box = QGroupBox("Couinaud segments")
         segments = QFormLayout(box)
         segments.addRow("Landmark", self.landmark)
+        segments.addRow("Branch feeds", self.branch_segment)
         segments.addRow("Method", self.method)
         segments.addRow(self.recompute_button)
         layout.addWidget(box)
@@ -333,6 +350,7 @@ class ReviewPanel(QWidget):
             self._vessels = None
             self._known = dict(case.labels) if case is not None else {}
             self._set_landmarks(None)
+            self._set_branch_points(())
             self._refresh_lesions()
         for tool in TOOLS:
             self.tool_actions[tool.key].setEnabled(case is not None and tool.needs in case.labels)
@@ -356,6 +374,7 @@ class ReviewPanel(QWidget):
                                         "step, so the undo history was cleared.")
             if what == VESSELS:
                 self._set_landmarks(None)
+                self._set_branch_points(())
         if what == TUMORS:
             self._refresh_lesions()
 
@@ -402,7 +421,9 @@ class ReviewPanel(QWidget):
                 self._put_label(change.name, apply_change(case.labels.get(change.name), change,
                                                           undo=undo, reference=case.image))
             else:
-                self._set_landmarks(change.before if undo else change.after)
+                setter = {"landmarks": self._set_landmarks,
+                          "branch_points": self._set_branch_points}[change.key]
+                setter(change.before if undo else change.after)
         self.status.setText(f"{'Undone' if undo else 'Redone'}: {entry.description}.")
         self._update_undo()
 
@@ -476,6 +497,8 @@ class ReviewPanel(QWidget):
             self._commit_editor(LIVER, editor, seed(point), tool.title)
         elif tool.key == "add_lesion":
             self._add_lesion(point)
+        elif tool.key == "branch_segment":
+            self._assign_segment(point)
         elif tool.key == "remove_lesion":
             lesion_id = value_at(self.window.case.labels.get(TUMORS), point)
             if not lesion_id:
@@ -653,16 +676,41 @@ class ReviewPanel(QWidget):
 
     def _show_markers(self) -> None:
         markers = []
-        if self.landmarks is not None and self.active is not None \
-                and self.active.key == "landmark":
+        tool = self.active.key if self.active is not None else None
+        if self.landmarks is not None and tool == "landmark":
             selected = self.landmark.currentData()
             markers = [Marker(key, short, getattr(self.landmarks, key), rgb, key == selected)
                        for key, (_, short, rgb) in LANDMARKS.items()]
+        elif tool == "branch_segment":
+            markers = [Marker(f"branch{k}", f"S{segment}" if segment else "no seed", point,
+                              _segment_rgb(segment))
+                       for k, (point, segment) in enumerate(self.branch_points)]
         for view in self.window.views.values():
             view.set_markers(markers)
 
     def _on_marker_picked(self, key: str) -> None:
         self.landmark.setCurrentIndex(self.landmark.findData(key))
+
+    def _assign_segment(self, point) -> None:
+        """Record a Branch → segment click (applied by Recompute segments, which finds the
+        portal branch under it in the trees of the vessels as they are then)."""
+        if value_at(self.window.case.labels[VESSELS], point) != PORTAL:
+            self.status.setText("No portal vein under the click: click on a portal branch "
+                                "(blue).")
+            return
+        segment = self.branch_segment.currentData()
+        after = self.branch_points + ((tuple(float(v) for v in point), segment),)
+        what = f"segment {segment}" if segment else "no segment"
+        self.history.record(f"Portal branch to {what}",
+                            [ValueChange("branch_points", self.branch_points, after)])
+        self._set_branch_points(after)
+        self.method.setCurrentIndex(self.method.findData(None))    # portal territories
+        self.status.setText(f"Branch to {what}; press Recompute segments to apply it.")
+        self._update_undo()
+
+    def _set_branch_points(self, points: tuple) -> None:
+        self.branch_points = points
+        self._show_markers()
 
     def _place_landmark(self, point) -> None:
         if self.landmarks is not None:
@@ -691,7 +739,7 @@ class ReviewPanel(QWidget):
             return None
         liver, vessels, tumors = (case.labels.get(name) for name in (LIVER, VESSELS, TUMORS))
         task = Task("Recomputing the segments", recompute_segments, liver, vessels, tumors,
-                    self._vessels, self.landmarks, self.method.currentData())
+                    self._vessels, self.landmarks, self.method.currentData(), self.branch_points)
         return self._start(task, self._on_segments_result,
                            {LIVER: liver, VESSELS: vessels, TUMORS: tumors}, "Recompute segments")
 
@@ -706,6 +754,11 @@ class ReviewPanel(QWidget):
         if self._commit(f"Recompute segments ({segments.method})",
                         {SEGMENTS: segments.segments}) and self.landmarks is None:
             self._set_landmarks(segments.landmarks)
+
+
+def _segment_rgb(segment: int) -> tuple[int, int, int]:
+    colour = STRUCTURES_BY_KEY[f"segment{segment}"].colour if segment else (0.6, 0.6, 0.6)
+    return tuple(int(255 * c) for c in colour)
 
 
 def _volume_change(entry, reference: sitk.Image) -> str:
