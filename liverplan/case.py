@@ -28,6 +28,7 @@ class Case:
     labels: dict[str, sitk.Image] = field(default_factory=dict)
     patient: Any = None                     # liverplan.planner.patient.Patient
     plans: list = field(default_factory=list)   # liverplan.planner.planfile.PlanFile, by name
+    segment_edits: Any = None               # liverplan.volumetry.segments.SegmentEdits
     warnings: list[str] = field(default_factory=list)
     _listeners: list[Callable[[str], None]] = field(default_factory=list, repr=False)
 

@@ -1,7 +1,8 @@
 """Save and open a case: a `NAME.liverplan` folder that survives a crash at any moment.
 
 Layout:
-    case.json                     schema_version, source, series, view settings, file names
+    case.json                     schema_version, source, series, view settings, file names,
+                                  patient, plans and segment corrections
     image-<digest>.mha            the CT (HU, LPS), written once and reused while unchanged
     <label>-<digest>.nii.gz       each label image of the Case
 
@@ -77,6 +78,7 @@ def save_case(case: Case, path: str | Path, *, source: str | None = None,
         "warnings": list(case.warnings),
         "patient": case.patient.to_dict() if case.patient is not None else None,
         "plans": [p.to_dict() for p in case.plans],
+        "segment_edits": case.segment_edits.to_dict() if case.segment_edits else None,
         "view": view or {},
     }
     with atomic_write(folder / MANIFEST) as tmp:
@@ -126,6 +128,7 @@ def open_case(path: str | Path, *, progress=None, cancel=None) -> tuple[Case, di
                              "the case is damaged", path=folder / file)
         case.labels[name] = mask
     _read_plans(case, manifest, folder)
+    _read_segment_edits(case, manifest, folder)
     steps.report(1.0, "Case opened")
     return case, manifest
 
@@ -141,3 +144,14 @@ def _read_plans(case: Case, manifest: dict, folder: Path) -> None:
     except (KeyError, TypeError, ValueError, LiverPlanError) as exc:
         raise InputError(f"the patient data or plans in the case description cannot be read "
                          f"({exc}); the case is damaged", path=folder / MANIFEST) from exc
+
+
+def _read_segment_edits(case: Case, manifest: dict, folder: Path) -> None:
+    from liverplan.volumetry.segments import SegmentEdits     # volumetry builds on io
+    try:
+        if manifest.get("segment_edits"):
+            case.segment_edits = SegmentEdits.from_dict(manifest["segment_edits"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"the segment corrections (landmarks, branch assignments) in the case "
+                         f"description cannot be read ({exc}); the case is damaged",
+                         path=folder / MANIFEST) from exc

@@ -61,6 +61,27 @@ class Landmarks:
         return cls(**{k: tuple(map(float, v)) for k, v in d.items()})
 
 
+@dataclass(frozen=True)
+class SegmentEdits:
+    """The user's segment corrections, kept with the case so that a later recompute (after a
+    liver or vessel correction, or in another session) still applies them: the landmarks as
+    moved, and the Branch -> segment clicks ((LPS point, segment 1-8 or 0), see
+    `assignments_at`)."""
+    landmarks: Landmarks | None = None
+    branch_points: tuple = ()
+
+    def to_dict(self) -> dict:
+        return {"landmarks": self.landmarks.to_dict() if self.landmarks else None,
+                "branch_points": [[list(map(float, p)), int(s)] for p, s in self.branch_points]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SegmentEdits":
+        points = tuple((tuple(map(float, p)), int(s)) for p, s in d.get("branch_points", ()))
+        if any(len(p) != 3 or not 0 <= s <= 8 for p, s in points):
+            raise ValueError("a branch point is not (x, y, z) with a segment 0-8")
+        return cls(Landmarks.from_dict(d["landmarks"]) if d.get("landmarks") else None, points)
+
+
 @dataclass
 class SegmentsResult:
     segments: sitk.Image                  # UInt8 1-8 inside the liver, 0 outside

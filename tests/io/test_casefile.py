@@ -133,3 +133,29 @@ def test_damaged_plan_in_case_is_refused_naming_the_file(tmp_path):
     with pytest.raises(InputError, match="plans.*damaged") as err:
         open_case(folder)
     assert MANIFEST in str(err.value)
+
+
+def test_segment_corrections_survive_save_and_open(tmp_path):
+    from liverplan.volumetry.segments import Landmarks, SegmentEdits
+
+    case = small_case()
+    marks = Landmarks(*[(float(k), -2.5 * k, 10.0 + k) for k in range(6)])
+    case.segment_edits = SegmentEdits(marks, (((-40.0, 5.5, 12.25), 4), ((3.0, -1.0, 2.0), 0)))
+    opened, _ = open_case(save_case(case, tmp_path / "p"))
+    assert opened.segment_edits == case.segment_edits
+    assert open_case(save_case(small_case(), tmp_path / "q"))[0].segment_edits is None
+
+
+@pytest.mark.parametrize("damage", [
+    {"landmarks": {"ivc_lps_mm": [0, 0, 0]}, "branch_points": []},      # landmarks missing
+    {"landmarks": None, "branch_points": [[[1.0, 2.0], 4]]},            # a point without z
+    {"landmarks": None, "branch_points": [[[1.0, 2.0, 3.0], 9]]},       # no segment 9
+])
+def test_damaged_segment_corrections_are_refused_naming_the_file(tmp_path, damage):
+    folder = save_case(small_case(), tmp_path / "p")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["segment_edits"] = damage
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="segment corrections.*damaged") as err:
+        open_case(folder)
+    assert MANIFEST in str(err.value)

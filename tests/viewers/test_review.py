@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 
 from liverplan.case import LIVER, SEGMENTS, TUMORS, VESSELS
 from liverplan.geometry import image_from_array, index_to_lps
+from liverplan.io.casefile import open_case, save_case
 from liverplan.viewers.reslice import AXIAL, CORONAL
 from liverplan.volumetry.segments import (LANDMARK_PLANES, PORTAL_TERRITORIES, assignments_at,
                                           branch_segments, couinaud_segments)
@@ -291,7 +292,7 @@ def test_vessel_branch_flips_and_a_moved_landmark_changes_the_segments(
 
 
 def test_a_portal_branch_assigned_to_another_segment_moves_its_territory(
-        window, qtbot, synthetic_patient, output_dir):
+        window, qtbot, synthetic_patient, output_dir, tmp_path):
     case, panel, liver, vessels = open_with_true_vessels(qtbot, window, synthetic_patient)
     axial = window.views[AXIAL]
     # the middle of a segment-3 branch of the vessels' own tree (the largest one below the
@@ -329,3 +330,10 @@ def test_a_portal_branch_assigned_to_another_segment_moves_its_territory(
     assert panel.branch_points == () and axial.markers == []
     wait_task(qtbot, panel.recompute())
     assert np.array_equal(array(case.labels[SEGMENTS]), plain)
+    # clicked again, the correction goes with the case: saved and reopened, the panel has it
+    qtbot.mouseClick(axial, Qt.LeftButton, pos=widget_point(axial, point))
+    clicks = panel.branch_points
+    assert [s for _, s in clicks] == [4] and case.segment_edits.branch_points == clicks
+    window.set_case(open_case(save_case(case, tmp_path / "edited"))[0])
+    assert window.case is not case and panel.branch_points == clicks
+    assert [m.text for m in axial.markers] == ["S4"]

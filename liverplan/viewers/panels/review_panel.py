@@ -38,8 +38,9 @@ from liverplan.viewers.workers import Task
 from liverplan.volumetry.edit import MaskEditor, Stroke
 from liverplan.volumetry.lesions import (delete_lesion, merge_lesions, segment_lesion_at,
                                          split_lesion)
-from liverplan.volumetry.segments import (LANDMARK_PLANES, Landmarks, assignments_at,
-                                          automatic_landmarks, couinaud_segments)
+from liverplan.volumetry.segments import (LANDMARK_PLANES, Landmarks, SegmentEdits,
+                                          assignments_at, automatic_landmarks,
+                                          couinaud_segments)
 from liverplan.volumetry.vessels import (HEPATIC, PORTAL, SYSTEM_NAMES, VesselResult,
                                          add_branch, analyse_vessels, assign_branch,
                                          remove_branch)
@@ -349,8 +350,9 @@ class ReviewPanel(QWidget):
             self._editors.clear()
             self._vessels = None
             self._known = dict(case.labels) if case is not None else {}
-            self._set_landmarks(None)
-            self._set_branch_points(())
+            edits = (case.segment_edits if case is not None else None) or SegmentEdits()
+            self.landmarks, self.branch_points = edits.landmarks, edits.branch_points
+            self._show_markers()
             self._refresh_lesions()
         for tool in TOOLS:
             self.tool_actions[tool.key].setEnabled(case is not None and tool.needs in case.labels)
@@ -673,6 +675,7 @@ class ReviewPanel(QWidget):
     def _set_landmarks(self, landmarks: Landmarks | None) -> None:
         self.landmarks = landmarks
         self._show_markers()
+        self._keep_edits()
 
     def _show_markers(self) -> None:
         markers = []
@@ -711,6 +714,15 @@ class ReviewPanel(QWidget):
     def _set_branch_points(self, points: tuple) -> None:
         self.branch_points = points
         self._show_markers()
+        self._keep_edits()
+
+    def _keep_edits(self) -> None:
+        """The segment corrections go with the case (saved, autosaved, reopened)."""
+        case = self.window.case
+        edits = SegmentEdits(self.landmarks, self.branch_points)
+        if case is not None and edits != (case.segment_edits or SegmentEdits()):
+            case.segment_edits = edits
+            self.window.mark_dirty()
 
     def _place_landmark(self, point) -> None:
         if self.landmarks is not None:
