@@ -12,8 +12,8 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QByteArray, QPoint, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QImage, QKeySequence, QPainter
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
                                QMessageBox, QPushButton, QSplitter, QToolBar, QVBoxLayout,
                                QWidget)
@@ -543,8 +543,21 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Save a screenshot", "liverplan.png",
                                               "PNG images (*.png)")
         if path:
-            self.grab().save(path, "PNG")
+            self.snapshot().save(path, "PNG")
             self.log("info", f"Screenshot saved to {path}.")
+
+    def snapshot(self) -> QImage:
+        """The window as it is shown. grab() cannot read the 3-D view's OpenGL surface (it comes
+        out as noise), so the view's own rendering is painted in its place (in 24-bit colour
+        whatever the display's depth)."""
+        image = self.grab().toImage().convertToFormat(QImage.Format_RGB32)
+        widget = self.view3d.plotter.interactor
+        if widget.isVisible():
+            painter = QPainter(image)
+            painter.drawImage(QRect(widget.mapTo(self, QPoint(0, 0)), widget.size()),
+                              self.view3d.image())
+            painter.end()
+        return image
 
     def screenshot3d_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save the 3-D view", "liverplan-3d.png",

@@ -13,6 +13,7 @@ import pyvista as pv
 import SimpleITK as sitk
 from vtkmodules.vtkCommonCore import vtkCommand
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QToolBar, QVBoxLayout, QWidget
 from pyvistaqt import QtInteractor
 
@@ -216,6 +217,12 @@ class View3D(QWidget):
         path = Path(path)
         self.plotter.screenshot(str(path))
         return path
+
+    def image(self) -> QImage:
+        """What the view shows, read back from its render window."""
+        rgb = np.ascontiguousarray(self.plotter.screenshot(return_img=True)[..., :3])
+        h, w = rgb.shape[:2]
+        return QImage(rgb.data, w, h, 3 * w, QImage.Format_RGB888).copy()
 
     def close_plotter(self) -> None:
         """Release the plotter; nothing reaches VTK after this (the shared view state lives on)."""

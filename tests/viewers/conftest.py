@@ -70,7 +70,12 @@ def open_and_wait(qtbot, window, path, timeout=LOAD_TIMEOUT_MS):
 
 def view_pixels(widget) -> np.ndarray:
     """What a person sees in a widget, as an (h, w, 3) uint8 array."""
-    image = widget.grab().toImage().convertToFormat(QImage.Format_RGB888)
+    return image_pixels(widget.grab().toImage())
+
+
+def image_pixels(image) -> np.ndarray:
+    """A QImage as an (h, w, 3) uint8 array."""
+    image = image.convertToFormat(QImage.Format_RGB888)
     h, w = image.height(), image.width()
     buffer = np.frombuffer(image.constBits(), np.uint8, count=image.bytesPerLine() * h)
     return buffer.reshape(h, image.bytesPerLine())[:, :w * 3].reshape(h, w, 3).copy()

@@ -90,7 +90,7 @@ def test_export_writes_the_report_models_seg_and_plan_and_lists_them(
     assert error_texts(window) == []
     status = panel.status     # the screenshot once the wrapped status has its second line
     qtbot.waitUntil(lambda: status.height() >= status.heightForWidth(status.width()))
-    window.grab().save(str(output_dir / "viewer_10_export.png"))
+    window.snapshot().save(str(output_dir / "viewer_10_export.png"))
 
     # Double-clicking a listed file asks the desktop to open the export folder (the desktop's
     # file browser is replaced by a URL handler: there is none under Xvfb).

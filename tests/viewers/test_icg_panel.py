@@ -95,7 +95,7 @@ def test_surface_prediction_table_equals_the_core_and_shows_green_in_3d(
     assert panel.show_action.isChecked() and not window.state.visible["liver"]
     shown = greens(window, output_dir / "viewer_icg_3d.png")
     assert shown > plain + 300
-    window.grab().save(str(output_dir / "viewer_9_icg.png"))
+    window.snapshot().save(str(output_dir / "viewer_9_icg.png"))
     panel.show_action.trigger()               # the "Show ICG" toggle (shortcut G)
     assert not panel.show_action.isChecked() and window.state.visible["liver"]
     assert greens(window, output_dir / "viewer_icg_3d_off.png") <= plain + 20
@@ -142,7 +142,7 @@ def test_transection_prediction_is_stored_in_the_plan_and_survives_save(
     stored = case.plans[0].icg
     assert stored is not None and stored.transection.lesions == core.lesions
     assert stored.surface.parameters == params
-    window.grab().save(str(output_dir / "viewer_9_icg_transection.png"))
+    window.snapshot().save(str(output_dir / "viewer_9_icg_transection.png"))
     window.view3d.screenshot(output_dir / "viewer_icg_3d_transection.png")
 
     # The simulated NIR laparoscope picture, saved for the OR.

@@ -11,7 +11,7 @@ import pyvista as pv
 import pytest
 import SimpleITK as sitk
 from PIL import Image
-from PySide6.QtCore import QPoint, QThreadPool, Qt, QTimer
+from PySide6.QtCore import QPoint, QRect, QThreadPool, Qt, QTimer
 from PySide6.QtWidgets import QLabel, QMessageBox
 
 from liverplan.case import LIVER, TUMORS, VESSELS
@@ -19,7 +19,8 @@ from liverplan.geometry import image_from_array
 from liverplan.io import read_image
 from liverplan.viewers.reslice import AXIAL, CORONAL, SAGITTAL, window_to_uint8
 from liverplan.viewers.view_state import WINDOW_LIVER
-from tests.viewers.conftest import centre_on, open_and_wait, truth, view_pixels, wait_task
+from tests.viewers.conftest import (centre_on, image_pixels, open_and_wait, truth, view_pixels,
+                                   wait_task)
 
 pytestmark = pytest.mark.gui
 
@@ -60,7 +61,7 @@ def test_open_shows_the_middle_axial_slice_with_radiological_labels(window, qtbo
     texts = [label.text() for label in window.steps.panels["load"].findChildren(QLabel)]
     assert case.info is not None and any(case.info.patient_name in t for t in texts)
     assert synthetic_patient.dicom_dir.name in window.windowTitle()
-    window.grab().save(str(output_dir / "viewer_1_open.png"))
+    window.snapshot().save(str(output_dir / "viewer_1_open.png"))
 
 
 def test_liver_overlay_is_coloured_where_the_mask_is_on_the_patients_right(
@@ -81,7 +82,7 @@ def test_liver_overlay_is_coloured_where_the_mask_is_on_the_patients_right(
     # The liver lies on the patient's right: on the left half of the radiological view.
     centre_x = axial.display_to_widget(mask_slice.shape[1] / 2 - 0.5, 0).x()
     assert np.argwhere(coloured)[:, 1].mean() < centre_x
-    window.grab().save(str(output_dir / "viewer_2_liver_overlay.png"))
+    window.snapshot().save(str(output_dir / "viewer_2_liver_overlay.png"))
     # Opacity 0 hides the overlay; outline mode keeps only the border.
     window.state.set_opacity(0.0)
     assert (tinted(view_pixels(axial)) & image_area(axial)).sum() < 0.01 * coloured.sum()
@@ -115,7 +116,7 @@ def test_click_sets_one_lps_point_in_all_views_and_the_readout_shows_its_hu(
     hu = int(re.match(r"(-?\d+) HU", window.readout.text()).group(1))
     index = case.image.TransformPhysicalPointToIndex(tuple(float(v) for v in point))
     assert hu == case.image.GetPixel(index)
-    window.grab().save(str(output_dir / "viewer_3_crosshair.png"))
+    window.snapshot().save(str(output_dir / "viewer_3_crosshair.png"))
 
 
 def test_window_preset_changes_the_rendered_grey_values(window, qtbot, synthetic_patient):
@@ -151,7 +152,17 @@ def test_3d_view_has_actors_for_the_loaded_structures(window, qtbot, synthetic_p
     window.steps.panels["display"].checks["portal"].setChecked(False)
     assert not window.view3d.actors["portal"].GetVisibility()
     assert window.view3d.actors["liver"].GetProperty().GetOpacity() < 0.5
-    window.grab().save(str(output_dir / "viewer_4_window_3d.png"))
+    # The window screenshot (F12) shows the 3-D view as rendered: grab() alone cannot read its
+    # OpenGL surface (noise there under Xvfb)
+    snapshot = window.snapshot()
+    snapshot.save(str(output_dir / "viewer_4_window_3d.png"))
+    widget = window.view3d.plotter.interactor
+    corner = widget.mapTo(window, QPoint(0, 0))
+    region = image_pixels(snapshot.copy(QRect(corner, widget.size())))
+    rendered = image_pixels(window.view3d.image())
+    assert region.shape == rendered.shape and np.array_equal(region, rendered)
+    liver = np.abs(rendered.astype(int) - [30, 30, 36]).sum(axis=2) > 60     # not background
+    assert 0.05 < liver.mean() < 0.9
     # A computed surface (a cut, an ICG map) shows beside the structures and goes away again.
     window.view3d.standard_view("Anterior")
 
@@ -207,7 +218,7 @@ def test_loader_warnings_appear_in_the_log(window, qtbot, synthetic_patient, tmp
     warnings = [m for level, m in window.log_panel.entries if level == "warning"]
     assert any("broken.dcm" in m for m in warnings)
     assert window.notice.isVisible() and "skipped" in window.notice.text.text()
-    window.grab().save(str(output_dir / "viewer_5_warnings.png"))
+    window.snapshot().save(str(output_dir / "viewer_5_warnings.png"))
 
 
 def test_closing_with_unsaved_changes_asks(window, qtbot, synthetic_patient):
@@ -334,7 +345,7 @@ def test_real_case_liver_shows_on_the_screen_left(window, qtbot, shared_data, ou
     coloured = tinted(view_pixels(axial)) & image_area(axial)
     assert coloured.sum() > 1000
     assert np.argwhere(coloured)[:, 1].mean() < axial.width() / 2
-    window.grab().save(str(output_dir / "viewer_realdata_ircadb.png"))
+    window.snapshot().save(str(output_dir / "viewer_realdata_ircadb.png"))
 
 
 def test_series_browser_lists_each_series_with_a_thumbnail(window, qtbot, synthetic_patient,
@@ -444,7 +455,7 @@ def test_volumetry_table_follows_the_masks(window, qtbot, synthetic_patient, out
     panel.table.cellClicked.emit(row, 0)
     assert np.allclose(window.state.cursor_lps, panel.lesion_rows[row])
     window.steps.setCurrentWidget(panel)
-    window.grab().save(str(output_dir / "viewer_8_volumetry.png"))
+    window.snapshot().save(str(output_dir / "viewer_8_volumetry.png"))
     # Removing the lesions updates the table.
     empty = image_from_array(np.zeros_like(sitk.GetArrayViewFromImage(case.labels[TUMORS])),
                              case.image)

@@ -77,7 +77,7 @@ def test_preset_shows_the_planners_figures_and_patient_size_changes_the_sflr(
 
     qtbot.waitUntil(lambda: {CUT_KEY, RESECTED_KEY} <= set(window.view3d.extra_actors),
                     timeout=60_000)
-    window.grab().save(str(output_dir / "viewer_9_plan.png"))
+    window.snapshot().save(str(output_dir / "viewer_9_plan.png"))
     window.view3d.standard_view("Anterior")
     window.view3d.screenshot(output_dir / "viewer_9_plan_3d.png")
 
@@ -121,7 +121,7 @@ def test_dragging_the_cut_plane_updates_the_flr_like_the_planner(
                     timeout=60_000)
     window.view3d.standard_view("Anterior")
     window.view3d.screenshot(output_dir / "viewer_9_plan_plane_3d.png")
-    window.grab().save(str(output_dir / "viewer_9_plan_plane.png"))
+    window.snapshot().save(str(output_dir / "viewer_9_plan_plane.png"))
 
 
 def test_wedge_margin_is_at_least_the_chosen_margin_and_kept_plans_survive_the_case_file(
@@ -158,7 +158,7 @@ def test_wedge_margin_is_at_least_the_chosen_margin_and_kept_plans_survive_the_c
     assert ranks == [str(s.rank) if s.applicable else "—" for s in strategies]
     assert panel.plan_list.count() == 1 and "right + wedge" in panel.plan_list.item(0).text()
     panel.tabs.setCurrentIndex(2)
-    window.grab().save(str(output_dir / "viewer_9_plan_strategies.png"))
+    window.snapshot().save(str(output_dir / "viewer_9_plan_strategies.png"))
 
     wait_task(qtbot, window.save_to(tmp_path / "planned.liverplan"))
     other = make_window()
@@ -201,6 +201,6 @@ def test_followup_scan_shows_the_growth_of_the_remnant(window, qtbot, synthetic_
     # The phantom's left liver grew: a positive degree of hypertrophy.
     assert expected.dh_points > 0 and expected.after.flr_ml > expected.before.flr_ml
     panel.tabs.setCurrentIndex(3)
-    window.grab().save(str(output_dir / "viewer_9_plan_followup.png"))
+    window.snapshot().save(str(output_dir / "viewer_9_plan_followup.png"))
     # Keeping the plan carries the follow-up into the plan file.
     assert panel.keep_plan().followup == panel.followup

@@ -109,7 +109,7 @@ def test_brush_and_eraser_change_the_mask_where_painted_in_the_coronal_view(
     qtbot.mousePress(coronal, Qt.LeftButton, pos=a)
     qtbot.mouseMove(coronal, m)
     qtbot.mouseMove(coronal, b)
-    window.grab().save(str(output_dir / "viewer_review_brush.png"))
+    window.snapshot().save(str(output_dir / "viewer_review_brush.png"))
     qtbot.mouseRelease(coronal, Qt.LeftButton, pos=b)
     after = array(case.labels[LIVER])
     painted = np.argwhere((after > 0) & (before == 0))
@@ -260,7 +260,7 @@ def test_vessel_branch_flips_and_a_moved_landmark_changes_the_segments(
     assert np.allclose(moved, axial.widget_to_lps(end))
     assert moved[0] > mhv[0] + 10                       # to the patient's left
     assert panel.method.currentData() == LANDMARK_PLANES
-    window.grab().save(str(output_dir / "viewer_review_landmarks.png"))
+    window.snapshot().save(str(output_dir / "viewer_review_landmarks.png"))
     task = panel.recompute()
     wait_task(qtbot, task)
     segments = array(case.labels[SEGMENTS])
@@ -311,7 +311,7 @@ def test_a_portal_branch_assigned_to_another_segment_moves_its_territory(
     qtbot.mouseClick(axial, Qt.LeftButton, pos=widget_point(axial, point))
     assert [s for _, s in panel.branch_points] == [4]
     assert [m.text for m in axial.markers] == ["S4"]
-    window.grab().save(str(output_dir / "viewer_review_branch_segment.png"))
+    window.snapshot().save(str(output_dir / "viewer_review_branch_segment.png"))
     wait_task(qtbot, panel.recompute())
     after = array(case.labels[SEGMENTS])
     assigned, _ = assignments_at(panel._vessels, panel.branch_points)

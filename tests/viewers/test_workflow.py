@@ -38,7 +38,7 @@ def test_open_segment_correct_plan_icg_save_and_reopen(make_window, qtbot, synth
 
     def shot(name: str) -> None:
         QApplication.processEvents()          # pending layout requests: what a person sees
-        window.grab().save(str(output_dir / f"workflow_{name}.png"))
+        window.snapshot().save(str(output_dir / f"workflow_{name}.png"))
 
     case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
     shot("1_open")
@@ -125,4 +125,4 @@ def test_open_segment_correct_plan_icg_save_and_reopen(make_window, qtbot, synth
     assert reopened.plans[0].plan.result.flr_ml == pytest.approx(expected.flr_ml)
     assert reopened.plans[0].icg == stored
     other.steps.show_step("plan")
-    other.grab().save(str(output_dir / "workflow_7_reopened.png"))
+    other.snapshot().save(str(output_dir / "workflow_7_reopened.png"))
