@@ -193,14 +193,12 @@ class ReviewPanel(QWidget):
         self.history = History()
         self.active: Tool | None = None
         self.task: Task | None = None
-        self.landmarks: Landmarks | None = None
         self._case = None
         self._known: dict[str, sitk.Image | None] = {}   # the label images this panel last set
         self._editors: dict[str, tuple[MaskEditor, sitk.Image]] = {}
         self._vessels: VesselResult | None = None         # trees of the case's vessel image
         self._pending: tuple = (None, {}, "")             # case, inputs, description of a Task
         self._landmarks_before: Landmarks | None = None
-        self.branch_points: tuple = ()                   # (LPS point, segment) clicks
 
         self.tool_group = QActionGroup(self)
         self.tool_group.setExclusionPolicy(QActionGroup.ExclusionPolicy.ExclusiveOptional)
@@ -350,8 +348,6 @@ class ReviewPanel(QWidget):
             self._editors.clear()
             self._vessels = None
             self._known = dict(case.labels) if case is not None else {}
-            edits = (case.segment_edits if case is not None else None) or SegmentEdits()
-            self.landmarks, self.branch_points = edits.landmarks, edits.branch_points
             self._show_markers()
             self._refresh_lesions()
         for tool in TOOLS:
@@ -375,8 +371,7 @@ class ReviewPanel(QWidget):
                 self.window.log("info", f"Review: the {what} mask was replaced outside this "
                                         "step, so the undo history was cleared.")
             if what == VESSELS:
-                self._set_landmarks(None)
-                self._set_branch_points(())
+                self._set_edits(landmarks=None, branch_points=())
         if what == TUMORS:
             self._refresh_lesions()
 
@@ -672,10 +667,30 @@ class ReviewPanel(QWidget):
         self.status.setText("Drag a landmark in the views (filled: on this slice), then press "
                             "Recompute segments.")
 
-    def _set_landmarks(self, landmarks: Landmarks | None) -> None:
-        self.landmarks = landmarks
+    # The segment corrections live in the case (saved, autosaved, reopened with it).
+    @property
+    def edits(self) -> SegmentEdits:
+        case = self.window.case
+        return (case.segment_edits if case is not None else None) or SegmentEdits()
+
+    @property
+    def landmarks(self) -> Landmarks | None:
+        return self.edits.landmarks
+
+    @property
+    def branch_points(self) -> tuple:
+        """(LPS point, segment) clicks of the Branch → segment tool."""
+        return self.edits.branch_points
+
+    def _set_edits(self, **change) -> None:
+        case, edits = self.window.case, replace(self.edits, **change)
+        if case is not None and edits != self.edits:
+            case.segment_edits = edits
+            self.window.mark_dirty()
         self._show_markers()
-        self._keep_edits()
+
+    def _set_landmarks(self, landmarks: Landmarks | None) -> None:
+        self._set_edits(landmarks=landmarks)
 
     def _show_markers(self) -> None:
         markers = []
@@ -712,17 +727,7 @@ class ReviewPanel(QWidget):
         self._update_undo()
 
     def _set_branch_points(self, points: tuple) -> None:
-        self.branch_points = points
-        self._show_markers()
-        self._keep_edits()
-
-    def _keep_edits(self) -> None:
-        """The segment corrections go with the case (saved, autosaved, reopened)."""
-        case = self.window.case
-        edits = SegmentEdits(self.landmarks, self.branch_points)
-        if case is not None and edits != (case.segment_edits or SegmentEdits()):
-            case.segment_edits = edits
-            self.window.mark_dirty()
+        self._set_edits(branch_points=points)
 
     def _place_landmark(self, point) -> None:
         if self.landmarks is not None:
