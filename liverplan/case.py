@@ -29,6 +29,7 @@ class Case:
     patient: Any = None                     # liverplan.planner.patient.Patient
     plans: list = field(default_factory=list)   # liverplan.planner.planfile.PlanFile, by name
     segment_edits: Any = None               # liverplan.volumetry.segments.SegmentEdits
+    segments_method: str | None = None      # how the segments label was made (for reports)
     warnings: list[str] = field(default_factory=list)
     _listeners: list[Callable[[str], None]] = field(default_factory=list, repr=False)
 

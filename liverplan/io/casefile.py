@@ -79,6 +79,7 @@ def save_case(case: Case, path: str | Path, *, source: str | None = None,
         "patient": case.patient.to_dict() if case.patient is not None else None,
         "plans": [p.to_dict() for p in case.plans],
         "segment_edits": case.segment_edits.to_dict() if case.segment_edits else None,
+        "segments_method": case.segments_method,
         "view": view or {},
     }
     with atomic_write(folder / MANIFEST) as tmp:
@@ -151,6 +152,10 @@ def _read_segment_edits(case: Case, manifest: dict, folder: Path) -> None:
     try:
         if manifest.get("segment_edits"):
             case.segment_edits = SegmentEdits.from_dict(manifest["segment_edits"])
+        method = manifest.get("segments_method")
+        if method is not None and not isinstance(method, str):
+            raise TypeError(f"the segments' method is {method!r}, not a text")
+        case.segments_method = method
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"the segment corrections (landmarks, branch assignments) in the case "
                          f"description cannot be read ({exc}); the case is damaged",

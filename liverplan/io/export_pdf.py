@@ -49,6 +49,7 @@ class ReportInput:
     result: dict | None = None                       # PlanResult.to_dict()
     patient: dict | None = None                      # Patient.to_dict() (weight, height, quality)
     volumes_ml: list[tuple[str, float]] = field(default_factory=list)   # volumetry rows
+    segments_method: str = ""                        # how the Couinaud segments were made
     strategies: list[dict] = field(default_factory=list)   # staging Strategy.to_dict()
     followup: dict | None = None                     # planner FollowUp.to_dict() (after PVE)
     surface: dict | None = None                      # icg SurfaceMap.to_dict()
@@ -262,6 +263,8 @@ def build_story(content: ReportInput) -> list:
                  for name, v in content.volumes_ml]
         story += [CondPageBreak(60 * mm), _p("Volumetry", st["h2"]),
                   _table(rows, [70 * mm, 35 * mm, 35 * mm], st)]
+        if content.segments_method:
+            story.append(_p(f"Couinaud segments: {content.segments_method}.", st["small"]))
 
     if result is not None and result.get("lesions"):
         story += [CondPageBreak(50 * mm), _p("Lesions", st["h2"]),

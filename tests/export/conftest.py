@@ -147,6 +147,7 @@ def small_loaded_case(small_case):
     case = Case(image=volume.image, info=volume.info)
     for name, mask in small_case.labels.items():
         case.set_label(name, mask)
+    case.segments_method = "landmark planes"      # how its segments were made, as the app records
     return case
 
 

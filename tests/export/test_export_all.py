@@ -57,7 +57,8 @@ def test_report_pdf_content(exported, small_plan, output_dir):
                      "NOT FEASIBLE" if small_plan.result.verdict == "not feasible"
                      else small_plan.result.verdict.upper(),
                      "Standardized FLR", "FLR / body weight", ">= 0.5%", "Volumetry",
-                     "Segment 8", "Lesions", "Key axial slices", "3D views", "LiverPlan 0.1.0"):
+                     "Segment 8", "Couinaud segments: landmark planes.", "Lesions",
+                     "Key axial slices", "3D views", "LiverPlan 0.1.0"):
         assert expected in text, expected
     assert f"{small_plan.result.sflr_percent:.1f}%" in text
     images = subprocess.run(["pdfimages", "-list", str(exported.folder / "report.pdf")],

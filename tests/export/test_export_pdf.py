@@ -44,6 +44,7 @@ def test_report_shows_verdict_thresholds_lesions_and_strategies(tmp_path):
         identification=[("Patient", "Doe, Jane"), ("Patient ID", "PAT-0042")],
         plan_name="Extended right hepatectomy", result=_result(),
         patient={"quality": "chemo"}, volumes_ml=[("Liver", 1600.0), ("Segment 7", 240.0)],
+        segments_method="landmark planes",
         strategies=[_strategy("alpps", 2), _strategy("one_stage", 0),
                     _strategy("pve_one_stage", 1, (24, 40))],
         surface={"lesions": [{"lesion_id": 2, "depth_mm": 3.5, "visible": True}]},
@@ -55,6 +56,7 @@ def test_report_shows_verdict_thresholds_lesions_and_strategies(tmp_path):
     assert ">= 30% (chemo liver)" in text and ">= 0.5%" in text and "0.48%" in text
     assert "0.6 (R1 risk)" in text and "expected visible" in text and "3.5" in text
     assert "15.0%" in text                       # segment 7: 240 of 1600 mL
+    assert "Couinaud segments: landmark planes." in text
     ranked = [text.index(f"summary of {k}") for k in ("pve_one_stage", "alpps", "one_stage")]
     assert ranked == sorted(ranked)              # first choice first, not applicable last
     assert "threshold in 24-40" in text

@@ -319,6 +319,7 @@ def test_a_portal_branch_assigned_to_another_segment_moves_its_territory(
     expected = couinaud_segments(liver, panel._vessels, assignments=assigned)
     assert expected.method == PORTAL_TERRITORIES
     assert np.array_equal(after, array(expected.segments))
+    assert case.segments_method == "portal territories, 1 branch assignment(s) by hand"
     # against the territories without the assignment: only segment 3 gave, to segment 4
     plain = array(couinaud_segments(liver, panel._vessels).segments)
     changed = after != plain
@@ -326,10 +327,12 @@ def test_a_portal_branch_assigned_to_another_segment_moves_its_territory(
     assert np.all(plain[changed] == 3) and np.all(after[changed] == 4)
     # undo takes the assignment back (markers too); the next recompute gives the old territories
     qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier)     # the recompute
+    assert case.segments_method is None                     # the truth's, made elsewhere
     qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier)     # the assignment
     assert panel.branch_points == () and axial.markers == []
     wait_task(qtbot, panel.recompute())
     assert np.array_equal(array(case.labels[SEGMENTS]), plain)
+    assert case.segments_method == PORTAL_TERRITORIES
     # clicked again, the correction goes with the case: saved and reopened, the panel has it
     qtbot.mouseClick(axial, Qt.LeftButton, pos=widget_point(axial, point))
     clicks = panel.branch_points

@@ -54,6 +54,7 @@ def test_open_segment_correct_plan_icg_save_and_reopen(make_window, qtbot, synth
     for lesion in synthetic_patient.truth["lesions"]:
         assert np.any(found[true_lesions == lesion["id"]]), f"lesion {lesion['id']} missed"
     assert set(np.unique(array(case.labels[SEGMENTS]))) == set(range(9))
+    assert case.segments_method == "portal territories"       # for the report
     n_lesions = len(np.unique(found)) - 1
     assert f"{n_lesions} lesion(s)" in segment.result.text() and window.dirty
     assert {LIVER, TUMORS, VESSELS, SEGMENTS} <= set(window.state.labels)    # shown
@@ -121,6 +122,7 @@ def test_open_segment_correct_plan_icg_save_and_reopen(make_window, qtbot, synth
     reopened = open_and_wait(qtbot, other, tmp_path / "patient.liverplan")
     for name in (LIVER, TUMORS, VESSELS, SEGMENTS):
         assert np.array_equal(array(reopened.labels[name]), array(case.labels[name]))
+    assert reopened.segments_method == "portal territories"
     assert [p.plan.name for p in reopened.plans] == [kept.plan.name]
     assert reopened.plans[0].plan.result.flr_ml == pytest.approx(expected.flr_ml)
     assert reopened.plans[0].icg == stored

@@ -384,20 +384,34 @@ class ReviewPanel(QWidget):
         else:
             case.set_label(name, image)
 
-    def _commit(self, description: str, labels: dict, boxes: dict | None = None) -> bool:
-        """Record and apply an edit: `labels` maps label names to their new images."""
+    def _commit(self, description: str, labels: dict, boxes: dict | None = None,
+                method: str | None = None) -> bool:
+        """Record and apply an edit: `labels` maps label names to their new images; `method`,
+        how new segments were made."""
         case = self.window.case
         changes = [label_change(name, case.labels.get(name), image, (boxes or {}).get(name))
                    for name, image in labels.items()]
+        if method is not None and method != case.segments_method:
+            changes.append(ValueChange("segments_method", case.segments_method, method))
         entry = self.history.record(description, changes)
         if entry is None:
             self.status.setText(f"{description}: nothing changed at this point.")
             return False
         self.status.setText(f"{description}{_volume_change(entry, case.image)}.")
         for change in entry.changes:
-            self._put_label(change.name, labels[change.name])
+            if isinstance(change, LabelChange):
+                self._put_label(change.name, labels[change.name])
+            else:
+                self._set_value(change.key, change.after)
         self._update_undo()
         return True
+
+    def _set_value(self, key: str, value) -> None:
+        """Apply a ValueChange: the segment corrections, or the segments' method."""
+        if key == "segments_method":
+            self.window.case.segments_method = value
+        else:
+            self._set_edits(**{key: value})
 
     # --- undo / redo ---------------------------------------------------------------------------
     def undo(self) -> None:
@@ -418,9 +432,7 @@ class ReviewPanel(QWidget):
                 self._put_label(change.name, apply_change(case.labels.get(change.name), change,
                                                           undo=undo, reference=case.image))
             else:
-                setter = {"landmarks": self._set_landmarks,
-                          "branch_points": self._set_branch_points}[change.key]
-                setter(change.before if undo else change.after)
+                self._set_value(change.key, change.before if undo else change.after)
         self.status.setText(f"{'Undone' if undo else 'Redone'}: {entry.description}.")
         self._update_undo()
 
@@ -768,8 +780,10 @@ class ReviewPanel(QWidget):
             self._vessels = tree
         for warning in segments.warnings:
             self.window.log("warning", warning)
-        if self._commit(f"Recompute segments ({segments.method})",
-                        {SEGMENTS: segments.segments}) and self.landmarks is None:
+        clicks = len(self.branch_points) if segments.method != LANDMARK_PLANES else 0
+        method = segments.method + (f", {clicks} branch assignment(s) by hand" if clicks else "")
+        if self._commit(f"Recompute segments ({method})", {SEGMENTS: segments.segments},
+                        method=method) and self.landmarks is None:
             self._set_landmarks(segments.landmarks)
 
 

@@ -29,6 +29,7 @@ class AutoSegmentation:
     labels: dict[str, sitk.Image]
     volumetry: Volumetry
     warnings: list[str] = field(default_factory=list)
+    segments_method: str | None = None
 
 
 def segment_image(image: sitk.Image, *, with_vessels: bool = True, path=None,
@@ -44,7 +45,7 @@ def segment_image(image: sitk.Image, *, with_vessels: bool = True, path=None,
     warnings = list(liver.warnings)
     tumors = segmenter.lesions(image, liver.mask, progress=steps.sub(split[0], split[1]).report,
                                cancel=cancel)
-    labels = {LIVER: liver.mask, TUMORS: tumors}
+    labels, method = {LIVER: liver.mask, TUMORS: tumors}, None
     if with_vessels:
         try:
             vessels = segment_vessels(image, liver.mask, tumors=tumors,
@@ -56,8 +57,10 @@ def segment_image(image: sitk.Image, *, with_vessels: bool = True, path=None,
         else:
             labels[VESSELS], labels[SEGMENTS] = vessels.vessels, segments.segments
             warnings += list(vessels.warnings) + list(segments.warnings)
+            method = segments.method
     steps.report(1.0, "Measuring volumes")
-    return AutoSegmentation(labels, measure(liver.mask, tumors, labels.get(SEGMENTS)), warnings)
+    return AutoSegmentation(labels, measure(liver.mask, tumors, labels.get(SEGMENTS)), warnings,
+                            method)
 
 
 def summary(volumetry: Volumetry) -> str:
@@ -99,6 +102,8 @@ class SegmentPanel(QWidget):
         case = self._case
         if case is not self.window.case:
             return                      # another case was opened meanwhile
+        if result.segments_method is not None:
+            case.segments_method = result.segments_method
         for name, image in result.labels.items():
             case.set_label(name, image)
         for warning in result.warnings:
