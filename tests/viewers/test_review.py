@@ -340,3 +340,16 @@ def test_a_portal_branch_assigned_to_another_segment_moves_its_territory(
     window.set_case(open_case(save_case(case, tmp_path / "edited"))[0])
     assert window.case is not case and panel.branch_points == clicks
     assert [m.text for m in axial.markers] == ["S4"]
+    # a click beside a thin branch counts (within 2 mm); one in the parenchyma does not
+    v, sp = array(vessels), liver.GetSpacing()[::-1]
+    beside = np.argwhere(ndi.binary_dilation(v == 1) & (v == 0) & (array(liver) > 0))
+    near = index_to_lps(liver, beside[np.argmin(np.linalg.norm(
+        index_to_lps(liver, beside) - point, axis=1))])[0]
+    far = index_to_lps(liver, deep_point(array(liver) > 0, v > 0, sp))[0]
+    window.state.set_cursor(far)
+    qtbot.mouseClick(axial, Qt.LeftButton, pos=widget_point(axial, far))
+    assert len(panel.branch_points) == 1
+    assert panel.status.text().startswith("No portal vein at the click")
+    window.state.set_cursor(near)
+    qtbot.mouseClick(axial, Qt.LeftButton, pos=widget_point(axial, near))
+    assert len(panel.branch_points) == 2

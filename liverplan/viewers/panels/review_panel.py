@@ -97,6 +97,8 @@ LANDMARKS = {
 }
 METHODS = (("Automatic (portal territories)", None), ("Landmark planes", LANDMARK_PLANES))
 BRUSH_RADIUS_MM = (1.0, 50.0, 5.0)      # range and default
+CLICK_REACH_MM = 2.0     # a Branch → segment click this close to a portal vessel is on it (thin
+                         # branches are a few pixels wide)
 
 
 # --- the slow edits, run as Tasks (Qt-free) ----------------------------------------------------
@@ -170,6 +172,15 @@ def value_at(label: sitk.Image | None, point_lps) -> int:
     if np.any(zyx < 0) or np.any(zyx >= a.shape):
         return 0
     return int(a[tuple(zyx)])
+
+
+def values_near(label: sitk.Image, point_lps, mm: float) -> set[int]:
+    """The label values within `mm` of an LPS point (along each axis)."""
+    a = sitk.GetArrayViewFromImage(label)
+    zyx = np.round(lps_to_index(label, point_lps)[0]).astype(int)
+    reach = np.ceil(mm / np.asarray(label.GetSpacing()[::-1])).astype(int)
+    box = tuple(slice(max(0, c - r), max(0, c + r + 1)) for c, r in zip(zyx, reach))
+    return set(np.unique(a[box]).tolist())
 
 
 def lesion_table(tumors: sitk.Image) -> list[tuple[int, float, np.ndarray]]:
@@ -724,9 +735,8 @@ class ReviewPanel(QWidget):
     def _assign_segment(self, point) -> None:
         """Record a Branch → segment click (applied by Recompute segments, which finds the
         portal branch under it in the trees of the vessels as they are then)."""
-        if value_at(self.window.case.labels[VESSELS], point) != PORTAL:
-            self.status.setText("No portal vein under the click: click on a portal branch "
-                                "(blue).")
+        if PORTAL not in values_near(self.window.case.labels[VESSELS], point, CLICK_REACH_MM):
+            self.status.setText("No portal vein at the click: click on a portal branch (blue).")
             return
         segment = self.branch_segment.currentData()
         after = self.branch_points + ((tuple(float(v) for v in point), segment),)
