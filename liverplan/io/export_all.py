@@ -207,8 +207,7 @@ def export_case(case: Case, out_dir: str | Path, *, planfile: PlanFile | None = 
         content = ReportInput(
             identification=identification(case, header, deid), plan_name=plan.name, result=result,
             patient=plan.patient.to_dict(), volumes_ml=volumetry_rows(case, result),
-            segments_method=(case.segments_method or "") if case.label(SEGMENTS) is not None
-            else "",
+            segments_method=case.segments_method or "",
             strategies=[x.to_dict() for x in planfile.strategies],
             followup=planfile.followup.to_dict() if planfile.followup is not None else None,
             surface=surface.to_dict() if surface else None,

@@ -182,18 +182,20 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
                           warnings)
 
 
-def assignments_at(vessels: VesselResult, branch_points) -> tuple[dict, list[str]]:
+def assignments_at(vessels: VesselResult, branch_points, *,
+                   max_distance_mm: float = 10.0) -> tuple[dict, list[str]]:
     """(portal branch id -> segment, warnings) from clicks: each (LPS point, segment 1-8 or 0)
-    names the portal branch nearest to the point and the branches it feeds; a later click
-    overrides an earlier one. Clicks, unlike branch ids, stay valid when the vessels are
-    corrected and their trees read again."""
+    names the portal branch nearest to the point (within `max_distance_mm`) and the branches it
+    feeds; a later click overrides an earlier one. Clicks, unlike branch ids, stay valid when
+    the vessels are corrected and their trees read again."""
     out, warnings = {}, []
     for point, segment in branch_points:
-        b = branch_at(vessels, point, system=PORTAL)
+        b = branch_at(vessels, point, max_distance_mm=max_distance_mm, system=PORTAL)
         if b is None:
             where = ", ".join(f"{v:.0f}" for v in point)
-            warnings.append(f"No portal branch lies within 10 mm of the point ({where}) assigned "
-                            f"to segment {segment}: that assignment was left out.")
+            warnings.append(f"No portal branch lies within {max_distance_mm:.0f} mm of the point "
+                            f"({where}) assigned to segment {segment}: that assignment was left "
+                            "out.")
             continue
         out.update({d: segment for d in vessels.subtree(b)})
     return out, warnings

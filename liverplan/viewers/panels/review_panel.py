@@ -32,7 +32,6 @@ from liverplan.progress import Steps
 from liverplan.viewers.history import History, LabelChange, ValueChange, apply_change, label_change
 from liverplan.viewers.panels.step import REVIEW, Step, has_label
 from liverplan.viewers.slice_view import CLICK, DRAG, STROKE, Marker
-from liverplan.viewers.structures import BY_KEY as STRUCTURES_BY_KEY
 from liverplan.viewers.widgets import WrappedLabel
 from liverplan.viewers.workers import Task
 from liverplan.volumetry.edit import MaskEditor, Stroke
@@ -165,20 +164,16 @@ def empty_tumors(reference: sitk.Image) -> sitk.Image:
 
 def value_at(label: sitk.Image | None, point_lps) -> int:
     """The label value at the voxel nearest to an LPS point (0 outside the image)."""
-    if label is None:
-        return 0
-    a = sitk.GetArrayViewFromImage(label)
-    zyx = np.round(lps_to_index(label, point_lps)[0]).astype(int)
-    if np.any(zyx < 0) or np.any(zyx >= a.shape):
-        return 0
-    return int(a[tuple(zyx)])
+    values = values_near(label, point_lps, 0.0) if label is not None else set()
+    return values.pop() if values else 0
 
 
-def values_near(label: sitk.Image, point_lps, mm: float) -> set[int]:
-    """The label values within `mm` of an LPS point (along each axis)."""
+def values_near(label: sitk.Image, point_lps, reach_mm: float) -> set[int]:
+    """The label values within `reach_mm` of an LPS point along each axis (none outside the
+    image)."""
     a = sitk.GetArrayViewFromImage(label)
     zyx = np.round(lps_to_index(label, point_lps)[0]).astype(int)
-    reach = np.ceil(mm / np.asarray(label.GetSpacing()[::-1])).astype(int)
+    reach = np.ceil(reach_mm / np.asarray(label.GetSpacing()[::-1])).astype(int)
     box = tuple(slice(max(0, c - r), max(0, c + r + 1)) for c, r in zip(zyx, reach))
     return set(np.unique(a[box]).tolist())
 
@@ -396,14 +391,14 @@ class ReviewPanel(QWidget):
             case.set_label(name, image)
 
     def _commit(self, description: str, labels: dict, boxes: dict | None = None,
-                method: str | None = None) -> bool:
-        """Record and apply an edit: `labels` maps label names to their new images; `method`,
-        how new segments were made."""
+                values: dict | None = None) -> bool:
+        """Record and apply an edit: `labels` maps label names to their new images, `values`
+        keys of `_value` to their new values."""
         case = self.window.case
         changes = [label_change(name, case.labels.get(name), image, (boxes or {}).get(name))
                    for name, image in labels.items()]
-        if method is not None and method != case.segments_method:
-            changes.append(ValueChange("segments_method", case.segments_method, method))
+        changes += [ValueChange(key, self._value(key), value)
+                    for key, value in (values or {}).items() if value != self._value(key)]
         entry = self.history.record(description, changes)
         if entry is None:
             self.status.setText(f"{description}: nothing changed at this point.")
@@ -417,8 +412,12 @@ class ReviewPanel(QWidget):
         self._update_undo()
         return True
 
+    def _value(self, key: str):
+        """A value the history keeps: the segments' method, or a segment correction."""
+        return self.window.case.segments_method if key == "segments_method" \
+            else getattr(self.edits, key)
+
     def _set_value(self, key: str, value) -> None:
-        """Apply a ValueChange: the segment corrections, or the segments' method."""
         if key == "segments_method":
             self.window.case.segments_method = value
         else:
@@ -724,7 +723,7 @@ class ReviewPanel(QWidget):
                        for key, (_, short, rgb) in LANDMARKS.items()]
         elif tool == "branch_segment":
             markers = [Marker(f"branch{k}", f"S{segment}" if segment else "no seed", point,
-                              _segment_rgb(segment))
+                              self._segment_rgb(segment))
                        for k, (point, segment) in enumerate(self.branch_points)]
         for view in self.window.views.values():
             view.set_markers(markers)
@@ -741,15 +740,14 @@ class ReviewPanel(QWidget):
         segment = self.branch_segment.currentData()
         after = self.branch_points + ((tuple(float(v) for v in point), segment),)
         what = f"segment {segment}" if segment else "no segment"
-        self.history.record(f"Portal branch to {what}",
-                            [ValueChange("branch_points", self.branch_points, after)])
-        self._set_branch_points(after)
+        self._commit(f"Portal branch to {what}", {}, values={"branch_points": after})
         self.method.setCurrentIndex(self.method.findData(None))    # portal territories
         self.status.setText(f"Branch to {what}; press Recompute segments to apply it.")
-        self._update_undo()
 
-    def _set_branch_points(self, points: tuple) -> None:
-        self._set_edits(branch_points=points)
+    def _segment_rgb(self, segment: int) -> tuple[int, int, int]:
+        """A segment's colour as the views show it (grey for "no segment")."""
+        colour = self.window.state.colours[f"segment{segment}"] if segment else (0.6, 0.6, 0.6)
+        return tuple(int(255 * c) for c in colour)
 
     def _place_landmark(self, point) -> None:
         if self.landmarks is not None:
@@ -793,13 +791,8 @@ class ReviewPanel(QWidget):
         clicks = len(self.branch_points) if segments.method != LANDMARK_PLANES else 0
         method = segments.method + (f", {clicks} branch assignment(s) by hand" if clicks else "")
         if self._commit(f"Recompute segments ({method})", {SEGMENTS: segments.segments},
-                        method=method) and self.landmarks is None:
+                        values={"segments_method": method}) and self.landmarks is None:
             self._set_landmarks(segments.landmarks)
-
-
-def _segment_rgb(segment: int) -> tuple[int, int, int]:
-    colour = STRUCTURES_BY_KEY[f"segment{segment}"].colour if segment else (0.6, 0.6, 0.6)
-    return tuple(int(255 * c) for c in colour)
 
 
 def _volume_change(entry, reference: sitk.Image) -> str:
