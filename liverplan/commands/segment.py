@@ -227,7 +227,7 @@ def run(args) -> int:
               f"{lesion.depth_mm:.0f} mm deep, segment {lesion.segment}")
     if result.segments:
         hemi = hemiliver_volumes_ml(result.segments.segments)
-        print(f"Couinaud segments ({result.segments.method}): "
+        print(f"Couinaud segments ({result.segments.description}): "
               + ", ".join(f"{k} {val:.0f} mL" for k, val in hemi.items()))
     for w in result.warnings:
         print(f"warning: {w}")

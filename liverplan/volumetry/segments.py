@@ -18,7 +18,7 @@ LPS: +x is the patient's left, +y posterior, +z superior.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import SimpleITK as sitk
@@ -61,25 +61,43 @@ class Landmarks:
         return cls(**{k: tuple(map(float, v)) for k, v in d.items()})
 
 
+LANDMARK_NAMES = tuple(f.name for f in fields(Landmarks))
+
+
 @dataclass(frozen=True)
 class SegmentEdits:
     """The user's segment corrections, kept with the case so that a later recompute (after a
     liver or vessel correction, or in another session) still applies them: the landmarks as
     moved, and the Branch -> segment clicks ((LPS point, segment 1-8 or 0), see
-    `assignments_at`)."""
+    `assignments_at`). `landmarks` are the landmarks as shown; only those named in `moved`
+    (Landmarks field names) were placed by hand, the others follow the vessel trees."""
     landmarks: Landmarks | None = None
     branch_points: tuple = ()
+    moved: tuple = ()
 
     def to_dict(self) -> dict:
         return {"landmarks": self.landmarks.to_dict() if self.landmarks else None,
-                "branch_points": [[list(map(float, p)), int(s)] for p, s in self.branch_points]}
+                "branch_points": [[list(map(float, p)), int(s)] for p, s in self.branch_points],
+                "moved": list(self.moved)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "SegmentEdits":
         points = tuple((tuple(map(float, p)), int(s)) for p, s in d.get("branch_points", ()))
         if any(len(p) != 3 or not 0 <= s <= 8 for p, s in points):
             raise ValueError("a branch point is not (x, y, z) with a segment 0-8")
-        return cls(Landmarks.from_dict(d["landmarks"]) if d.get("landmarks") else None, points)
+        landmarks = Landmarks.from_dict(d["landmarks"]) if d.get("landmarks") else None
+        # a case saved before `moved` was kept: its landmarks all stay as they were
+        moved = tuple(d.get("moved", LANDMARK_NAMES if landmarks else ()))
+        if not set(moved) <= set(LANDMARK_NAMES):
+            raise ValueError(f"unknown landmark(s) {sorted(set(moved) - set(LANDMARK_NAMES))}")
+        return cls(landmarks, points, moved)
+
+    def landmarks_over(self, automatic: Landmarks | None) -> Landmarks | None:
+        """The landmarks to use: the automatic ones (from the vessel trees as they are now)
+        with the moved ones in their hand-placed positions."""
+        if automatic is None or self.landmarks is None:
+            return self.landmarks or automatic
+        return replace(automatic, **{k: getattr(self.landmarks, k) for k in self.moved})
 
 
 @dataclass
@@ -89,9 +107,20 @@ class SegmentsResult:
     landmarks: Landmarks | None
     assignments: dict                     # portal branch id -> segment (the seeds used)
     warnings: list = field(default_factory=list)
+    caudate_from_landmarks: bool = False  # portal territories, but no caudate branch was found
+
+    @property
+    def description(self) -> str:
+        """How the segments were made, as the report says it."""
+        return self.method + (", segment 1 from the landmark planes"
+                              if self.caudate_from_landmarks else "")
+
+    @property
+    def uses_landmarks(self) -> bool:
+        return self.method == LANDMARK_PLANES or self.caudate_from_landmarks
 
     def to_dict(self) -> dict:
-        return {"method": self.method,
+        return {"method": self.method, "description": self.description,
                 "landmarks": None if self.landmarks is None else self.landmarks.to_dict(),
                 "assignments": {str(k): int(v) for k, v in self.assignments.items()},
                 "warnings": list(self.warnings)}
@@ -159,6 +188,8 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     steps.report(0.1, "Couinaud segments")
     grid = _liver_grid(liver, working_spacing_mm)
     points = grid.points
+    caudate_from_landmarks = method == PORTAL_TERRITORIES and 1 not in covered \
+        and marks is not None
     if method == PORTAL_TERRITORIES:
         seeds, seed_seg = _territory_seeds(vessels, labels, trunk_clearance_mm)
         if tumors is not None:
@@ -166,7 +197,7 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
             seeds, seed_seg = np.vstack([seeds, ahead]), np.concatenate([seed_seg, ahead_seg])
         _, j = cKDTree(seeds).query(points, workers=-1)
         seg = seed_seg[j]
-        if 1 not in covered and marks is not None:
+        if caudate_from_landmarks:
             seg = np.where(plane_segments(points, marks) == 1, 1, seg)
             warnings.append("No caudate portal branch was found: segment 1 is the landmark "
                             "region between the IVC and the portal bifurcation.")
@@ -179,7 +210,7 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
             warnings.append(f"Segment {s} is empty.")
     steps.report(1.0, "Couinaud segments done")
     return SegmentsResult(out, method, marks, labels if method == PORTAL_TERRITORIES else {},
-                          warnings)
+                          warnings, caudate_from_landmarks)
 
 
 def assignments_at(vessels: VesselResult, branch_points, *,

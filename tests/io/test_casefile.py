@@ -140,7 +140,8 @@ def test_segment_corrections_survive_save_and_open(tmp_path):
 
     case = small_case()
     marks = Landmarks(*[(float(k), -2.5 * k, 10.0 + k) for k in range(6)])
-    case.segment_edits = SegmentEdits(marks, (((-40.0, 5.5, 12.25), 4), ((3.0, -1.0, 2.0), 0)))
+    case.segment_edits = SegmentEdits(marks, (((-40.0, 5.5, 12.25), 4), ((3.0, -1.0, 2.0), 0)),
+                                      ("umbilical_fissure_lps_mm",))
     case.segments_method = "portal territories, 2 branch assignment(s) by hand"
     opened, _ = open_case(save_case(case, tmp_path / "p"))
     assert opened.segment_edits == case.segment_edits
@@ -153,6 +154,7 @@ def test_segment_corrections_survive_save_and_open(tmp_path):
     {"landmarks": {"ivc_lps_mm": [0, 0, 0]}, "branch_points": []},      # landmarks missing
     {"landmarks": None, "branch_points": [[[1.0, 2.0], 4]]},            # a point without z
     {"landmarks": None, "branch_points": [[[1.0, 2.0, 3.0], 9]]},       # no segment 9
+    {"landmarks": None, "branch_points": [], "moved": ["gallbladder"]},  # no such landmark
     {"segments_method": 3},                                             # not a text
 ])
 def test_damaged_segment_corrections_are_refused_naming_the_file(tmp_path, damage):

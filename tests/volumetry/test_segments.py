@@ -155,7 +155,8 @@ def test_synthetic_patient_segments(synthetic_patient):
     truth = sitk.GetArrayFromImage(sitk.ReadImage(str(case.truth_dir / "segments.nii.gz")))
     tree = V.analyse_vessels(sitk.Cast(vessels, sitk.sitkUInt8), liver)
     result = S.couinaud_segments(liver, tree)
-    assert result.method == S.PORTAL_TERRITORIES
+    assert result.method == result.description == S.PORTAL_TERRITORIES
+    assert not result.uses_landmarks
     seg = sitk.GetArrayViewFromImage(result.segments)
     for s in S.SEGMENTS:
         assert _dice(seg == s, truth == s) >= 0.85, s
@@ -173,6 +174,30 @@ def test_synthetic_patient_segments(synthetic_patient):
     again = S.couinaud_segments(liver, tree, assignments=edited)
     assert time.perf_counter() - start < 10.0         # target < 2 s: see benchmarks/vessels.py
     assert again.assignments[branch] == edited[branch]
+    # without its caudate branches the tree still gives the territories; segment 1 comes
+    # from the landmark planes, and the method says so
+    no_caudate = {b: 0 for b, s in result.assignments.items() if s == 1}
+    assert no_caudate
+    fallback = S.couinaud_segments(liver, tree, assignments=no_caudate)
+    assert fallback.method == S.PORTAL_TERRITORIES and fallback.uses_landmarks
+    assert fallback.description == "portal territories, segment 1 from the landmark planes"
+    assert fallback.to_dict()["description"] == fallback.description
+
+
+def test_landmarks_not_moved_by_hand_follow_the_vessel_trees():
+    automatic = S.Landmarks(*[(float(k), 0.0, 0.0) for k in range(6)])
+    shown = S.Landmarks(*[(float(k), 5.0, 5.0) for k in range(6)])   # before a vessel edit
+    edits = S.SegmentEdits(shown, moved=("ivc_lps_mm",))
+    used = edits.landmarks_over(automatic)
+    assert used == replace(automatic, ivc_lps_mm=shown.ivc_lps_mm)
+    assert edits.landmarks_over(None) == shown
+    assert S.SegmentEdits().landmarks_over(automatic) == automatic
+    assert S.SegmentEdits.from_dict(json.loads(json.dumps(edits.to_dict()))) == edits
+    # a case saved before the moves were recorded keeps every landmark where it was
+    older = S.SegmentEdits.from_dict({"landmarks": shown.to_dict(), "branch_points": []})
+    assert older.landmarks_over(automatic) == shown
+    with pytest.raises(ValueError, match="unknown landmark.*spleen"):
+        S.SegmentEdits.from_dict({"landmarks": None, "moved": ["spleen"]})
 
 
 def _with_far_fragment(tree) -> int:

@@ -57,7 +57,7 @@ def segment_image(image: sitk.Image, *, with_vessels: bool = True, path=None,
         else:
             labels[VESSELS], labels[SEGMENTS] = vessels.vessels, segments.segments
             warnings += list(vessels.warnings) + list(segments.warnings)
-            method = segments.method
+            method = segments.description
     steps.report(1.0, "Measuring volumes")
     return AutoSegmentation(labels, measure(liver.mask, tumors, labels.get(SEGMENTS)), warnings,
                             method)
