@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -13,7 +15,8 @@ from liverplan.geometry import image_from_array, index_to_lps
 from liverplan.io.casefile import open_case, save_case
 from liverplan.viewers.reslice import AXIAL, CORONAL
 from liverplan.volumetry.segments import (LANDMARK_PLANES, PORTAL_TERRITORIES, assignments_at,
-                                          branch_segments, couinaud_segments)
+                                          automatic_landmarks, branch_segments,
+                                          couinaud_segments)
 from liverplan.volumetry.vessels import analyse_vessels
 from tests.viewers.conftest import centre_on, open_and_wait, truth, wait_task
 
@@ -270,6 +273,17 @@ def test_vessel_branch_flips_and_a_moved_landmark_changes_the_segments(
                                method=LANDMARK_PLANES)
     assert np.array_equal(segments, array(expected.segments))
     assert np.count_nonzero(segments != array(before.segments)) > 1000
+    assert panel.edits.moved == ("middle_hepatic_vein_lps_mm",)
+    assert case.segments_method == "landmark planes, landmarks moved by hand: middle hepatic vein"
+    # a landmark not moved by hand follows the trees: one shown where older trees had it
+    # (before a vessel correction) is read again from them at the next recompute
+    automatic = automatic_landmarks(panel._vessels, [])
+    stale = tuple(np.add(automatic.ivc_lps_mm, (0.0, 20.0, 0.0)))
+    panel._set_edits(landmarks=replace(panel.landmarks, ivc_lps_mm=stale))
+    wait_task(qtbot, panel.recompute())
+    assert panel.landmarks == replace(automatic, middle_hepatic_vein_lps_mm=moved)
+    qtbot.keyClick(axial, Qt.Key_Z, Qt.ControlModifier)        # undo that recompute
+    assert panel.landmarks.ivc_lps_mm == stale
 
     # A peripheral portal branch clicked with the hepatic tool becomes hepatic.
     v = array(vessels_truth)

@@ -94,6 +94,14 @@ LANDMARKS = {
     "left_hepatic_vein_lps_mm": ("Left hepatic vein", "LHV", (175, 120, 255)),
     "umbilical_fissure_lps_mm": ("Umbilical fissure", "UF", (90, 230, 90)),
 }
+
+
+def landmark_name(key: str) -> str:
+    """A landmark's title within a sentence ("portal bifurcation", "IVC (...)")."""
+    title = LANDMARKS[key][0]
+    return title if title.split()[0].isupper() else title.lower()
+
+
 METHODS = (("Automatic (portal territories)", None), ("Landmark planes", LANDMARK_PLANES))
 BRUSH_RADIUS_MM = (1.0, 50.0, 5.0)      # range and default
 CLICK_REACH_MM = 2.0     # a Branch → segment click this close to a portal vessel is on it (thin
@@ -137,14 +145,17 @@ def find_landmarks(liver: sitk.Image, vessels: sitk.Image, known: VesselResult |
 
 
 def recompute_segments(liver: sitk.Image, vessels: sitk.Image | None, tumors: sitk.Image | None,
-                       known: VesselResult | None, landmarks: Landmarks | None,
-                       method: str | None, branch_points=(), *, progress=None, cancel=None):
-    """(SegmentsResult, the vessel trees used or None). branch_points: the (LPS point, segment)
-    clicks of the Branch → segment tool."""
+                       known: VesselResult | None, edits: SegmentEdits, method: str | None, *,
+                       progress=None, cancel=None):
+    """(SegmentsResult, the vessel trees used or None), with the user's corrections: the
+    landmarks moved by hand (the others are read again from the trees, which may have been
+    corrected since) and the Branch → segment clicks."""
     steps = Steps(progress, cancel)
     tree = vessel_tree(vessels, liver, known, steps.sub(0.0, 0.5)) if vessels is not None \
         else None
-    assignments, warnings = assignments_at(tree, branch_points) if tree is not None else ({}, [])
+    assignments, warnings = (assignments_at(tree, edits.branch_points) if tree is not None
+                             else ({}, []))
+    landmarks = edits.landmarks_over(automatic_landmarks(tree, []) if tree is not None else None)
     result = couinaud_segments(liver, tree, tumors=tumors, landmarks=landmarks,
                                assignments=assignments, method=method,
                                progress=steps.sub(0.5, 1.0).report, cancel=cancel)
@@ -204,7 +215,7 @@ class ReviewPanel(QWidget):
         self._editors: dict[str, tuple[MaskEditor, sitk.Image]] = {}
         self._vessels: VesselResult | None = None         # trees of the case's vessel image
         self._pending: tuple = (None, {}, "")             # case, inputs, description of a Task
-        self._landmarks_before: Landmarks | None = None
+        self._edits_before: SegmentEdits | None = None
 
         self.tool_group = QActionGroup(self)
         self.tool_group.setExclusionPolicy(QActionGroup.ExclusionPolicy.ExclusiveOptional)
@@ -377,7 +388,7 @@ class ReviewPanel(QWidget):
                 self.window.log("info", f"Review: the {what} mask was replaced outside this "
                                         "step, so the undo history was cleared.")
             if what == VESSELS:
-                self._set_edits(landmarks=None, branch_points=())
+                self._set_edits(landmarks=None, branch_points=(), moved=())
         if what == TUMORS:
             self._refresh_lesions()
 
@@ -506,7 +517,7 @@ class ReviewPanel(QWidget):
         if tool is None or self.window.case is None:
             return
         if tool.key == "landmark":
-            self._landmarks_before = self.landmarks
+            self._edits_before = self.edits
             self._place_landmark(point)
         elif self._busy():
             return
@@ -685,7 +696,7 @@ class ReviewPanel(QWidget):
             self.status.setText("The landmarks were not found in the vessel trees: correct the "
                                 "vessels (portal bifurcation, three hepatic veins) first.")
             return
-        self._set_landmarks(landmarks)
+        self._set_edits(landmarks=landmarks)
         self.status.setText("Drag a landmark in the views (filled: on this slice), then press "
                             "Recompute segments.")
 
@@ -710,9 +721,6 @@ class ReviewPanel(QWidget):
             case.segment_edits = edits
             self.window.mark_dirty()
         self._show_markers()
-
-    def _set_landmarks(self, landmarks: Landmarks | None) -> None:
-        self._set_edits(landmarks=landmarks)
 
     def _show_markers(self) -> None:
         markers = []
@@ -751,23 +759,27 @@ class ReviewPanel(QWidget):
 
     def _place_landmark(self, point) -> None:
         if self.landmarks is not None:
-            self._set_landmarks(replace(self.landmarks, **{
-                self.landmark.currentData(): tuple(float(v) for v in point)}))
+            key = self.landmark.currentData()
+            self._set_edits(landmarks=replace(self.landmarks, **{
+                key: tuple(float(v) for v in point)}), moved=tuple(
+                    k for k in LANDMARKS if k in self.edits.moved or k == key))
 
     def _on_drag(self, point, plane: str) -> None:
         if self.active is not None and self.active.key == "landmark":
             self._place_landmark(point)
 
     def _on_release(self, point, plane: str) -> None:
-        before, after = self._landmarks_before, self.landmarks
-        self._landmarks_before = None
+        before, after = self._edits_before, self.edits
+        self._edits_before = None
         if self.active is None or self.active.key != "landmark" or before is None \
-                or after == before:
+                or after.landmarks == before.landmarks:
             return
-        title = LANDMARKS[self.landmark.currentData()][0]
-        self.history.record(f"Move the {title.lower()}", [ValueChange("landmarks", before, after)])
+        name = landmark_name(self.landmark.currentData())
+        self.history.record(f"Move the {name}", [
+            ValueChange(key, getattr(before, key), getattr(after, key))
+            for key in ("landmarks", "moved") if getattr(before, key) != getattr(after, key)])
         self.method.setCurrentIndex(self.method.findData(LANDMARK_PLANES))
-        self.status.setText(f"{title} moved; press Recompute segments to apply it.")
+        self.status.setText(f"The {name} was moved; press Recompute segments to apply it.")
         self._update_undo()
 
     def recompute(self) -> Task | None:
@@ -776,7 +788,7 @@ class ReviewPanel(QWidget):
             return None
         liver, vessels, tumors = (case.labels.get(name) for name in (LIVER, VESSELS, TUMORS))
         task = Task("Recomputing the segments", recompute_segments, liver, vessels, tumors,
-                    self._vessels, self.landmarks, self.method.currentData(), self.branch_points)
+                    self._vessels, self.edits, self.method.currentData())
         return self._start(task, self._on_segments_result,
                            {LIVER: liver, VESSELS: vessels, TUMORS: tumors}, "Recompute segments")
 
@@ -789,10 +801,16 @@ class ReviewPanel(QWidget):
         for warning in segments.warnings:
             self.window.log("warning", warning)
         clicks = len(self.branch_points) if segments.method != LANDMARK_PLANES else 0
-        method = segments.method + (f", {clicks} branch assignment(s) by hand" if clicks else "")
-        if self._commit(f"Recompute segments ({method})", {SEGMENTS: segments.segments},
-                        values={"segments_method": method}) and self.landmarks is None:
-            self._set_landmarks(segments.landmarks)
+        moved = [landmark_name(k) for k in self.edits.moved] \
+            if segments.uses_landmarks else []
+        method = segments.description + "".join(
+            (f", {clicks} branch assignment(s) by hand" if clicks else "",
+             f", landmarks moved by hand: {', '.join(moved)}" if moved else ""))
+        values = {"segments_method": method}
+        if segments.landmarks is not None:      # shown as used (those not moved follow the trees)
+            values["landmarks"] = segments.landmarks
+        self._commit(f"Recompute segments ({method})", {SEGMENTS: segments.segments},
+                     values=values)
 
 
 def _volume_change(entry, reference: sitk.Image) -> str:
