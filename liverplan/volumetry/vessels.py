@@ -377,6 +377,7 @@ def _separate(mask, crop, inside, ivc, wall, cut, tumour_ids, spacing_mm, portal
                      [0].min(axis=0) for k in (PORTAL, HEPATIC)])
     system = np.where(cost[0] <= cost[1], PORTAL, HEPATIC)
     unreached = ~np.isfinite(cost).any(axis=0)
+    guessed = np.zeros(n, bool)     # system guessed from the nearest root trunk
     if unreached.any():
         # a piece connected to neither root: one against a tumour continues the vessel the
         # tumour interrupts, the thickest connected one running against the same tumour; any
@@ -397,17 +398,23 @@ def _separate(mask, crop, inside, ivc, wall, cut, tumour_ids, spacing_mm, portal
             thick = sk.branch_voxels[members[np.argmax(radius[members])]]
             d = {k: t.query(thick)[0].min() for k, t in roots_at.items()}
             system[members] = min(d, key=d.get)
-    system[dropped] = 0
+            guessed[members] = True
+    system[dropped], guessed[dropped] = 0, False
     # every vessel voxel takes the system of its nearest skeleton voxel; inside the liver, of
     # its nearest kept one
     skel_zyx = np.concatenate(sk.branch_voxels)
-    skel_sys = np.concatenate([np.full(len(v), system[i]) for i, v in enumerate(sk.branch_voxels)])
+    skel_sys = np.concatenate([np.full(len(v), system[i] + 4 * guessed[i])
+                               for i, v in enumerate(sk.branch_voxels)])
     labels = _nearest_labels(mask, crop, grid, skel_zyx, skel_sys)
     lost = mask & inside & (labels == 0)
     if lost.any():
         kept = skel_sys > 0
         labels[lost] = _nearest_labels(lost, crop, grid, skel_zyx[kept], skel_sys[kept])[lost]
-    _through_cut(labels, mask & cut, mask & ~cut & ~wall)
+    # a piece the cut layer severed (a caudate portal branch's tip beyond the IVC's clearance)
+    # continues, through the cut, the vessel it was cut from
+    loose = labels > 4
+    labels[loose] -= 4
+    _through_cut(labels, mask & (cut | loose), mask & ~cut & ~wall & ~loose)
     return labels.astype(np.uint8)
 
 
