@@ -267,6 +267,8 @@ SEED_OFFSET_MM = 10     # samples are 1 mm apart
 NEAR_MM = 25.0
 FIELD_SLOPE_PER_MM = 0.1   # bound on |grad liver_f| (the gallbladder, 14 mm, is the steepest)
 CAUDATE_SLEEVE_MM = 8.0
+TWIG_R_MM = (1.6, 1.1)     # radius at a twig's start and end
+TWIG_IVC_GAP_MM = 2.0      # parenchyma kept between a twig and the IVC
 
 
 @dataclass
@@ -474,7 +476,7 @@ def _left_vein_to_ivc(anatomy: _Anatomy) -> None:
     Done after the lesions are placed, which keeps their positions."""
     left = next(b for b in anatomy.branches if b.name == "left hepatic vein")
     target = left.points[1]
-    ivc = _Branch("IVC", np.array(IVC_PATH, float), IVC_RADIUS_MM, IVC_RADIUS_MM, IVC).samples()
+    ivc = _ivc().samples()
     for p in ivc[np.argsort(-ivc[:, 2])]:
         line = p + (target - p) * np.linspace(0, 1, 60)[:, None]
         line = line[np.linalg.norm(line - p, axis=1) > IVC_RADIUS_MM]
@@ -485,8 +487,15 @@ def _left_vein_to_ivc(anatomy: _Anatomy) -> None:
     raise AssertionError("the left hepatic vein finds no way through the left liver to the IVC")
 
 
+def _ivc() -> _Branch:
+    return _Branch("IVC", np.array(IVC_PATH, float), IVC_RADIUS_MM, IVC_RADIUS_MM, IVC)
+
+
 def _add_twigs(anatomy: _Anatomy, rng) -> None:
-    """Small side branches, kept inside the liver and (portal) inside their own territory."""
+    """Small side branches, kept inside the liver, clear of the IVC (the liver's envelope holds
+    its lumen until the body is composited: a caudate twig running in it was no vessel in the
+    image, yet its territory was segment 1's) and (portal) inside their own territory."""
+    ivc = cKDTree(_ivc().samples())
     twigs = []
     for parent in list(anatomy.branches):
         if not parent.segment and parent.cls != HEPATIC:
@@ -503,11 +512,14 @@ def _add_twigs(anatomy: _Anatomy, rng) -> None:
             pts = start + direction * np.linspace(0, length, 6)[:, None]
             if not anatomy.liver_inside(pts[:, 0], pts[:, 1], pts[:, 2])[1:].all():
                 continue
+            twig = _Branch(f"{parent.name} twig", pts[[0, 2, 5]], TWIG_R_MM[0], TWIG_R_MM[1],
+                           parent.cls, parent.segment)
+            gap = ivc.query(twig.samples())[0].min() - IVC_RADIUS_MM - TWIG_R_MM[0]
+            if gap < TWIG_IVC_GAP_MM:
+                continue
             if parent.segment and not (anatomy.segment_of(pts) == parent.segment).all():
                 continue
-            cls = parent.cls
-            twigs.append(_Branch(f"{parent.name} twig", pts[[0, 2, 5]], 1.6, 1.1, cls,
-                                 parent.segment))
+            twigs.append(twig)
             accepted += 1
     anatomy.branches += twigs
     portal_twigs = [t for t in twigs if t.segment]
@@ -541,8 +553,7 @@ def _place_lesions(anatomy: _Anatomy, rng) -> None:
     zz, yy, xx = np.nonzero(inside)
     points = np.c_[ax[xx], ay[yy], az[zz]]
     segment = anatomy.segment_of(points)
-    ivc = _Branch("IVC", np.array(IVC_PATH, float), IVC_RADIUS_MM, IVC_RADIUS_MM, IVC)
-    big = [b for b in anatomy.branches if max(b.r0, b.r1) >= 3.0] + [ivc]
+    big = [b for b in anatomy.branches if max(b.r0, b.r1) >= 3.0] + [_ivc()]
     vessel_pts = np.vstack([b.samples() for b in big])
     vessel_r = np.concatenate([np.full(len(b.samples()), max(b.r0, b.r1)) for b in big])
     vd, vi = cKDTree(vessel_pts).query(points, workers=2)
