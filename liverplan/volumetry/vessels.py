@@ -57,6 +57,7 @@ CONFLUENCE_HEIGHT_FRACTION = 0.6
 IVC_CLEAR_BELOW_FRACTION = 0.7
 IVC_TOUCH_MM = 5.0          # a vein whose wall comes this close to the IVC's drains into it
 DRAINING_TO_IVC_RADIUS = 0.3  # least radius (against the IVC's) of a vein draining into it from afar
+_GUESSED = 4     # added to a system label while it is the nearest trunk's guess
 PORTAL_TO_IVC_RADIUS = 0.35  # the portal trunk's least radius against the IVC's (anatomy: ~0.5)
 
 
@@ -380,7 +381,8 @@ def _separate(mask, crop, inside, ivc, wall, cut, tumour_ids, spacing_mm, portal
     guessed = np.zeros(n, bool)     # system guessed from the nearest root trunk
     if unreached.any():
         # a piece connected to neither root: one against a tumour continues the vessel the
-        # tumour interrupts, the thickest connected one running against the same tumour; any
+        # tumour interrupts (of those connected and running against the same tumour, the one
+        # pointing at it); any
         # other (a vein cut off by partial volume) goes to the system whose root trunk (its
         # branches as thick as the root) its thickest branch is nearest to: veins are thickest
         # where they drain into the IVC, portal branches where they leave the hilum
@@ -393,7 +395,7 @@ def _separate(mask, crop, inside, ivc, wall, cut, tumour_ids, spacing_mm, portal
             touched = set().union(*(contacts[m] for m in members))
             across = [i for i in np.nonzero(~unreached)[0] if contacts[i] & touched]
             if across:
-                system[members] = system[max(across, key=lambda i: radius[i])]
+                system[members] = system[_continued(sk, members, across, radius)]
                 continue
             thick = sk.branch_voxels[members[np.argmax(radius[members])]]
             d = {k: t.query(thick)[0].min() for k, t in roots_at.items()}
@@ -403,7 +405,7 @@ def _separate(mask, crop, inside, ivc, wall, cut, tumour_ids, spacing_mm, portal
     # every vessel voxel takes the system of its nearest skeleton voxel; inside the liver, of
     # its nearest kept one
     skel_zyx = np.concatenate(sk.branch_voxels)
-    skel_sys = np.concatenate([np.full(len(v), system[i] + 4 * guessed[i])
+    skel_sys = np.concatenate([np.full(len(v), system[i] + _GUESSED * guessed[i])
                                for i, v in enumerate(sk.branch_voxels)])
     labels = _nearest_labels(mask, crop, grid, skel_zyx, skel_sys)
     lost = mask & inside & (labels == 0)
@@ -412,10 +414,28 @@ def _separate(mask, crop, inside, ivc, wall, cut, tumour_ids, spacing_mm, portal
         labels[lost] = _nearest_labels(lost, crop, grid, skel_zyx[kept], skel_sys[kept])[lost]
     # a piece the cut layer severed (a caudate portal branch's tip beyond the IVC's clearance)
     # continues, through the cut, the vessel it was cut from
-    loose = labels > 4
-    labels[loose] -= 4
+    loose = labels > _GUESSED
+    labels[loose] -= _GUESSED
     _through_cut(labels, mask & (cut | loose), mask & ~cut & ~wall & ~loose)
     return labels.astype(np.uint8)
+
+
+def _continued(sk, piece, across, radius, reach: int = 6) -> int:
+    """Of the branches `across` a tumour from a cut-off `piece` (branch ids), the one whose
+    end points at the piece (its last `reach` voxels aimed within 45 degrees of the piece's
+    nearest voxel), the thickest if several do; the thickest if none does (a hepatic vein
+    passing the tumour is often thicker than the portal branch it interrupts)."""
+    points = cKDTree(np.concatenate([sk.branch_voxels[i] for i in piece]))
+    aiming = []
+    for i in across:
+        v = sk.branch_voxels[i].astype(float)
+        for end, back in ((v[-1], v[max(len(v) - reach, 0)]), (v[0], v[min(reach, len(v) - 1)])):
+            gap = points.data[points.query(end)[1]] - end
+            d = end - back
+            if np.linalg.norm(d) > 0 and d @ gap >= np.cos(np.pi / 4) * np.linalg.norm(d) \
+                    * np.linalg.norm(gap):
+                aiming.append(i)
+    return max(aiming or across, key=lambda i: radius[i])
 
 
 def _through_cut(labels, region, sources) -> None:

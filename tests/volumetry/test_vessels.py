@@ -438,3 +438,29 @@ def test_caudate_tip_beyond_the_layer_cut_around_the_ivc_stays_portal():
                          None, None, [], Steps(None, None))
     assert np.all(labels[tip] == V.PORTAL)
     assert np.all(labels[lumen] == V.HEPATIC)
+
+
+def test_branch_beyond_a_tumour_continues_the_vessel_pointing_at_it():
+    """A tumour interrupts a portal branch; a thicker hepatic vein ends against the same tumour
+    from the side. The piece beyond the tumour continues the branch that points at it, not the
+    thickest one (the synthetic patient of seed 1: the far part of its segment-7 branch beyond
+    L1 went to the hepatic veins, and its territory to the caudate's)."""
+    from liverplan.progress import Steps
+    liver, ivc, v = _hilum(ivc_radius=8, liver_back=66)
+    centre, r = np.array([60, 30, 25]), 5
+    _tube(v, (45, 30, 25), (53, 30, 25), 1.5, 1)              # the branch, up to the tumour
+    _tube(v, (66, 30, 25), (73, 30, 25), 1.5, 1)              # its far part
+    _tube(v, (72, 68, 45), (60, 38, 28), 3.5, 2)              # a vein from the IVC
+    tumour = np.linalg.norm(np.indices(v.shape).reshape(3, -1).T - centre, axis=1) <= r
+    tumour = tumour.reshape(v.shape)
+    mask = (v > 0) & ~tumour
+    far = np.zeros_like(mask)
+    _tube(far, (66, 30, 25), (73, 30, 25), 1.5, 1)
+    pieces, _ = ndimage.label(mask)
+    assert pieces[70, 30, 25] != pieces[30, 30, 50]          # cut off by the tumour
+    grid = image_from_array(v, _grid(v))
+    none = np.zeros(v.shape, bool)
+    labels = V._separate(mask, grid, liver, ivc > 0, none, none, tumour.astype(np.uint16), 1.0,
+                         None, None, [], Steps(None, None))
+    assert np.all(labels[far & mask] == V.PORTAL)
+    assert np.all(labels[(v == 2) & ~tumour & liver] == V.HEPATIC)
