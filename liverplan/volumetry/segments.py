@@ -157,16 +157,12 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     labels = dict(branch_segments(vessels)) if vessels is not None else {}
     labels.update(assignments or {})
     labels = {b: s for b, s in labels.items() if s}
-    # a segment counts as reached by the tree through a piece joined to it across a narrow gap
-    # or one assigned by hand; a piece bridged from afar is a guess (3D-IRCADb-01: segment 2
-    # held only three pieces bridged 16-28 mm, and its territory took 282 mL from segment 3);
-    # a branch running outside the liver reaches no segment
-    covered = set()
+    # a segment counts as reached by the tree through a trusted piece (see _trusted); a branch
+    # running outside the liver reaches no segment
+    covered, trusted = set(), set()
     if vessels is not None:
-        covered = {s for b, s in labels.items()
-                   if (b in (assignments or {})
-                       or _gap_to_parent_mm(vessels, b) <= _BRIDGE_TRUST_MM)
-                   and _inside(vessels.branches[b]).any()}
+        trusted = _trusted(vessels, labels, assignments or {}, tumors)
+        covered = {labels[b] for b in trusted if _inside(vessels.branches[b]).any()}
         # a hand assignment that can feed nothing is said, not silently dropped
         warnings += [f"Branch {b}, assigned to segment {s}, runs outside the liver mask and "
                      "feeds no segment: extend the liver around it, then recompute."
@@ -191,7 +187,7 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     caudate_from_landmarks = method == PORTAL_TERRITORIES and 1 not in covered \
         and marks is not None
     if method == PORTAL_TERRITORIES:
-        seeds, seed_seg = _territory_seeds(vessels, labels, trunk_clearance_mm)
+        seeds, seed_seg = _territory_seeds(vessels, labels, trusted, trunk_clearance_mm)
         if tumors is not None:
             ahead, ahead_seg = _through_tumours(vessels, labels, tumors)
             seeds, seed_seg = np.vstack([seeds, ahead]), np.concatenate([seed_seg, ahead_seg])
@@ -241,10 +237,9 @@ def _through_tumours(vessels: VesselResult, labels: dict, tumors: sitk.Image,
     segment-7 branch ending in L1 otherwise left the far side of L1 to the caudate's). The
     branch's course is measured over its last `course_mm`."""
     points, segs = [np.empty((0, 3))], [np.empty(0, int)]
-    voxels = np.argwhere(sitk.GetArrayViewFromImage(tumors) > 0)
-    if not len(voxels):
+    tumour = _tumour_points(tumors)
+    if tumour is None:
         return points[0], segs[0]
-    tumour = cKDTree(index_to_lps(tumors, voxels))
     steps_mm = np.arange(1.0, max_mm)
     for b, s in labels.items():
         branch = vessels.branches[b]
@@ -264,18 +259,45 @@ def _through_tumours(vessels: VesselResult, labels: dict, tumors: sitk.Image,
     return np.concatenate(points), np.concatenate(segs)
 
 
-def _territory_seeds(vessels: VesselResult, labels: dict, clearance_mm: float):
+def _tumour_points(tumors: sitk.Image | None) -> cKDTree | None:
+    """The tumour voxels (LPS mm), None without any."""
+    voxels = np.argwhere(sitk.GetArrayViewFromImage(tumors) > 0) if tumors is not None else ()
+    return cKDTree(index_to_lps(tumors, voxels)) if len(voxels) else None
+
+
+def _trusted(vessels: VesselResult, labels: dict, assignments: dict,
+             tumors: sitk.Image | None) -> set:
+    """The labelled branches whose segment can be relied on: those joined to the tree across a
+    narrow gap (a piece bridged from afar is a guess: on 3D-IRCADb-01 segment 2 held only three
+    pieces bridged 16-28 mm, and its territory took 282 mL from segment 3), those joined across
+    a tumour (the far part of a branch the tumour interrupts: the synthetic patient of seed 1's
+    segment-7 branch beyond L1, without which the caudate's territory took 32 mL of segment 7)
+    and those assigned by hand."""
+    tumour = _tumour_points(tumors)
+    out = set()
+    for b in labels:
+        gap = _gap_to_parent(vessels, b)
+        if b in assignments or np.linalg.norm(gap[1] - gap[0]) <= _BRIDGE_TRUST_MM:
+            out.add(b)
+        elif tumour is not None:
+            line = gap[0] + np.outer(np.linspace(0, 1, 16), gap[1] - gap[0])
+            near = tumour.query(line, distance_upper_bound=TUMOUR_REACH_MM)[0] <= TUMOUR_REACH_MM
+            if near.mean() >= 0.5:
+                out.add(b)
+    return out
+
+
+def _territory_seeds(vessels: VesselResult, labels: dict, trusted: set, clearance_mm: float):
     """Centerline points of the labelled branches inside the liver, leaving out those within
     `clearance_mm` of a trunk (a branch feeding several segments): a segment's territory is
-    fed by its branch beyond the trunk, not by the stump on it. Pieces the tree reached only
-    across a wide gap are left out too, unless their segment has no other: which branch they
-    belong to is a guess (a 3-voxel fragment by the left hepatic vein, joined 23 mm away from
-    a segment-2 branch, carried segment 2 across 4)."""
+    fed by its branch beyond the trunk, not by the stump on it. Branches not `trusted` are left
+    out too, unless their segment has no other: which branch they belong to is a guess (a
+    3-voxel fragment by the left hepatic vein, joined 23 mm away from a segment-2 branch,
+    carried segment 2 across 4)."""
     trunks = [b.id for b in vessels.branches.values() if b.system == 1 and b.id not in labels]
     near_trunk = cKDTree(_points(vessels, trunks)) if trunks else None
-    trusted = {b for b in labels if _gap_to_parent_mm(vessels, b) <= _BRIDGE_TRUST_MM}
     seeded = {labels[b] for b in trusted}
-    trusted |= {b for b, s in labels.items() if s not in seeded}
+    trusted = set(trusted) | {b for b, s in labels.items() if s not in seeded}
     seeds, segs = [], []
     for b, s in labels.items():
         branch = vessels.branches[b]
@@ -300,15 +322,18 @@ def _inside(branch) -> np.ndarray:
             else np.ones(len(branch.points_lps_mm), bool))
 
 
-def _gap_to_parent_mm(vessels: VesselResult, b: int) -> float:
-    """How far branch `b` starts from its parent (0 for a root; a few mm where the skeleton
-    joins at a junction, more where a gap in the vessel mask was bridged)."""
+def _gap_to_parent(vessels: VesselResult, b: int) -> np.ndarray:
+    """The closest (parent point, point of `b`), LPS mm, where branch `b` joins its parent (the
+    same point twice for a root; a few mm apart where the skeleton joins at a junction, more
+    where a gap in the vessel mask was bridged)."""
     branch = vessels.branches[b]
-    if branch.parent is None:
-        return 0.0
     ends = np.asarray(branch.points_lps_mm)[[0, -1]]
+    if branch.parent is None:
+        return ends[[0, 0]]
     parent = np.asarray(vessels.branches[branch.parent].points_lps_mm)
-    return float(np.linalg.norm(parent[:, None] - ends[None], axis=2).min())
+    d = np.linalg.norm(parent[:, None] - ends[None], axis=2)
+    i, j = np.unravel_index(np.argmin(d), d.shape)
+    return np.array([parent[i], ends[j]])
 
 
 @dataclass(frozen=True)

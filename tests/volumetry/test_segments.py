@@ -217,6 +217,27 @@ def _with_far_fragment(tree) -> int:
     return piece
 
 
+def test_a_piece_joined_across_a_tumour_is_trusted(synthetic_patient):
+    """A piece joined to the tree across a wide gap is a guess, unless a tumour fills the gap:
+    then it is the far part of the branch the tumour interrupts, and it feeds its territory."""
+    liver, tree = _true_tree(synthetic_patient)
+    piece = _with_far_fragment(tree)
+    labels = S.branch_segments(tree)
+    near, far = S._gap_to_parent(tree, piece)
+    assert np.linalg.norm(far - near) > S._BRIDGE_TRUST_MM
+
+    def tumour_at(centre):
+        mask = sitk.GetArrayViewFromImage(liver)
+        zyx = np.indices(mask.shape).reshape(3, -1).T
+        radius = np.linalg.norm(far - near) / 2
+        inside = np.linalg.norm(index_to_lps(liver, zyx) - centre, axis=1) <= radius
+        return image_from_array(inside.reshape(mask.shape).astype(np.uint16), liver)
+    assert piece not in S._trusted(tree, labels, {}, None)
+    assert piece in S._trusted(tree, labels, {}, tumour_at((near + far) / 2))
+    assert piece not in S._trusted(tree, labels, {}, tumour_at((near + far) / 2 + [0, 0, 40.0]))
+    assert piece in S._trusted(tree, labels, {piece: 2}, None)       # assigned by hand
+
+
 def _true_tree(case):
     liver = sitk.Cast(sitk.ReadImage(str(case.truth_dir / "liver.nii.gz")), sitk.sitkUInt8)
     vessels = sitk.Cast(sitk.ReadImage(str(case.truth_dir / "vessels.nii.gz")), sitk.sitkUInt8)
