@@ -38,7 +38,7 @@ from liverplan.io.dicom_write import write_series
 from liverplan.io.images import read_image, write_image
 from liverplan.progress import Steps
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2     # 2: twigs clear of the IVC (seeds 0, 1, 2 and 4 changed)
 
 # (size x, y, z), (spacing x, y, z) mm: the same field of view, centred on the patient
 SIZES = {"small": ((256, 256, 96), (1.5, 1.5, 2.5)),
