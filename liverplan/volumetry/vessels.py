@@ -57,8 +57,8 @@ CONFLUENCE_HEIGHT_FRACTION = 0.6
 IVC_CLEAR_BELOW_FRACTION = 0.7
 IVC_TOUCH_MM = 5.0          # a vein whose wall comes this close to the IVC's drains into it
 DRAINING_TO_IVC_RADIUS = 0.3  # least radius (against the IVC's) of a vein draining into it from afar
-_GUESSED = 4     # added to a system label while it is the nearest trunk's guess
 PORTAL_TO_IVC_RADIUS = 0.35  # the portal trunk's least radius against the IVC's (anatomy: ~0.5)
+_GUESSED = 4     # added to a system label while it is the nearest trunk's guess
 
 
 @dataclass
@@ -382,10 +382,10 @@ def _separate(mask, crop, inside, ivc, wall, cut, tumour_ids, spacing_mm, portal
     if unreached.any():
         # a piece connected to neither root: one against a tumour continues the vessel the
         # tumour interrupts (of those connected and running against the same tumour, the one
-        # pointing at it); any
-        # other (a vein cut off by partial volume) goes to the system whose root trunk (its
-        # branches as thick as the root) its thickest branch is nearest to: veins are thickest
-        # where they drain into the IVC, portal branches where they leave the hilum
+        # pointing at it); any other (a vein cut off by partial volume) goes to the system
+        # whose root trunk (its branches as thick as the root) its thickest branch is nearest
+        # to: veins are thickest where they drain into the IVC, portal branches where they
+        # leave the hilum
         radius = np.array([float(np.median(r)) for r in sk.radii_mm])
         roots_at = {k: cKDTree(np.concatenate([sk.branch_voxels[i] for i in _piece(
             sk, r, ~unreached & (system == k) & (radius >= 0.6 * radius[r]))]))
