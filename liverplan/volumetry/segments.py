@@ -152,16 +152,16 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     if not np.any(sitk.GetArrayViewFromImage(liver)):
         raise SegmentationError("The liver mask is empty; segment or draw the liver first.")
     warnings: list[str] = []
-    auto = automatic_landmarks(vessels, warnings) if vessels is not None else None
-    marks = landmarks or auto
+    marks = landmarks or (automatic_landmarks(vessels, warnings) if vessels is not None else None)
     labels = dict(branch_segments(vessels)) if vessels is not None else {}
     labels.update(assignments or {})
     labels = {b: s for b, s in labels.items() if s}
     # a segment counts as reached by the tree through a trusted piece (see _trusted); a branch
     # running outside the liver reaches no segment
     covered, trusted = set(), set()
+    tumour = _tumour_points(tumors)
     if vessels is not None:
-        trusted = _trusted(vessels, labels, assignments or {}, tumors)
+        trusted = _trusted(vessels, labels, assignments or {}, tumour)
         covered = {labels[b] for b in trusted if _inside(vessels.branches[b]).any()}
         # a hand assignment that can feed nothing is said, not silently dropped
         warnings += [f"Branch {b}, assigned to segment {s}, runs outside the liver mask and "
@@ -188,9 +188,8 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
         and marks is not None
     if method == PORTAL_TERRITORIES:
         seeds, seed_seg = _territory_seeds(vessels, labels, trusted, trunk_clearance_mm)
-        if tumors is not None:
-            ahead, ahead_seg = _through_tumours(vessels, labels, tumors)
-            seeds, seed_seg = np.vstack([seeds, ahead]), np.concatenate([seed_seg, ahead_seg])
+        ahead, ahead_seg = _through_tumours(vessels, labels, tumour)
+        seeds, seed_seg = np.vstack([seeds, ahead]), np.concatenate([seed_seg, ahead_seg])
         _, j = cKDTree(seeds).query(points, workers=-1)
         seg = seed_seg[j]
         if caudate_from_landmarks:
@@ -228,16 +227,16 @@ def assignments_at(vessels: VesselResult, branch_points, *,
     return out, warnings
 
 
-def _through_tumours(vessels: VesselResult, labels: dict, tumors: sitk.Image,
+def _through_tumours(vessels: VesselResult, labels: dict, tumour: cKDTree | None,
                      max_mm: float = 80.0, course_mm: float = 5.0
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Points 1 mm apart continuing each labelled end branch that runs into a tumour (within
     TUMOUR_REACH_MM ahead of its end) straight on through it, with the branch's segment: the
     parenchyma behind a metastasis is fed by the branch it interrupts (the synthetic patient's
     segment-7 branch ending in L1 otherwise left the far side of L1 to the caudate's). The
-    branch's course is measured over its last `course_mm`."""
+    branch's course is measured over its last `course_mm`. `tumour`: the tumour voxels
+    (`_tumour_points`)."""
     points, segs = [np.empty((0, 3))], [np.empty(0, int)]
-    tumour = _tumour_points(tumors)
     if tumour is None:
         return points[0], segs[0]
     steps_mm = np.arange(1.0, max_mm)
@@ -266,14 +265,13 @@ def _tumour_points(tumors: sitk.Image | None) -> cKDTree | None:
 
 
 def _trusted(vessels: VesselResult, labels: dict, assignments: dict,
-             tumors: sitk.Image | None) -> set:
+             tumour: cKDTree | None) -> set:
     """The labelled branches whose segment can be relied on: those joined to the tree across a
     narrow gap (a piece bridged from afar is a guess: on 3D-IRCADb-01 segment 2 held only three
     pieces bridged 16-28 mm, and its territory took 282 mL from segment 3), those joined across
     a tumour (the far part of a branch the tumour interrupts: the synthetic patient of seed 1's
     segment-7 branch beyond L1, without which the caudate's territory took 32 mL of segment 7)
-    and those assigned by hand."""
-    tumour = _tumour_points(tumors)
+    and those assigned by hand. `tumour`: the tumour voxels (`_tumour_points`)."""
     out = set()
     for b in labels:
         gap = _gap_to_parent(vessels, b)

@@ -147,10 +147,7 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
     # foramen does not merge with it; inside, it is cut from the branch graph (the voxels stay
     # vessels), so a portal branch running past the IVC (the caudate's) is not reached by the
     # hepatic front, which starts from the whole IVC.
-    junctions = int(_height_level(inside, IVC_CLEAR_BELOW_FRACTION))
-    wall = _within(ivc, IVC_WALL_MM, sp) & (mask | blood)
-    clear = _within(wall, IVC_CLEARANCE_MM, sp) & ~wall
-    clear[junctions:] = False
+    wall, clear = _ivc_wall_and_clearance(ivc, mask | blood, inside, sp)
     mask = _extrahepatic(mask | ivc, blood & ~(clear & ~inside), inside, sp, extrahepatic_mm)
     cut = clear & inside
     warnings = []
@@ -293,6 +290,16 @@ def _ivc(blood, inside, sp, *, min_radius_mm: float = 3.0, max_width_mm: float =
     return out
 
 
+def _ivc_wall_and_clearance(ivc, filled, inside, sp) -> tuple[np.ndarray, np.ndarray]:
+    """The IVC's blurred wall (`filled`: vessel or blood voxels, within IVC_WALL_MM of its
+    lumen) and the layer IVC_CLEARANCE_MM thick around it, below the hepatic veins' junctions
+    (IVC_CLEAR_BELOW_FRACTION of the liver's height)."""
+    wall = _within(ivc, IVC_WALL_MM, sp) & filled
+    clear = _within(wall, IVC_CLEARANCE_MM, sp) & ~wall
+    clear[int(_height_level(inside, IVC_CLEAR_BELOW_FRACTION)):] = False
+    return wall, clear
+
+
 def _trimmed(lumen: np.ndarray, sp_yx, radius_mm: float) -> np.ndarray:
     """An axial cross-section without the thinner vessels attached to it: its largest piece
     after an opening by a disk of `radius_mm`."""
@@ -420,21 +427,20 @@ def _separate(mask, crop, inside, ivc, wall, cut, tumour_ids, spacing_mm, portal
     return labels.astype(np.uint8)
 
 
-def _continued(sk, piece, across, radius, reach: int = 6) -> int:
-    """Of the branches `across` a tumour from a cut-off `piece` (branch ids), the one whose
-    end points at the piece (its last `reach` voxels aimed within 45 degrees of the piece's
-    nearest voxel), the thickest if several do; the thickest if none does (a hepatic vein
-    passing the tumour is often thicker than the portal branch it interrupts)."""
+def _continued(sk, piece, across, radius, course_voxels: int = 6) -> int:
+    """Of the branches `across` a tumour from a cut-off `piece` (branch ids), the thickest of
+    those whose end points at the piece (its last `course_voxels` aimed within 45 degrees of
+    the piece's nearest voxel), else the thickest: not simply the thickest, as a hepatic vein
+    passing the tumour is often thicker than the portal branch the tumour interrupts."""
     points = cKDTree(np.concatenate([sk.branch_voxels[i] for i in piece]))
-    aiming = []
-    for i in across:
-        v = sk.branch_voxels[i].astype(float)
-        for end, back in ((v[-1], v[max(len(v) - reach, 0)]), (v[0], v[min(reach, len(v) - 1)])):
-            gap = points.data[points.query(end)[1]] - end
-            d = end - back
-            if np.linalg.norm(d) > 0 and d @ gap >= np.cos(np.pi / 4) * np.linalg.norm(d) \
-                    * np.linalg.norm(gap):
-                aiming.append(i)
+
+    def aims(v: np.ndarray) -> bool:          # v: the branch's voxels from its end back
+        course = v[0] - v[min(course_voxels, len(v) - 1)]
+        gap = points.data[points.query(v[0])[1]] - v[0]
+        norms = np.linalg.norm(course) * np.linalg.norm(gap)
+        return norms > 0 and course @ gap >= np.cos(np.pi / 4) * norms
+    aiming = [i for i in across if aims(sk.branch_voxels[i][::-1].astype(float))
+              or aims(sk.branch_voxels[i].astype(float))]
     return max(aiming or across, key=lambda i: radius[i])
 
 

@@ -231,7 +231,8 @@ def test_a_piece_joined_across_a_tumour_is_trusted(synthetic_patient):
         zyx = np.indices(mask.shape).reshape(3, -1).T
         radius = np.linalg.norm(far - near) / 2
         inside = np.linalg.norm(index_to_lps(liver, zyx) - centre, axis=1) <= radius
-        return image_from_array(inside.reshape(mask.shape).astype(np.uint16), liver)
+        return S._tumour_points(image_from_array(inside.reshape(mask.shape).astype(np.uint16),
+                                                 liver))
     assert piece not in S._trusted(tree, labels, {}, None)
     assert piece in S._trusted(tree, labels, {}, tumour_at((near + far) / 2))
     assert piece not in S._trusted(tree, labels, {}, tumour_at((near + far) / 2 + [0, 0, 40.0]))
@@ -363,10 +364,11 @@ def test_a_branch_running_into_a_tumour_feeds_the_parenchyma_beyond_it(synthetic
     zyx = np.indices(mask.shape).reshape(3, -1).T
     inside = np.linalg.norm(index_to_lps(liver, zyx) - centre, axis=1) <= 8.0
     tumors = image_from_array(inside.reshape(mask.shape).astype(np.uint16), liver)
-    ahead, segs = S._through_tumours(tree, {leaf: labels[leaf]}, tumors)
+    ahead, segs = S._through_tumours(tree, {leaf: labels[leaf]}, S._tumour_points(tumors))
     assert len(ahead) and set(segs) == {labels[leaf]}
     assert 12.0 + 8.0 <= np.linalg.norm(ahead - end, axis=1).max() <= 12.0 + 8.0 + 4.0 + 1.5
-    every, _ = S._through_tumours(tree, labels, tumors)     # (a neighbour may run into it too)
+    # (a neighbour may run into it too)
+    every, _ = S._through_tumours(tree, labels, S._tumour_points(tumors))
     assert np.all(np.linalg.norm(every - centre, axis=1) <= 8.0 + 4.0 + 1.5)
     beyond = tuple(np.round(lps_to_index(liver, centre + 10.0 * unit)[0]).astype(int))
     segments = sitk.GetArrayViewFromImage(S.couinaud_segments(liver, tree, tumors=tumors).segments)

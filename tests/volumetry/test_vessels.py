@@ -425,9 +425,8 @@ def test_caudate_tip_beyond_the_layer_cut_around_the_ivc_stays_portal():
     for a, b in zip(path[:-1], path[1:]):
         _tube(v, a, b, 1.5, 1)
     mask, lumen = v > 0, ivc > 0
-    wall = V._within(lumen, V.IVC_WALL_MM, np.ones(3)) & mask
-    cut = V._within(wall, V.IVC_CLEARANCE_MM, np.ones(3)) & ~wall & liver
-    cut[int(V._height_level(liver, V.IVC_CLEAR_BELOW_FRACTION)):] = False
+    wall, clear = V._ivc_wall_and_clearance(lumen, mask, liver, np.ones(3))
+    cut = clear & liver
     tip = np.zeros_like(mask)
     _tube(tip, path[-2], path[-1], 1.5, 1)
     tip &= mask & ~cut
