@@ -38,7 +38,8 @@ from liverplan.io.dicom_write import write_series
 from liverplan.io.images import read_image, write_image
 from liverplan.progress import Steps
 
-GENERATOR_VERSION = 2     # 2: twigs clear of the IVC (seeds 0, 1, 2 and 4 changed)
+GENERATOR_VERSION = 3     # 2: twigs clear of the IVC (seeds 0, 1, 2 and 4 changed);
+                          # 3: right crus between the IVC and the aorta (every seed changed)
 
 # (size x, y, z), (spacing x, y, z) mm: the same field of view, centred on the patient
 SIZES = {"small": ((256, 256, 96), (1.5, 1.5, 2.5)),
@@ -209,6 +210,9 @@ def _paint_tubes(target, grid: _Grid, tubes, where=None):
 BIFURCATION = (-28.0, 4.0, 2.0)
 IVC_PATH = [(-22, 32, -130), (-22, 32, 60), (-18, 24, 85), (-8, 0, 125)]
 IVC_RADIUS_MM = 11.0
+# The right crus of the diaphragm fills the gap between the IVC and the aorta, from the spine
+# forward (x centre, semi-axes x and y, y centre; mm): the caudate lobe lies in front of it.
+CRUS = (-2.0, 10.0, 14.0, 34.0)
 
 # name, control points (mm), r0, r1, class, segment
 _PORTAL = [
@@ -230,7 +234,7 @@ _PORTAL = [
     ("segment 3", [(-3, -35, 10), (32, -52, 18), (62, -55, 22)], 3.0, 1.5, PORTAL, 3),
     ("segment 4a", [(-9, -15, 12), (-20, -28, 35), (-27, -30, 55)], 2.5, 1.5, PORTAL, 4),
     ("segment 4b", [(-8, -42, 8), (-16, -58, -10), (-24, -62, -25)], 2.5, 1.5, PORTAL, 4),
-    ("caudate", [(-14, 10, 5), (-10, 26, 12), (-6, 32, 26)], 2.0, 1.5, PORTAL, 1),
+    ("caudate", [(-14, 10, 5), (-10, 15, 15), (-5, 16, 28)], 2.0, 1.5, PORTAL, 1),
     ("segment 4 hilar", [(-9, -10, 10), (-22, -22, 2), (-32, -30, -8)], 2.0, 1.5, PORTAL, 4),
 ]
 _HILAR_PORTAL = ("main portal vein", "right portal vein", "left portal vein", "umbilical portion")
@@ -265,7 +269,7 @@ DEEP_MM = 27.0            # "deep": more than 25 mm below the capsule
 RIM_MM = 2.0
 SEED_OFFSET_MM = 10     # samples are 1 mm apart
 NEAR_MM = 25.0
-FIELD_SLOPE_PER_MM = 0.1   # bound on |grad liver_f| (the gallbladder, 14 mm, is the steepest)
+FIELD_SLOPE_PER_MM = 0.1   # bound on |grad liver_f| (the crus, 10 mm across, is the steepest)
 CAUDATE_SLEEVE_MM = 8.0
 TWIG_R_MM = (1.6, 1.1)     # radius at a twig's start and end
 TWIG_IVC_GAP_MM = 2.0      # parenchyma kept between a twig and the IVC
@@ -348,11 +352,12 @@ class _Anatomy:
         return 1.0 + FIELD_SLOPE_PER_MM * (d - CAUDATE_SLEEVE_MM)
 
     def liver_f(self, x, y, z):
-        """The liver's envelope (< 1 inside): the lobes minus gallbladder, porta hepatis and the
-        kidneys' impressions, within the abdominal wall. The IVC is carved out later, when the
-        body is composited. Changes by less than FIELD_SLOPE_PER_MM per mm."""
+        """The liver's envelope (< 1 inside): the lobes minus gallbladder, porta hepatis, the
+        kidneys' impressions and the right crus, within the abdominal wall. The IVC is carved out
+        later, when the body is composited. Changes by less than FIELD_SLOPE_PER_MM per mm."""
         fields = [self.liver_r(x, y, z), _ellipse_r(x, y, *CAVITY) / 0.98,
-                  2 - _gallbladder_r(x, y, z), 2 - _quadric(x, y, z, (-22, 2, -14), (28, 14, 16))]
+                  2 - _gallbladder_r(x, y, z), 2 - _quadric(x, y, z, (-22, 2, -14), (28, 14, 16)),
+                  2 - _crus_r(x, y)]
         fields += [2 - _quadric(x, y, z, c, np.array(semi) + 3, rot=rot) for c, semi, rot in _KIDNEYS]
         return functools.reduce(np.maximum, fields)
 
@@ -384,6 +389,10 @@ _KIDNEYS = [((-72.0, 64.0, -66.0), (30.0, 24.0, 52.0), _rot(0, -15, 30)),
             ((74.0, 64.0, -48.0), (30.0, 24.0, 52.0), _rot(0, 15, -30))]
 _SPLEEN = ((98.0, 56.0, 30.0), (30.0, 56.0, 50.0), _rot(0, 10, 52))
 _STOMACH = ((52.0, -12.0, 38.0), (40.0, 36.0, 52.0), _rot(25, -20, 0))
+
+
+def _crus_r(x, y):
+    return _ellipse_r(x - CRUS[0], y, *CRUS[1:])
 
 
 def _gallbladder_r(x, y, z):
@@ -629,6 +638,7 @@ def _render_body(anatomy: _Anatomy, grid: _Grid) -> np.ndarray:
     _put(tissue, outer < 1, FAT)
     _put(tissue, wall < 1, MUSCLE)
     _put(tissue, cavity < 1, FAT_VISC)
+    _put(tissue, (_crus_r(x, y) < 1) & (cavity < 1), MUSCLE)     # the lungs cover its top
     # back muscles, psoas
     for side in (-1, 1):
         _put(tissue, _ellipse_r(x - side * 34, y - 100, 26, 17) < 1, MUSCLE)

@@ -314,3 +314,21 @@ def test_a_dip_of_the_liver_surface_cuts_no_hilar_portal_vein_and_no_hepatic_vei
                 {int(np.argmax(np.bincount(pieces.ravel())[1:]) + 1)})
         for name in names:
             assert piece_at(pieces, name) & main, (seed, name)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_caudate_lobe_and_its_branch_lie_in_front_of_the_right_crus(seed):
+    """The gap between the IVC and the aorta is the right crus of the diaphragm (muscle), not
+    liver (3D-IRCADb-01 shows the caudate lobe in front of it): generator 2 filled it with a
+    tongue of caudate lobe around a caudate branch that ran between the two vessels."""
+    anatomy = phantom._build_anatomy(seed)
+    grid = phantom._Grid((128, 128, 80), (3.0, 3.0, 3.0))
+    body = phantom._render_body(anatomy, grid)
+    tissue, liver = phantom._composite(body, *phantom._render_liver(anatomy, grid))[:2]
+    _, x, y, z = grid.full()
+    crus = np.broadcast_to((phantom._crus_r(x, y) < 1) & (z < 40), liver.shape)
+    assert not liver[crus].any()
+    assert np.mean(tissue[crus] == phantom.MUSCLE) > 0.8
+    caudate = next(b for b in anatomy.branches if b.name == "caudate").samples()
+    zyx = np.round((caudate - grid.origin) / np.array(grid.spacing)).astype(int)[:, ::-1]
+    assert liver[tuple(zyx.T)].all()

@@ -115,8 +115,10 @@ def test_surface_prediction_table_equals_the_core_and_shows_green_in_3d(
     for i in base:
         if i != deep:                                   # the deepest gives background only
             assert thicker[i] > base[i] > dimmer[i]
-    assert sum(r[1] == "yes" for r in table(panel).values()) < sum(
-        r.visible for r in core.lesions)
+    _, dim = surface_fluorescence(case.label(LIVER), case.label(TUMORS), IcgParameters(tbr=2.0))
+    assert {i: row[1] for i, row in table(panel).items()} == {
+        r.lesion_id: "yes" if r.visible else "no" for r in dim.lesions}
+    assert sum(r.visible for r in dim.lesions) <= sum(r.visible for r in core.lesions)
 
 
 def test_transection_prediction_is_stored_in_the_plan_and_survives_save(
@@ -153,7 +155,8 @@ def test_transection_prediction_is_stored_in_the_plan_and_survives_save(
     image = np.asarray(Image.open(saved))
     assert image.shape[:2] == (768, 1024)
     g = image[..., :3].astype(int)
-    assert np.count_nonzero((g[..., 1] > g[..., 0] + 40) & (g[..., 1] > g[..., 2] + 40)) > 200
+    # green where a superficial lesion faces the laparoscope (the red liver has none)
+    assert np.count_nonzero((g[..., 1] > g[..., 0] + 40) & (g[..., 1] > g[..., 2] + 40)) > 50
     panel.dialog.grab().save(str(output_dir / "viewer_9_icg_nir_dialog.png"))
 
     # Saved with the case, reopened with it; choosing the plan brings its parameters back.
