@@ -125,8 +125,8 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
     sp = np.array(ct.GetSpacing())[::-1]
     crop = _crop_image(ct, box)
     inside = sitk.GetArrayViewFromImage(liver)[box] > 0
-    smooth = _gaussian(sitk.GetArrayViewFromImage(crop).astype(np.float32), crop, smoothing_mm)
-    contrast, mode_hu, vessel_contrast_hu = _local_contrast(smooth, inside, crop, background_mm)
+    smooth, contrast, mode_hu, vessel_contrast_hu = _local_contrast(crop, inside, smoothing_mm,
+                                                                    background_mm)
     steps.report(0.25, "Vessel thresholds")
     low, high = low_fraction * vessel_contrast_hu, high_fraction * vessel_contrast_hu
     # the hysteresis connects through a tumour and its reach (but seeds nothing there): a branch
@@ -192,8 +192,7 @@ def _portal_twigs(crop, labels, allowed, smoothing_mm, background_mm, low_fracti
     less than the low contrast): vessel pieces found at `smoothing_mm` (the same thresholds,
     relative to the contrast at that smoothing) within `allowed`, not yet in `labels`, that touch
     the portal system and come no closer than two voxels to a hepatic vein."""
-    smooth = _gaussian(sitk.GetArrayViewFromImage(crop).astype(np.float32), crop, smoothing_mm)
-    contrast, _, vessel_contrast_hu = _local_contrast(smooth, allowed, crop, background_mm)
+    _, contrast, _, vessel_contrast_hu = _local_contrast(crop, allowed, smoothing_mm, background_mm)
     thin = apply_hysteresis_threshold(np.where(allowed, contrast, -1e3),
                                       low_fraction * vessel_contrast_hu,
                                       high_fraction * vessel_contrast_hu) & (labels == 0)
@@ -242,23 +241,25 @@ def _gaussian(array: np.ndarray, grid: sitk.Image, sigma_mm: float) -> np.ndarra
     return sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(image, sigma_mm))
 
 
-def _local_contrast(smooth, inside, grid, background_mm):
-    """HU above the local parenchyma level, and the scan's vessel contrast.
+def _local_contrast(crop, inside, smoothing_mm, background_mm):
+    """(`crop` smoothed by `smoothing_mm`, its HU above the local parenchyma level, the
+    parenchyma mode, the scan's vessel contrast).
 
     The parenchyma mode is the histogram peak inside the liver; parenchyma-like voxels (within
     a window around it) give a Gaussian-weighted local level, so bright vessels and dark
     lesions do not bias it. The vessel contrast is the 99.5th percentile of the contrast inside
     the liver (the bright tail that vessels make up).
     """
+    smooth = _gaussian(sitk.GetArrayViewFromImage(crop).astype(np.float32), crop, smoothing_mm)
     values = smooth[inside]
     hist, edges = np.histogram(values, bins=np.arange(-200.0, 400.0, 2.0))
     mode = float(edges[np.argmax(hist)] + 1.0)
     spread = 1.4826 * float(np.median(np.abs(values - mode)))
     weight = (inside & (np.abs(smooth - mode) < 2.0 * spread)).astype(np.float32)
-    level = (_gaussian(smooth * weight, grid, background_mm)
-             / np.maximum(_gaussian(weight, grid, background_mm), 1e-3))
+    level = (_gaussian(smooth * weight, crop, background_mm)
+             / np.maximum(_gaussian(weight, crop, background_mm), 1e-3))
     contrast = np.where(inside, smooth - level, 0.0)
-    return contrast, mode, max(float(np.percentile(contrast[inside], 99.5)), 1.0)
+    return smooth, contrast, mode, max(float(np.percentile(contrast[inside], 99.5)), 1.0)
 
 
 def _blood(smooth, low_hu, high_hu, sp, bone_clearance_mm: float = 2.0):
@@ -1025,8 +1026,8 @@ def add_branch(result: VesselResult, ct: sitk.Image, liver: sitk.Image, seed_lps
     inside = sitk.GetArrayViewFromImage(liver)[box] > 0
     if not inside.any():
         raise SegmentationError("The clicked point is not in or near the liver.")
-    smooth = _gaussian(sitk.GetArrayViewFromImage(crop).astype(np.float32), crop, smoothing_mm)
-    contrast, _, vessel_contrast_hu = _local_contrast(smooth, inside, crop, background_mm)
+    _, contrast, _, vessel_contrast_hu = _local_contrast(crop, inside, smoothing_mm,
+                                                         background_mm)
     low = result.threshold_hu if result.threshold_hu is not None else 0.45 * vessel_contrast_hu
     local = seed - [b.start for b in box]
     zyx = np.indices(inside.shape, dtype=np.float32)
