@@ -274,7 +274,7 @@ def _trusted(vessels: VesselResult, labels: dict, assignments: dict,
     and those assigned by hand. `tumour`: the tumour voxels (`_tumour_points`)."""
     out = set()
     for b in labels:
-        gap = _gap_to_parent(vessels, b)
+        gap = _join_to_parent_lps_mm(vessels, b)
         if b in assignments or np.linalg.norm(gap[1] - gap[0]) <= _BRIDGE_TRUST_MM:
             out.add(b)
         elif tumour is not None:
@@ -320,7 +320,7 @@ def _inside(branch) -> np.ndarray:
             else np.ones(len(branch.points_lps_mm), bool))
 
 
-def _gap_to_parent(vessels: VesselResult, b: int) -> np.ndarray:
+def _join_to_parent_lps_mm(vessels: VesselResult, b: int) -> np.ndarray:
     """The closest (parent point, point of `b`), LPS mm, where branch `b` joins its parent (the
     same point twice for a root; a few mm apart where the skeleton joins at a junction, more
     where a gap in the vessel mask was bridged)."""

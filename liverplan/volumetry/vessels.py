@@ -115,8 +115,8 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
     low_fraction / high_fraction: hysteresis thresholds as fractions of the scan's vessel
     contrast (HU above the local parenchyma). twig_smoothing_mm: the lighter smoothing at which
     portal twigs too thin for `smoothing_mm` are looked for. The seeds override the automatic
-    roots (a click on the portal trunk / the IVC). `tumors` (lesion ids on `ct`'s grid): a vessel a tumour
-    interrupts is followed beyond it and kept in the system it belongs to.
+    roots (a click on the portal trunk / the IVC). `tumors` (lesion ids on `ct`'s grid): a
+    vessel a tumour interrupts is followed beyond it and kept in the system it belongs to.
     """
     steps = Steps(progress, cancel)
     _check_inputs(ct, liver)
@@ -134,7 +134,8 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
     tumour_ids = (np.zeros(inside.shape, np.uint16) if tumors is None
                   else sitk.GetArrayFromImage(tumors)[box])
     tumour = tumour_ids > 0
-    passable = np.where(_within(tumour, TUMOUR_REACH_MM, sp) & inside,
+    near_tumour = _within(tumour, TUMOUR_REACH_MM, sp)
+    passable = np.where(near_tumour & inside,
                         np.maximum(contrast, 0.5 * (low + high)), contrast)
     mask = apply_hysteresis_threshold(np.where(inside, passable, -1e3), low, high)
     mask &= (contrast >= low) & ~tumour
@@ -164,7 +165,7 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
     steps.report(0.8, "Vessel trees")
     result = analyse_vessels(image_from_array(full, ct), liver, graph_spacing_mm=graph_spacing_mm)
     steps.report(0.88, "Thin portal twigs")
-    twigs = _portal_twigs(crop, labels, inside & ~cut & ~_within(tumour, TUMOUR_REACH_MM, sp),
+    twigs = _portal_twigs(crop, labels, inside & ~cut & ~near_tumour,
                           twig_smoothing_mm, background_mm, low_fraction, high_fraction)
     if twigs.any():
         full[box][twigs] = PORTAL
@@ -188,11 +189,12 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
 
 def _portal_twigs(crop, labels, allowed, smoothing_mm, background_mm, low_fraction,
                   high_fraction) -> np.ndarray:
-    """Portal twigs too thin for the main smoothing (radius 1-1.5 mm: its blur leaves them
+    """Portal twigs too thin for the main smoothing (radius 1-1.6 mm: its blur leaves them
     less than the low contrast): vessel pieces found at `smoothing_mm` (the same thresholds,
     relative to the contrast at that smoothing) within `allowed`, not yet in `labels`, that touch
     the portal system and come no closer than two voxels to a hepatic vein."""
-    _, contrast, _, vessel_contrast_hu = _local_contrast(crop, allowed, smoothing_mm, background_mm)
+    _, contrast, _, vessel_contrast_hu = _local_contrast(crop, allowed, smoothing_mm,
+                                                         background_mm)
     thin = apply_hysteresis_threshold(np.where(allowed, contrast, -1e3),
                                       low_fraction * vessel_contrast_hu,
                                       high_fraction * vessel_contrast_hu) & (labels == 0)

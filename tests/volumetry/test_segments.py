@@ -223,7 +223,7 @@ def test_a_piece_joined_across_a_tumour_is_trusted(synthetic_patient):
     liver, tree = _true_tree(synthetic_patient)
     piece = _with_far_fragment(tree)
     labels = S.branch_segments(tree)
-    near, far = S._gap_to_parent(tree, piece)
+    near, far = S._join_to_parent_lps_mm(tree, piece)
     assert np.linalg.norm(far - near) > S._BRIDGE_TRUST_MM
 
     def tumour_at(centre):
