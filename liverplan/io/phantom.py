@@ -38,8 +38,10 @@ from liverplan.io.dicom_write import write_series
 from liverplan.io.images import read_image, write_image
 from liverplan.progress import Steps
 
-GENERATOR_VERSION = 3     # 2: twigs clear of the IVC (seeds 0, 1, 2 and 4 changed);
-                          # 3: right crus between the IVC and the aorta (every seed changed)
+GENERATOR_VERSION = 4     # 2: twigs clear of the IVC (seeds 0, 1, 2 and 4 changed);
+                          # 3: right crus between the IVC and the aorta (every seed changed);
+                          # 4: segment 1 ends at the hilum (seeds 0, 2 and 3 changed: twigs
+                          # and lesions are placed by territory)
 
 # (size x, y, z), (spacing x, y, z) mm: the same field of view, centred on the patient
 SIZES = {"small": ((256, 256, 96), (1.5, 1.5, 2.5)),
@@ -372,9 +374,18 @@ class _Anatomy:
         return mask[idx[2], idx[1], idx[0]]
 
     def segment_of(self, points: np.ndarray) -> np.ndarray:
-        """Couinaud segment = territory of the nearest segmental portal branch."""
-        _, idx = self.seeds.query(points, workers=2 if len(points) > 20000 else 1)
-        return self.seed_labels[idx]
+        """Couinaud segment = territory of the nearest segmental portal branch; the caudate's
+        territory ends at the hilum: in front of the portal bifurcation, the nearest other's
+        (the caudate branch, close behind the bifurcation, was the nearest seed for up to
+        29 mL of hilar parenchyma of segments 4, 2 and 8)."""
+        workers = 2 if len(points) > 20000 else 1
+        labels = self.seed_labels[self.seeds.query(points, workers=workers)[1]]
+        front = (labels == 1) & (points[:, 1] < self.branches[0].points[-1][1])
+        if front.any():
+            others = self.seed_labels != 1
+            _, idx = cKDTree(self.seeds.data[others]).query(points[front], workers=workers)
+            labels[front] = self.seed_labels[others][idx]
+        return labels
 
     def diaphragm_z(self, x, y):
         """Height of the diaphragm (mm) over each (x, y)."""
@@ -1087,7 +1098,8 @@ def _truth(tissue, liver, segments, tumors, reference, anatomy, bifurcation_lps)
             "tumors": "lesion id (see lesions)",
             "vessels": "1 = enhancing portal vein (main trunk and intrahepatic branches), "
                        "2 = hepatic veins and IVC; splenic and mesenteric veins are not labelled",
-            "segments": "Couinaud segment 1-8 (territory of the nearest segmental portal branch)",
+            "segments": "Couinaud segment 1-8 (territory of the nearest segmental portal branch; "
+                        "segment 1 only behind the portal bifurcation)",
             "depth_mm": "shortest distance from the lesion to the liver surface",
         },
     }

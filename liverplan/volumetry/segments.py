@@ -5,7 +5,8 @@ geometry: the right or left portal vein at the bifurcation; on the right, the an
 posterior (6, 7) sectoral branch, and above (7, 8) or below (5, 6) the bifurcation; on the left,
 the side of the umbilical portion (4 medial to it, 2 and 3 lateral, 2 posterior and 3 anterior)
 and the caudate (1) branches behind the bifurcation. Each liver voxel then belongs to the segment
-of its nearest labelled branch. Trunks that feed several segments are not used as seeds.
+of its nearest labelled branch (the caudate's only behind the bifurcation: the hilum is its front
+border). Trunks that feed several segments are not used as seeds.
 
 Landmark planes (fallback when the tree does not reach every segment, or on request): vertical
 planes through the IVC and the right / middle hepatic veins and the umbilical fissure separate the
@@ -191,7 +192,9 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
         ahead, ahead_seg = _through_tumours(vessels, labels, tumour)
         seeds, seed_seg = np.vstack([seeds, ahead]), np.concatenate([seed_seg, ahead_seg])
         _, j = cKDTree(seeds).query(points, workers=-1)
-        seg = seed_seg[j]
+        seg = _caudate_behind_hilum(points, seed_seg[j], seeds, seed_seg,
+                                    marks.portal_bifurcation_lps_mm if marks is not None
+                                    else vessels.portal_bifurcation_lps_mm)
         if caudate_from_landmarks:
             seg = np.where(plane_segments(points, marks) == 1, 1, seg)
             warnings.append("No caudate portal branch was found: segment 1 is the landmark "
@@ -312,6 +315,23 @@ def _territory_seeds(vessels: VesselResult, labels: dict, trusted: set, clearanc
     if not seeds:
         raise SegmentationError("No portal branch lies inside the liver; check the vessels.")
     return np.concatenate(seeds), np.concatenate(segs)
+
+
+def _caudate_behind_hilum(points, seg, seeds, seed_seg, bifurcation) -> np.ndarray:
+    """The caudate (1) lies behind the hilum: parenchyma in front of the portal bifurcation's
+    coronal plane that is nearest a caudate branch belongs to the nearest other branch (the
+    caudate's branches leave the left portal vein close behind the bifurcation and were the
+    nearest seeds of hilar parenchyma of segments 4, 2 and 8)."""
+    if bifurcation is None:
+        return seg
+    front = (seg == 1) & (points[:, 1] < bifurcation[1])
+    others = seed_seg != 1
+    if not front.any() or not others.any():
+        return seg
+    _, j = cKDTree(seeds[others]).query(points[front], workers=-1)
+    seg = seg.copy()
+    seg[front] = seed_seg[others][j]
+    return seg
 
 
 def _inside(branch) -> np.ndarray:

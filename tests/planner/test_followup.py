@@ -51,7 +51,12 @@ def test_kgr_on_the_synthetic_patient_after_right_pve(two_time_points):
     assert fu.kgr_percent_per_week == pytest.approx(fu.dh_points / fu.weeks)
     assert fu.kgr_low_risk == (fu.kgr_percent_per_week >= 2.0)
     assert fu.reasons[0].rule == "KGR >= 2%/week" and "Shindoh" in fu.reasons[0].source
-    assert fu.stage2_feasible == (fu.after.sflr_percent >= 20 and fu.after.remnant.passed)
+    # feasible: enough remnant, with inflow and outflow, and no tumour on the cut surface (on
+    # this patient lesion 1 of segment 7 touches the caudate, which the remnant keeps)
+    cut = any(les.status == "cut through" for les in fu.after.lesions)
+    assert cut
+    assert fu.stage2_feasible == (fu.after.sflr_percent >= 20 and fu.after.remnant.passed
+                                  and not cut)
     assert FollowUp.from_dict(fu.to_dict()) == fu
 
 

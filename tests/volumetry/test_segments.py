@@ -184,6 +184,22 @@ def test_synthetic_patient_segments(synthetic_patient):
     assert fallback.to_dict()["description"] == fallback.description
 
 
+def test_segment_1_lies_behind_the_hilum(synthetic_patient):
+    """Nothing in front of the portal bifurcation's coronal plane is caudate, in the truth and
+    in the territories of the true tree, whose caudate branch (close behind the bifurcation)
+    is the nearest branch of some hilar parenchyma of segment 4."""
+    case = synthetic_patient
+    liver = sitk.Cast(case.mask("liver"), sitk.sitkUInt8)
+    tree = V.analyse_vessels(sitk.Cast(case.mask("vessels"), sitk.sitkUInt8), liver)
+    result = S.couinaud_segments(liver, tree)
+    assert result.method == S.PORTAL_TERRITORIES and not result.uses_landmarks
+    for segments, bifurcation in (
+            (case.mask("segments"), case.truth["markers"]["portal_bifurcation_lps_mm"]),
+            (result.segments, result.landmarks.portal_bifurcation_lps_mm)):
+        y = index_to_lps(segments, np.argwhere(sitk.GetArrayViewFromImage(segments) == 1))[:, 1]
+        assert y.size and np.all(y >= bifurcation[1] - 2.0)   # the working grid's pieces
+
+
 def test_landmarks_not_moved_by_hand_follow_the_vessel_trees():
     automatic = S.Landmarks(*[(float(k), 0.0, 0.0) for k in range(6)])
     shown = S.Landmarks(*[(float(k), 5.0, 5.0) for k in range(6)])   # before a vessel edit
