@@ -41,6 +41,9 @@ SECTORS = {"right anterior": (5, 8), "right posterior": (6, 7), "left medial": (
            "left lateral": (2, 3)}
 HEMILIVERS = {"right": (5, 6, 7, 8), "left": (2, 3, 4), "caudate": (1,)}
 _CAUDATE_BEHIND_MM = 8.0     # caudate branches run this far behind the bifurcation or more
+_CAUDATE_LEFT_MM = 10.0      # ... and up to this far left of the umbilical portion: the Spiegel
+                             # lobe reaches left of it, behind the lesser omentum (segment 2's
+                             # branches run 20-60 mm further left)
 _BRIDGE_TRUST_MM = 10.0      # a piece joined to the tree across a wider gap seeds nothing
 
 
@@ -599,9 +602,10 @@ def branch_segments(vessels: VesselResult) -> dict:
             z = np.asarray(vessels.branches[b].points_lps_mm)[:, 2].mean()
             own[b] = high if z >= split_z else low
     # left liver: each branch leaving the stem (left portal vein and umbilical portion) feeds
-    # one segment with its whole subtree: medial to the umbilical portion 4 (or 1 well behind the
-    # bifurcation, or behind it and leaving backwards, toward the IVC), lateral to it 2 (the
-    # posterior group) or 3 (the anterior one)
+    # one segment with its whole subtree: 1 well behind the bifurcation, or behind it and leaving
+    # backwards, toward the IVC (medial to the umbilical portion or just lateral to it); else
+    # medial to the umbilical portion 4, lateral to it 2 (the posterior group) or 3 (the
+    # anterior one)
     stem = _stem(vessels, left)
     k = _umbilical_split(vessels, stem)
     umb_x = _umbilical_point(vessels, left)[0]
@@ -615,7 +619,8 @@ def branch_segments(vessels: VesselResult) -> dict:
         c = _points(vessels, vessels.subtree(first)).mean(axis=0)
         start = vessels.branches[first].points_lps_mm[0]
         backwards = c[1] > max(bif[1], start[1])   # leaves backwards, behind the bifurcation
-        if (c[1] > bif[1] + _CAUDATE_BEHIND_MM or backwards) and c[0] < umb_x:
+        behind = c[1] > bif[1] + _CAUDATE_BEHIND_MM or backwards
+        if behind and c[0] < umb_x + _CAUDATE_LEFT_MM:
             label = 1
         elif c[0] < umb_x:
             label = 4

@@ -352,6 +352,30 @@ def test_a_short_twig_leaving_the_left_portal_vein_backwards_is_the_caudate_s(sy
     assert S.branch_segments(tree)[twig] == 1
 
 
+@pytest.mark.parametrize("left_of_umbilical_mm, segment", [(6.0, 1), (25.0, 2)])
+def test_a_branch_running_back_from_the_left_portal_vein_is_the_caudate_s_unless_far_left(
+        synthetic_patient, left_of_umbilical_mm, segment):
+    """The Spiegel lobe reaches left of the umbilical portion, behind the lesser omentum: a
+    branch running back from the end of the left portal vein, its centroid 6 mm left of the
+    umbilical portion, is the caudate's (the true tree of the full-size patient of seed 3 had
+    its caudate branch 1 mm left of it, labelled 2: segment 1 Dice 0.65); 25 mm left, it is
+    segment 2's."""
+    _, tree = _true_tree(synthetic_patient)
+    left = S._stem(tree, tree.portal_sides["left"])[0]                  # the left portal vein
+    umbilical_x = S._umbilical_point(tree, tree.portal_sides["left"])[0]
+    root = np.asarray(tree.branches[left].points_lps_mm[-1])
+    step = (umbilical_x + left_of_umbilical_mm - root[0]) / 4.0
+    points = root + np.outer([1.0, 3.0, 5.0, 7.0], [step, 2.0, 0.0])       # back and left
+    twig = max(tree.branches) + 1
+    tree.branches[twig] = Branch(twig, 1, tuple(map(tuple, points)), (1.0,) * 4, parent=left,
+                                 depths_mm=(20.0,) * 4)
+    tree.branches[left] = replace(tree.branches[left],
+                                  children=tree.branches[left].children + (twig,))
+    assert points[:, 0].mean() > umbilical_x
+    assert points[:, 1].mean() > tree.portal_bifurcation_lps_mm[1] + 8.0
+    assert S.branch_segments(tree)[twig] == segment
+
+
 def test_a_branch_running_into_a_tumour_feeds_the_parenchyma_beyond_it(synthetic_patient):
     """A drawn tumour (r 8 mm) 4 mm ahead of an end branch, deep in the liver: the branch's
     course is followed on through the tumour and its reach (4 mm), 1 mm apart, and no further;
