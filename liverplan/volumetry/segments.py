@@ -41,9 +41,10 @@ SECTORS = {"right anterior": (5, 8), "right posterior": (6, 7), "left medial": (
            "left lateral": (2, 3)}
 HEMILIVERS = {"right": (5, 6, 7, 8), "left": (2, 3, 4), "caudate": (1,)}
 _CAUDATE_BEHIND_MM = 8.0     # caudate branches run this far behind the bifurcation or more
-_CAUDATE_LEFT_MM = 10.0      # ... and up to this far left of the umbilical portion: the Spiegel
-                             # lobe reaches left of it, behind the lesser omentum (segment 2's
-                             # branches run 20-60 mm further left)
+_CAUDATE_LEFT_MM = 10.0      # the caudate (its branches, its landmark region) reaches this far
+                             # left of the umbilical portion: the Spiegel lobe lies left of it,
+                             # behind the lesser omentum (segment 2's branches run 20-60 mm
+                             # further left)
 _BRIDGE_TRUST_MM = 10.0      # a piece joined to the tree across a wider gap seeds nothing
 
 
@@ -692,10 +693,11 @@ def plane_segments(points: np.ndarray, m: Landmarks) -> np.ndarray:
     seg = np.where((seg == 3) & ((points - ivc) @ normal > 0), 2, seg)
     # caudate: behind the bifurcation (the hilum is its front border; its branches run further
     # back, but its parenchyma starts there), in front of the IVC's back wall, from just right
-    # of the IVC's centre to the umbilical fissure (ligamentum venosum), below the hepatic vein
-    # confluence
+    # of the IVC's centre to just left of the umbilical fissure (the Spiegel lobe), below the
+    # hepatic vein confluence
     caudate = ((points[:, 1] > bif[1]) & (points[:, 1] < ivc[1] + 10.0)
-               & (points[:, 0] > ivc[0] - 15.0) & (points[:, 0] < m.umbilical_fissure_lps_mm[0])
+               & (points[:, 0] > ivc[0] - 15.0)
+               & (points[:, 0] < m.umbilical_fissure_lps_mm[0] + _CAUDATE_LEFT_MM)
                & (points[:, 2] < ivc[2]))
     return np.where(caudate, 1, seg).astype(np.uint8)
 

@@ -37,6 +37,8 @@ MARKS = S.Landmarks(
     ((60.0, -70.0, -60.0), 3),    # left lateral, below/in front of it
     ((-5.0, -10.0, -20.0), 1),    # caudate: behind the bifurcation, in front of the IVC
     ((-5.0, -26.0, -20.0), 1),    # caudate from just behind the bifurcation (the hilum)
+    ((20.0, -10.0, -20.0), 1),    # the Spiegel lobe, just left of the umbilical fissure
+    ((30.0, -10.0, -20.0), 3),    # further left: the left lateral section
 ])
 def test_landmark_planes_put_points_in_the_right_segment(point, segment):
     assert S.plane_segments(np.array([point]), MARKS)[0] == segment
