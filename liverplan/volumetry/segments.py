@@ -321,14 +321,14 @@ def _territory_seeds(vessels: VesselResult, labels: dict, trusted: set, clearanc
     return np.concatenate(seeds), np.concatenate(segs)
 
 
-def _caudate_behind_hilum(points, seg, seeds, seed_seg, bifurcation) -> np.ndarray:
+def _caudate_behind_hilum(points, seg, seeds, seed_seg, bifurcation_lps_mm) -> np.ndarray:
     """The caudate (1) lies behind the hilum: parenchyma in front of the portal bifurcation's
     coronal plane that is nearest a caudate branch belongs to the nearest other branch (the
     caudate's branches leave the left portal vein close behind the bifurcation and were the
     nearest seeds of hilar parenchyma of segments 4, 2 and 8)."""
-    if bifurcation is None:
+    if bifurcation_lps_mm is None:
         return seg
-    front = (seg == 1) & (points[:, 1] < bifurcation[1])
+    front = (seg == 1) & (points[:, 1] < bifurcation_lps_mm[1])
     others = seed_seg != 1
     if not front.any() or not others.any():
         return seg
