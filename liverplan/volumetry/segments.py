@@ -46,6 +46,8 @@ _CAUDATE_LEFT_MM = 10.0      # the caudate (its branches, its landmark region) r
                              # behind the lesser omentum (segment 2's branches run 20-60 mm
                              # further left)
 _BRIDGE_TRUST_MM = 10.0      # a piece joined to the tree across a wider gap seeds nothing
+_CAUDATE_MIN_MM = 10.0       # caudate branches seen over less than this inside the liver (a stub
+                             # at the hilum) do not show where the lobe lies
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,10 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     if vessels is not None:
         trusted = _trusted(vessels, labels, assignments or {}, tumour)
         covered = {labels[b] for b in trusted if _inside(vessels.branches[b]).any()}
+        caudate = [b for b in trusted if labels[b] == 1]
+        if _inside_length_mm(vessels, caudate) < _CAUDATE_MIN_MM \
+                and not any(b in (assignments or {}) for b in caudate):   # (not one by hand)
+            covered.discard(1)
         # a hand assignment that can feed nothing is said, not silently dropped
         warnings += [f"Branch {b}, assigned to segment {s}, runs outside the liver mask and "
                      "feeds no segment: extend the liver around it, then recompute."
@@ -201,7 +207,8 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
                                     else vessels.portal_bifurcation_lps_mm)
         if caudate_from_landmarks:
             seg = np.where(plane_segments(points, marks) == 1, 1, seg)
-            warnings.append("No caudate portal branch was found: segment 1 is the landmark "
+            warnings.append("No caudate portal branch was found (or one shorter than "
+                            f"{_CAUDATE_MIN_MM:g} mm inside the liver): segment 1 is the landmark "
                             "region between the IVC and the portal bifurcation.")
     else:
         seg = plane_segments(points, marks)
@@ -336,6 +343,16 @@ def _caudate_behind_hilum(points, seg, seeds, seed_seg, bifurcation_lps_mm) -> n
     seg = seg.copy()
     seg[front] = seed_seg[others][j]
     return seg
+
+
+def _inside_length_mm(vessels: VesselResult, branch_ids) -> float:
+    """Length of the branches' centerlines inside the liver (steps between two points inside)."""
+    length = 0.0
+    for branch in (vessels.branches[b] for b in branch_ids):
+        inside = _inside(branch)
+        steps = np.linalg.norm(np.diff(np.asarray(branch.points_lps_mm), axis=0), axis=1)
+        length += float(steps[inside[:-1] & inside[1:]].sum())
+    return length
 
 
 def _inside(branch) -> np.ndarray:
