@@ -373,6 +373,11 @@ class _Anatomy:
                for c, a in zip((x, y, z), axes)]
         return mask[idx[2], idx[1], idx[0]]
 
+    @property
+    def bifurcation_lps_mm(self) -> np.ndarray:
+        """The portal bifurcation: the end of the main portal vein."""
+        return self.branches[0].points[-1]
+
     def segment_of(self, points: np.ndarray) -> np.ndarray:
         """Couinaud segment = territory of the nearest segmental portal branch; the caudate's
         territory ends at the hilum: in front of the portal bifurcation, the nearest other's
@@ -380,7 +385,7 @@ class _Anatomy:
         29 mL of hilar parenchyma of segments 4, 2 and 8)."""
         workers = 2 if len(points) > 20000 else 1
         labels = self.seed_labels[self.seeds.query(points, workers=workers)[1]]
-        front = (labels == 1) & (points[:, 1] < self.branches[0].points[-1][1])
+        front = (labels == 1) & (points[:, 1] < self.bifurcation_lps_mm[1])
         if front.any():
             others = self.seed_labels != 1
             _, idx = cKDTree(self.seeds.data[others]).query(points[front], workers=workers)
@@ -1201,7 +1206,7 @@ def generate(out_dir, *, seed: int = 0, size: str = "small", followup: bool = Tr
     tissue, liver, segments, tumors, vessels = _composite(body, region, seg_raw, tum_raw)
     base_steps.report(0.5, "Simulating the CT")
     ct = _ct(tissue, tumors, lesion_hu, grid, np.random.default_rng([seed, 0]))
-    bifurcation = anatomy.branches[0].points[-1]
+    bifurcation = anatomy.bifurcation_lps_mm
     truth = _truth(tissue, liver, segments, tumors, grid.reference(), anatomy, bifurcation)
     truth.update(size=size, study_date=BASELINE_DATE.isoformat(), timepoint="baseline")
     _write_timepoint(root, grid, tissue, liver, segments, tumors, vessels, ct, truth,

@@ -198,8 +198,8 @@ def _portal_twigs(crop, labels, allowed, smoothing_mm, background_mm, low_fracti
     thin = apply_hysteresis_threshold(np.where(allowed, contrast, -1e3),
                                       low_fraction * vessel_contrast_hu,
                                       high_fraction * vessel_contrast_hu) & (labels == 0)
-    pieces, n = ndi.label(thin, np.ones((3, 3, 3)))
     cube = np.ones((3, 3, 3), bool)
+    pieces, n = ndi.label(thin, cube)
     portal = np.bincount(pieces[ndi.binary_dilation(labels == PORTAL, cube)], minlength=n + 1)
     hepatic = np.bincount(pieces[ndi.binary_dilation(labels == HEPATIC, cube, iterations=2)],
                           minlength=n + 1)
