@@ -57,6 +57,9 @@ CONFLUENCE_HEIGHT_FRACTION = 0.6
 IVC_CLEAR_BELOW_FRACTION = 0.7
 IVC_TOUCH_MM = 5.0          # a vein whose wall comes this close to the IVC's drains into it
 DRAINING_TO_IVC_RADIUS = 0.3  # least radius (against the IVC's) of a vein draining into it from afar
+# A vein gathers thinner tributaries at its end away from the IVC; a branch that leaves a vessel
+# this many times as thick there is that vessel's distal branch, not a vein draining into the IVC
+PARENT_OF_DRAINING_RADIUS = 1.5
 PORTAL_TO_IVC_RADIUS = 0.35  # the portal trunk's least radius against the IVC's (anatomy: ~0.5)
 _GUESSED = 4     # added to a system label while it is the nearest trunk's guess
 
@@ -625,11 +628,18 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
         # thinner branches ending there are as often portal (the caudate's, running up beside
         # the IVC; distal pieces of segments 7 and 8)
         axis = _ivc_axis_mm(ivc_iso, spacing)
-        ends = np.array([np.min(np.linalg.norm(v[[0, -1]][:, None] * spacing - axis[None],
-                                               axis=2)) for v in sk.branch_voxels])
+        end_mm = np.array([np.linalg.norm(v[[0, -1]][:, None] * spacing - axis[None],
+                                          axis=2).min(axis=1) for v in sk.branch_voxels])
+        ends = end_mm.min(axis=1)
         radius_ivc = radius[in_ivc].max()
         draining = ((ends <= radius_ivc + IVC_REACH_MM) & cranial
                     & (radius >= DRAINING_TO_IVC_RADIUS * radius_ivc))
+        # ... and not a portal branch running up toward the dome from a thicker one
+        # (3D-IRCADb-01: 2.0 mm, from branches of 3.4 and 2.9 mm, ending 33 mm from the IVC)
+        for i in np.nonzero(draining & ~in_ivc)[0]:
+            far = _neighbours_at(sk, i, int(np.argmax(end_mm[i])))
+            if far and radius[far].max() >= PARENT_OF_DRAINING_RADIUS * radius[i]:
+                draining[i] = False
         sources[HEPATIC] = sorted(set(np.nonzero(in_ivc | draining)[0]) - {roots[PORTAL]})
     # the portal trunk outside the liver is followed through branches at least half as thick
     # as it, not as thick as the IVC: its right and left portal veins before they enter the
@@ -642,6 +652,19 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
             | set(trunk))
     dropped = [i for i in np.nonzero(outside)[0] if i not in keep and i not in roots.values()]
     return roots, sources, dropped
+
+
+def _neighbours_at(sk, b: int, end: int) -> list[int]:
+    """The branches joining branch `b` at its first (`end` 0) or last (1) voxel."""
+    v = sk.branch_voxels[b]
+    here, there = (v[0], v[-1]) if end == 0 else (v[-1], v[0])
+    pairs = np.asarray(sk.adjacency, int).reshape(-1, 2)
+    out = []
+    for j in set(pairs[(pairs == b).any(axis=1)].ravel().tolist()) - {b}:
+        ends = sk.branch_voxels[j][[0, -1]]
+        if np.linalg.norm(ends - here, axis=1).min() < np.linalg.norm(ends - there, axis=1).min():
+            out.append(j)
+    return out
 
 
 def _ivc_axis_mm(ivc_iso: np.ndarray, spacing: float) -> np.ndarray:

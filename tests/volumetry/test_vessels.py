@@ -271,11 +271,12 @@ def test_ircadb_vessels(shared_data):
     result = V.segment_vessels(ct, liver)
     got = sitk.GetArrayViewFromImage(result.vessels)
     inside = ref > 0
-    # measured: both systems 0.65, portal 0.64, hepatic 0.59 (target 0.70 each, not met yet);
-    # portal 0.62 / hepatic 0.58 while the portal trunk was cut from the intrahepatic tree
+    # measured: both systems 0.65, portal 0.66, hepatic 0.60 (target 0.70 each, not met yet);
+    # portal 0.64 / hepatic 0.59 while a portal branch running up toward the dome was taken for
+    # a vein draining into the IVC, 0.62 / 0.58 while the portal trunk was cut from the tree
     assert _dice((got > 0) & inside, (ref == 3) | (ref == 4)) >= 0.62
-    assert _dice((got == V.PORTAL) & inside, ref == 3) >= 0.61
-    assert _dice((got == V.HEPATIC) & inside, ref == 4) >= 0.56
+    assert _dice((got == V.PORTAL) & inside, ref == 3) >= 0.64
+    assert _dice((got == V.HEPATIC) & inside, ref == 4) >= 0.57
     # the bifurcation against the same definition read from the reference portal tree (the
     # IVC found in the CT keeps the portal root at the hilum; it was 71 mm off without it)
     reference = V.analyse_vessels(image_from_array(
@@ -390,6 +391,15 @@ def test_portal_trunk_half_as_wide_as_the_ivc_is_the_portal_root():
     assert not warnings         # found as the trunk, not as the last resort
 
 
+def _branches_along(sk, p0, p1, reach: float = 2.5) -> set:
+    """The skeleton branches (3 voxels or more) lying along the segment p0-p1 (z, y, x)."""
+    p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
+    d = p1 - p0
+    return {i for i, p in enumerate(sk.branch_voxels) if len(p) >= 3 and np.all(
+        np.linalg.norm(p - (p0 + np.clip((p - p0) @ d / (d @ d), 0, 1)[:, None] * d),
+                       axis=1) <= reach)}
+
+
 def test_thin_branch_beside_the_ivc_is_no_vein_draining_into_it():
     """In the confluence region a vein that partial volume cut from the IVC still roots the
     hepatic front (it drains there); a thin branch ending as near the IVC is not: it is as
@@ -401,17 +411,31 @@ def test_thin_branch_beside_the_ivc_is_no_vein_draining_into_it():
     _tube(v, (72, 20, 15), (72, 60, 36), 3, 1)                # a vein cut 4 mm from the IVC
     sk = skeletonize_mask(v > 0, np.ones(3))
     _, sources, _ = V._find_roots(sk, liver, ivc > 0, _grid(v), None, None, [])
-
-    def branches_along(p0, p1):
-        p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
-        d = p1 - p0
-        return {i for i, p in enumerate(sk.branch_voxels) if len(p) >= 3 and np.all(
-            np.linalg.norm(p - (p0 + np.clip((p - p0) @ d / (d @ d), 0, 1)[:, None] * d),
-                           axis=1) <= 2.5)}
-    caudate = branches_along((43, 30, 62), (74, 56, 60))
-    vein = branches_along((72, 20, 15), (72, 60, 36))
+    caudate = _branches_along(sk, (43, 30, 62), (74, 56, 60))
+    vein = _branches_along(sk, (72, 20, 15), (72, 60, 36))
     assert caudate and vein
     assert not caudate & set(sources[V.HEPATIC])
+    assert vein <= set(sources[V.HEPATIC])
+
+
+def test_branch_leaving_a_thicker_vessel_toward_the_ivc_is_no_vein_draining_into_it():
+    """A 2.5 mm branch that leaves a 4.5 mm portal branch and runs up toward the IVC, ending
+    19 mm from its axis in the confluence region, is that branch's distal branch, not a vein
+    draining into the IVC (3D-IRCADb-01: a 40 mm portal branch running up toward the dome was
+    taken for one, and the hepatic front took it: portal Dice 0.64 -> 0.67 without). A vein
+    cut from the IVC whose far end gathers thinner tributaries still drains into it."""
+    liver, ivc, v = _hilum(ivc_radius=6, liver_back=66)
+    _tube(v, (45, 30, 25), (70, 35, 12), 4.5, 1)              # a thick right portal branch
+    _tube(v, (57.5, 32.5, 18.5), (74, 55, 38), 2.5, 1)        # its branch up toward the IVC
+    _tube(v, (72, 62, 42), (72, 40, 62), 3, 1)                # a vein cut 4 mm from the IVC,
+    for end in ((66, 20, 70), (74, 25, 76)):                  # with two thinner tributaries
+        _tube(v, (72, 40, 62), end, 2, 1)
+    sk = skeletonize_mask(v > 0, np.ones(3))
+    _, sources, _ = V._find_roots(sk, liver, ivc > 0, _grid(v), None, None, [])
+    branch = _branches_along(sk, (60, 36, 22), (74, 55, 38))
+    vein = _branches_along(sk, (72, 62, 42), (72, 36, 66))
+    assert branch and vein
+    assert not branch & set(sources[V.HEPATIC])
     assert vein <= set(sources[V.HEPATIC])
 
 
