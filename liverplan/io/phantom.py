@@ -38,10 +38,11 @@ from liverplan.io.dicom_write import write_series
 from liverplan.io.images import read_image, write_image
 from liverplan.progress import Steps
 
-GENERATOR_VERSION = 4     # 2: twigs clear of the IVC (seeds 0, 1, 2 and 4 changed);
+GENERATOR_VERSION = 5     # 2: twigs clear of the IVC (seeds 0, 1, 2 and 4 changed);
                           # 3: right crus between the IVC and the aorta (every seed changed);
                           # 4: segment 1 ends at the hilum (seeds 0, 2 and 3 changed: twigs
-                          # and lesions are placed by territory)
+                          # and lesions are placed by territory);
+                          # 5: no twig wholly inside a lesion (seeds 0, 1 and 2 changed)
 
 # (size x, y, z), (spacing x, y, z) mm: the same field of view, centred on the patient
 SIZES = {"small": ((256, 256, 96), (1.5, 1.5, 2.5)),
@@ -440,6 +441,7 @@ def _build_anatomy(seed: int) -> _Anatomy:
     anatomy.scale = _volume_scale(anatomy)
     _add_twigs(anatomy, rng)
     _place_lesions(anatomy, rng)
+    _drop_swallowed_twigs(anatomy)
     _left_vein_to_ivc(anatomy)
     # The caudate sleeve comes last, so that it leaves the lobe scale, the twigs and the
     # lesions of every seed as they were (it adds 1-8 mL around the caudate branch only).
@@ -554,6 +556,22 @@ def _add_twigs(anatomy: _Anatomy, rng) -> None:
         labels = np.concatenate([anatomy.seed_labels] + [np.full(len(s), t.segment, np.uint8)
                                                         for s, t in zip(samples, portal_twigs)])
         anatomy.seeds, anatomy.seed_labels = cKDTree(points), labels
+
+
+def _drop_swallowed_twigs(anatomy: _Anatomy) -> None:
+    """A twig lying wholly inside a lesion is no vessel in the image (the tumour replaces it)
+    and feeds no parenchyma beyond it: it goes, with its territory seeds (seed 1's two segment-7
+    twigs inside L1 held 13 mL of parenchyma beyond L1, which no vessel in the image feeds).
+    Twigs are placed before the lesions and are removed after them, which keeps the lesions'
+    positions."""
+    swallowed = [b for b in anatomy.branches if "twig" in b.name and any(
+        (lesion.rho(*b.samples().T) < 1).all() for lesion in anatomy.lesions)]
+    if not swallowed:
+        return
+    anatomy.branches[:] = [b for b in anatomy.branches if all(b is not t for t in swallowed)]
+    gone = cKDTree(np.vstack([b.samples() for b in swallowed])).query(anatomy.seeds.data)[0] == 0
+    anatomy.seeds = cKDTree(anatomy.seeds.data[~gone])
+    anatomy.seed_labels = anatomy.seed_labels[~gone]
 
 
 def _coarse_axes(lo, hi, step):

@@ -202,7 +202,7 @@ def test_synthetic_patient_vessels(synthetic_patient):
     assert np.linalg.norm(np.subtract(result.portal_bifurcation_lps_mm, bif)) <= 10.0
     right = [result.branches[b] for b in result.portal_sides["right"]]
     assert all(np.mean(np.asarray(b.points_lps_mm)[:, 0]) < bif[0] + 5 for b in right)
-    # the segmented tree's territories: 2-8 measured 0.88-0.95; segment 1 0.78 (generator 4:
+    # the segmented tree's territories: 2-8 measured 0.88-0.95; segment 1 0.78 (generator 5:
     # the caudate's thin twigs, which the truth's territory follows, hardly show at 1.5 mm)
     from liverplan.volumetry import segments as S
     segs = S.couinaud_segments(liver, result)
