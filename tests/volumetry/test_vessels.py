@@ -391,13 +391,22 @@ def test_portal_trunk_half_as_wide_as_the_ivc_is_the_portal_root():
     assert not warnings         # found as the trunk, not as the last resort
 
 
-def _branches_along(sk, p0, p1, reach: float = 2.5) -> set:
-    """The skeleton branches (3 voxels or more) lying along the segment p0-p1 (z, y, x)."""
-    p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
-    d = p1 - p0
-    return {i for i, p in enumerate(sk.branch_voxels) if len(p) >= 3 and np.all(
-        np.linalg.norm(p - (p0 + np.clip((p - p0) @ d / (d @ d), 0, 1)[:, None] * d),
-                       axis=1) <= reach)}
+def _check_draining(liver, ivc, v, portal_along, vein_along) -> None:
+    """On vessels `v` (1 mm grid): the branches lying along `portal_along` (two z, y, x points)
+    do not root the hepatic front; those along `vein_along`, a vein cut from the IVC, do."""
+    sk = skeletonize_mask(v > 0, np.ones(3))
+    _, sources, _ = V._find_roots(sk, liver, ivc > 0, _grid(v), None, None, [])
+
+    def along(p0, p1):
+        p0, p1 = np.asarray(p0, float), np.asarray(p1, float)
+        d = p1 - p0
+        return {i for i, p in enumerate(sk.branch_voxels) if len(p) >= 3 and np.all(
+            np.linalg.norm(p - (p0 + np.clip((p - p0) @ d / (d @ d), 0, 1)[:, None] * d),
+                           axis=1) <= 2.5)}
+    portal, vein = along(*portal_along), along(*vein_along)
+    assert portal and vein
+    assert not portal & set(sources[V.HEPATIC])
+    assert vein <= set(sources[V.HEPATIC])
 
 
 def test_thin_branch_beside_the_ivc_is_no_vein_draining_into_it():
@@ -409,13 +418,7 @@ def test_thin_branch_beside_the_ivc_is_no_vein_draining_into_it():
     liver, ivc, v = _hilum(ivc_radius=8, liver_back=66)
     _tube(v, (43, 30, 62), (74, 56, 60), 1.5, 1)              # caudate branch, up to the IVC
     _tube(v, (72, 20, 15), (72, 60, 36), 3, 1)                # a vein cut 4 mm from the IVC
-    sk = skeletonize_mask(v > 0, np.ones(3))
-    _, sources, _ = V._find_roots(sk, liver, ivc > 0, _grid(v), None, None, [])
-    caudate = _branches_along(sk, (43, 30, 62), (74, 56, 60))
-    vein = _branches_along(sk, (72, 20, 15), (72, 60, 36))
-    assert caudate and vein
-    assert not caudate & set(sources[V.HEPATIC])
-    assert vein <= set(sources[V.HEPATIC])
+    _check_draining(liver, ivc, v, ((43, 30, 62), (74, 56, 60)), ((72, 20, 15), (72, 60, 36)))
 
 
 def test_branch_leaving_a_thicker_vessel_toward_the_ivc_is_no_vein_draining_into_it():
@@ -430,13 +433,7 @@ def test_branch_leaving_a_thicker_vessel_toward_the_ivc_is_no_vein_draining_into
     _tube(v, (72, 62, 42), (72, 40, 62), 3, 1)                # a vein cut 4 mm from the IVC,
     for end in ((66, 20, 70), (74, 25, 76)):                  # with two thinner tributaries
         _tube(v, (72, 40, 62), end, 2, 1)
-    sk = skeletonize_mask(v > 0, np.ones(3))
-    _, sources, _ = V._find_roots(sk, liver, ivc > 0, _grid(v), None, None, [])
-    branch = _branches_along(sk, (60, 36, 22), (74, 55, 38))
-    vein = _branches_along(sk, (72, 62, 42), (72, 36, 66))
-    assert branch and vein
-    assert not branch & set(sources[V.HEPATIC])
-    assert vein <= set(sources[V.HEPATIC])
+    _check_draining(liver, ivc, v, ((60, 36, 22), (74, 55, 38)), ((72, 62, 42), (72, 36, 66)))
 
 
 def test_caudate_tip_beyond_the_layer_cut_around_the_ivc_stays_portal():
