@@ -630,12 +630,12 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
         axis = _ivc_axis_mm(ivc_iso, spacing)
         end_mm = np.array([np.linalg.norm(v[[0, -1]][:, None] * spacing - axis[None],
                                           axis=2).min(axis=1) for v in sk.branch_voxels])
-        ends = end_mm.min(axis=1)
         radius_ivc = radius[in_ivc].max()
-        draining = ((ends <= radius_ivc + IVC_REACH_MM) & cranial
+        draining = ((end_mm.min(axis=1) <= radius_ivc + IVC_REACH_MM) & cranial
                     & (radius >= DRAINING_TO_IVC_RADIUS * radius_ivc))
         # ... and not a portal branch running up toward the dome from a thicker one
-        # (3D-IRCADb-01: 2.0 mm, from branches of 3.4 and 2.9 mm, ending 33 mm from the IVC)
+        # (3D-IRCADb-01: radius 2.0 mm, leaving branches of 3.4 and 2.9 mm at its far end, its
+        # near end 33 mm from the IVC's axis)
         for i in np.nonzero(draining & ~in_ivc)[0]:
             far = _neighbours_at(sk, i, int(np.argmax(end_mm[i])))
             if far and radius[far].max() >= PARENT_OF_DRAINING_RADIUS * radius[i]:
