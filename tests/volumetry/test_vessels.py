@@ -109,6 +109,23 @@ def test_drawn_trees_bifurcation_sides_and_hepatic_veins():
     assert np.array_equal(systems[bmap[labels > 0]], labels[labels > 0])
 
 
+def test_a_short_root_gives_each_end_the_side_its_branches_supply():
+    """A portal root cut to a stub at the hilum (3D-IRCADb-01's reference liver: 3 mm, both ends
+    at the same x) with branches at both ends: the branches at one end go to the side their
+    trees lie on. Told by the ends' own x, all went left and no branch got a segment."""
+    def branch(i, points, parent=None, children=()):
+        return Branch(i, V.PORTAL, tuple(points), (3.0,) * len(points), parent, children,
+                      depths_mm=(1.0,) * len(points))
+    branches = {0: branch(0, [(0, 0, 0), (0, 1.5, 0), (0, 3, 0)], children=(1, 2, 3)),
+                1: branch(1, [(0, 0, 0), (20, -5, 0), (40, -10, 5)], 0),       # to the left
+                2: branch(2, [(0, 3, 0), (-20, 5, 0), (-50, 10, -5)], 0),     # to the right
+                3: branch(3, [(0, 3, 0), (-5, 10, 20), (-10, 15, 35)], 0)}    # up, on the right
+    result = V.VesselResult(None, None, branches, {V.PORTAL: 0}, None, {})
+    V._name_portal(result)
+    assert result.portal_sides == {"right": [2, 3], "left": [1]}
+    assert not result.warnings
+
+
 def test_veins_cut_from_the_ivc_and_joined_halfway_along_another_are_three_veins():
     """Partial volume cut the right and middle veins from the IVC where they meet: their piece
     is joined to the left vein across the gap, halfway along it. The left vein is then their
