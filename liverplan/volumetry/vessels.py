@@ -897,8 +897,8 @@ def _name_portal(result: VesselResult) -> None:
                               for p in result.branches[s].points_lps_mm]))
     if kids_at_both_ends:
         at = [[c for c in branch.children if _end_of(result, split, c) == e] for e in (0, 1)]
-        right = int(tree_x(at[1]) < tree_x(at[0]))
-        sides = {"right": at[right], "left": at[1 - right]}
+        right_end = int(tree_x(at[1]) < tree_x(at[0]))
+        sides = {"right": at[right_end], "left": at[1 - right_end]}
     else:
         sides = {"right": [], "left": []}
         for c in branch.children:
