@@ -658,13 +658,9 @@ def _neighbours_at(sk, b: int, end: int) -> list[int]:
     """The branches joining branch `b` at its first (`end` 0) or last (1) voxel."""
     v = sk.branch_voxels[b]
     here, there = (v[0], v[-1]) if end == 0 else (v[-1], v[0])
-    pairs = np.asarray(sk.adjacency, int).reshape(-1, 2)
-    out = []
-    for j in set(pairs[(pairs == b).any(axis=1)].ravel().tolist()) - {b}:
-        ends = sk.branch_voxels[j][[0, -1]]
-        if np.linalg.norm(ends - here, axis=1).min() < np.linalg.norm(ends - there, axis=1).min():
-            out.append(j)
-    return out
+    return [j for j in set(_neighbours(sk)[b]) - {b}
+            if np.linalg.norm(sk.branch_voxels[j][[0, -1]] - here, axis=1).min()
+            < np.linalg.norm(sk.branch_voxels[j][[0, -1]] - there, axis=1).min()]
 
 
 def _ivc_axis_mm(ivc_iso: np.ndarray, spacing: float) -> np.ndarray:
@@ -696,13 +692,19 @@ def _axial_gap_mm(sk, axis: np.ndarray, spacing: float) -> np.ndarray:
     return gap
 
 
+def _neighbours(sk) -> list[list[int]]:
+    """For each branch, the branches sharing a junction with it."""
+    out = [[] for _ in sk.branch_voxels]
+    for a, b in np.asarray(sk.adjacency, int).reshape(-1, 2):
+        out[a].append(int(b))
+        out[b].append(int(a))
+    return out
+
+
 def _piece(sk, start: int, allowed: np.ndarray) -> list[int]:
     """Branches reachable from `start` through `allowed` branches (e.g. the IVC outside the
     liver)."""
-    nbrs = {i: [] for i in range(len(allowed))}
-    for a, b in sk.adjacency:
-        nbrs[a].append(b)
-        nbrs[b].append(a)
+    nbrs = _neighbours(sk)
     seen, stack = {start}, [start]
     while stack:
         for nb in nbrs[stack.pop()]:
