@@ -256,6 +256,11 @@ def segment_lesion_at(image: sitk.Image, liver: sitk.Image, tumors: sitk.Image, 
     return image_from_array(_by_size(tum), tumors)
 
 
+def no_lesions(reference: sitk.Image) -> sitk.Image:
+    """An empty lesion map (UInt16) on `reference`'s grid."""
+    return image_from_array(np.zeros(tuple(reversed(reference.GetSize())), np.uint16), reference)
+
+
 def delete_lesion(tumors: sitk.Image, lesion_id: int) -> sitk.Image:
     a = sitk.GetArrayFromImage(tumors)
     _require_ids(a, [lesion_id])

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFo
 
 from liverplan.case import LABEL_NAMES, LIVER, SEGMENTS, TUMORS, VESSELS
 from liverplan.errors import SegmentationError
-from liverplan.geometry import image_from_array, index_to_lps, lps_to_index, voxel_volume_ml
+from liverplan.geometry import index_to_lps, lps_to_index, voxel_volume_ml
 from liverplan.progress import Steps
 from liverplan.viewers.history import History, LabelChange, ValueChange, apply_change, label_change
 from liverplan.viewers.panels.step import REVIEW, Step, has_label
@@ -35,8 +35,8 @@ from liverplan.viewers.slice_view import CLICK, DRAG, STROKE, Marker
 from liverplan.viewers.widgets import WrappedLabel
 from liverplan.viewers.workers import Task
 from liverplan.volumetry.edit import MaskEditor, Stroke
-from liverplan.volumetry.lesions import (delete_lesion, merge_lesions, segment_lesion_at,
-                                         split_lesion)
+from liverplan.volumetry.lesions import (delete_lesion, merge_lesions, no_lesions,
+                                         segment_lesion_at, split_lesion)
 from liverplan.volumetry.segments import (LANDMARK_PLANES, Landmarks, SegmentEdits,
                                           assignments_at, automatic_landmarks,
                                           couinaud_segments)
@@ -167,10 +167,6 @@ def add_lesion(ct: sitk.Image, liver: sitk.Image, tumors: sitk.Image, point_lps,
                progress=None, cancel=None) -> sitk.Image:
     Steps(progress, cancel).report(0.0, "Delineating the lesion")
     return segment_lesion_at(ct, liver, tumors, point_lps)
-
-
-def empty_tumors(reference: sitk.Image) -> sitk.Image:
-    return image_from_array(np.zeros(tuple(reversed(reference.GetSize())), np.uint16), reference)
 
 
 def value_at(label: sitk.Image | None, point_lps) -> int:
@@ -557,7 +553,7 @@ class ReviewPanel(QWidget):
         image = case.labels.get(name)
         cached = self._editors.get(name)
         if cached is None or cached[1] is not image:
-            base = image if image is not None else empty_tumors(case.image)
+            base = image if image is not None else no_lesions(case.image)
             cached = (MaskEditor(case.image, base, history=1), image)
             self._editors[name] = cached
         return cached[0]
@@ -594,7 +590,7 @@ class ReviewPanel(QWidget):
         case = self.window.case
         liver, tumors = case.labels[LIVER], case.labels.get(TUMORS)
         task = Task("Adding a lesion", add_lesion, case.image, liver,
-                    tumors if tumors is not None else empty_tumors(case.image), point)
+                    tumors if tumors is not None else no_lesions(case.image), point)
         return self._start(task, self._on_labels_result, {LIVER: liver, TUMORS: tumors},
                            "Add lesion")
 
