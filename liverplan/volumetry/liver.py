@@ -156,14 +156,18 @@ def body_mask(a: np.ndarray) -> np.ndarray:
     return np.stack([ndi.binary_fill_holes(s) for s in body])
 
 
+def looks_like_ct(image: sitk.Image) -> bool:
+    """Whether the image looks like CT in Hounsfield units (air near -1000 HU)."""
+    return bool(np.percentile(sitk.GetArrayViewFromImage(image)[::4, ::8, ::8], 1) <= -700)
+
+
 def check_ct(image: sitk.Image, *, path=None) -> None:
-    """InputError unless the image looks like CT in Hounsfield units (air near -1000 HU)."""
-    a = sitk.GetArrayViewFromImage(image)
-    if np.percentile(a[::4, ::8, ::8], 1) > -700:
+    """InputError unless the image looks like CT in Hounsfield units."""
+    if not looks_like_ct(image):
         raise InputError("this series does not look like CT in Hounsfield units (no air near "
                          "-1000 HU): automatic liver segmentation needs contrast-enhanced CT. For "
-                         "MR or other images use the seeded mode (one click in the liver).",
-                         path=path)
+                         "MR or other images use the seeded mode (one click in the liver; in the "
+                         "desktop app: Segment step, Liver from the crosshair).", path=path)
 
 
 def estimate_intensity(a: np.ndarray, body: np.ndarray, x_lps: np.ndarray,

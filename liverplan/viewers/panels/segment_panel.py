@@ -1,5 +1,6 @@
 """Segment step: the automatic pipeline (liver, lesions, then vessels and Couinaud segments) on
-the open image, off the UI thread; the results become the case's label images."""
+the open image, off the UI thread; the results become the case's label images. The seeded mode
+(for MR, or a CT where the automatic liver fails) grows the liver from the crosshair instead."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from liverplan.errors import SegmentationError
 from liverplan.progress import Steps
 from liverplan.viewers.widgets import WrappedLabel
 from liverplan.viewers.workers import Task
+from liverplan.volumetry.lesions import no_lesions
+from liverplan.volumetry.liver import looks_like_ct, segment_liver_from_seed
 from liverplan.volumetry.measure import Volumetry, measure
 from liverplan.volumetry.segmenter import ClassicalSegmenter, Segmenter
 from liverplan.volumetry.segments import couinaud_segments
@@ -32,17 +35,31 @@ class AutoSegmentation:
     segments_method: str | None = None
 
 
-def segment_image(image: sitk.Image, *, with_vessels: bool = True, path=None,
-                  segmenter: Segmenter | None = None, progress=None,
+def segment_image(image: sitk.Image, *, with_vessels: bool = True, liver_seed_lps=None,
+                  path=None, segmenter: Segmenter | None = None, progress=None,
                   cancel=None) -> AutoSegmentation:
     """Liver and lesions (required); vessels and segments when asked. A vessel failure keeps
-    the liver and lesions and says why, since they are useful without it."""
+    the liver and lesions and says why, since they are useful without it.
+    liver_seed_lps: a point inside the liver: the liver is grown from it (seeded mode); on an
+    image that is not CT in HU only the liver is made (lesions and vessels are found from HU)."""
     segmenter = segmenter or ClassicalSegmenter()
     steps = Steps(progress, cancel)
     split = (0.45, 0.7, 0.9) if with_vessels else (0.65, 1.0, 1.0)
-    liver = segmenter.liver(image, path=path, progress=steps.sub(0.0, split[0]).report,
-                            cancel=cancel)
+    liver_steps = steps.sub(0.0, split[0])
+    if liver_seed_lps is None:
+        liver = segmenter.liver(image, path=path, progress=liver_steps.report, cancel=cancel)
+    else:
+        liver = segment_liver_from_seed(image, liver_seed_lps, path=path,
+                                        progress=liver_steps.report, cancel=cancel)
     warnings = list(liver.warnings)
+    if liver_seed_lps is not None and not looks_like_ct(image):
+        warnings.append("This image is not CT in Hounsfield units: only the liver was grown from "
+                        "the click. Lesions, vessels and Couinaud segments are found "
+                        "automatically on contrast CT only; add lesions by hand (Review & "
+                        "correct: Brush on lesions).")
+        steps.report(1.0, "Measuring volumes")
+        return AutoSegmentation({LIVER: liver.mask}, measure(liver.mask, no_lesions(image)),
+                                warnings)
     tumors = segmenter.lesions(image, liver.mask, progress=steps.sub(split[0], split[1]).report,
                                cancel=cancel)
     labels, method = {LIVER: liver.mask, TUMORS: tumors}, None
@@ -79,21 +96,37 @@ class SegmentPanel(QWidget):
         self.run_button.clicked.connect(self.run)
         self.with_vessels = QCheckBox("Also vessels and Couinaud segments")
         self.with_vessels.setChecked(True)
+        self.seed_button = QPushButton("Liver from the crosshair")
+        self.seed_button.clicked.connect(self.run_seeded)
+        self.seed_button.setToolTip("Seeded mode, for MR or when the automatic liver fails: "
+                                    "click inside the liver in a slice view, then press this.")
         self.result = WrappedLabel("Liver, lesions, portal and hepatic veins, and segments 1-8 "
                                    "from the contrast CT. Check every result before planning.")
+        seeded = WrappedLabel("MR, or a CT where the automatic liver fails: click inside the "
+                              "liver in a slice view (the crosshair marks it), then grow the "
+                              "liver from there.")
         layout = QVBoxLayout(self)
-        for w in (self.with_vessels, self.run_button, self.result):
+        for w in (self.with_vessels, self.run_button, self.result, seeded, self.seed_button):
             layout.addWidget(w)
         layout.addStretch(1)
 
     def run(self) -> Task | None:
+        return self._start()
+
+    def run_seeded(self) -> Task | None:
+        """The seeded mode from the crosshair's point."""
+        return self._start(tuple(self.window.state.cursor_lps))
+
+    def _start(self, liver_seed_lps=None) -> Task | None:
         case = self.window.case
         if case is None or (self.task is not None and self.task.running):
             return None
         self.task = Task("Segmenting", segment_image, case.image,
-                         with_vessels=self.with_vessels.isChecked(), path=self.window.source)
-        self.run_button.setEnabled(False)
-        self.task.done.connect(lambda: self.run_button.setEnabled(True))
+                         with_vessels=self.with_vessels.isChecked(),
+                         liver_seed_lps=liver_seed_lps, path=self.window.source)
+        for button in (self.run_button, self.seed_button):
+            button.setEnabled(False)
+            self.task.done.connect(lambda b=button: b.setEnabled(True))
         self._case = case
         # A bound slot, not a lambda: Qt drops it if the panel is gone when the task finishes.
         return self.window.run_task(self.task, self._apply)
