@@ -165,7 +165,7 @@ def main(argv: list[str]) -> int:
     labels = {name: image_from_array(a.astype(np.uint16 if name == TUMORS else np.uint8),
                                      window.case.image) for name, a in arrays.items()}
     t = time.perf_counter()
-    mesh = mask_to_mesh(labels[LIVER], target_faces=BY_KEY["liver"].faces_3d)
+    mask_to_mesh(labels[LIVER], target_faces=BY_KEY["liver"].faces_3d)
     mesh_s = time.perf_counter() - t
     for label, image in labels.items():
         window.case.set_label(label, image)

@@ -6,7 +6,6 @@ Long functions take `progress` (callable(fraction, message)) and `cancel` (anyth
 
 from __future__ import annotations
 
-import threading
 from typing import Callable, Optional, Protocol
 
 from liverplan.errors import Cancelled
@@ -16,9 +15,6 @@ ProgressFn = Callable[[float, str], None]
 
 class CancelToken(Protocol):
     def is_set(self) -> bool: ...
-
-
-CancelFlag = threading.Event
 
 
 def check_cancel(cancel: Optional[CancelToken]) -> None:

@@ -28,9 +28,6 @@ class Structure:
     faces_3d: int = 12_000  # surface decimated to this: software rendering shows the liver
                             # scene (liver, lesions, two vessel trees) in < 50 ms a frame
 
-    def mask_array(self, array: np.ndarray) -> np.ndarray:
-        return array != 0 if self.value is None else array == self.value
-
 
 # Couinaud segments in distinct hues, close to the colours of common planning suites.
 _SEGMENT_COLOURS: tuple[Colour, ...] = (

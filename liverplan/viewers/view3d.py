@@ -178,14 +178,6 @@ class View3D(QWidget):
         self.cut_plane = widget
         self.plotter.render()
 
-    def set_cut_plane(self, origin, normal) -> None:
-        """Move the cut plane without calling its callbacks (e.g. a kept plan reselected)."""
-        if self.cut_plane is not None:
-            self.cut_plane.SetOrigin(*map(float, origin))
-            self.cut_plane.SetNormal(*map(float, normal))
-            self.cut_plane.UpdatePlacement()
-            self.plotter.render()
-
     def remove_cut_plane(self) -> None:
         if self.cut_plane is None:
             return

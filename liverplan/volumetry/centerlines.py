@@ -52,10 +52,6 @@ class Branch:
         return float(np.linalg.norm(np.diff(p, axis=0), axis=1).sum()) if len(p) > 1 else 0.0
 
     @property
-    def mean_radius_mm(self) -> float:
-        return float(np.mean(self.radii_mm))
-
-    @property
     def inside_volume_mm3(self) -> float:
         """Volume of the part of the branch inside the liver (pi r^2 per point, 1 point/voxel)."""
         r = np.asarray(self.radii_mm)
@@ -94,7 +90,7 @@ def skeletonize_mask(mask: np.ndarray, spacing_zyx_mm: np.ndarray) -> Skeleton:
     junction = np.zeros_like(skel)
     junction[tuple(pts[neighbours >= 3].T)] = True
     branches, n = ndi.label(skel & ~junction, _FULL)
-    junctions, n_j = ndi.label(junction, _FULL)
+    junctions, _ = ndi.label(junction, _FULL)
     voxels, radii = [], []
     outside = _outside_tree(mask, spacing_zyx_mm)
     for sl_index, sl in enumerate(ndi.find_objects(branches)):

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import highdicom as hd
 import numpy as np
 import pydicom

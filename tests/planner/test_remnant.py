@@ -1,12 +1,10 @@
 import numpy as np
-import pytest
 import SimpleITK as sitk
 
 from liverplan.geometry import image_from_array
 from liverplan.planner.flr import PlanningContext, evaluate, resected_mask
 from liverplan.planner.remnant import RemnantCheck, check_remnant
 from liverplan.planner.resection import SegmentResection, preset
-from tests.planner import resection_phantom as ph
 
 
 def _check(ctx, segments):

@@ -120,7 +120,7 @@ def test_click_sets_one_lps_point_in_all_views_and_the_readout_shows_its_hu(
 
 
 def test_window_preset_changes_the_rendered_grey_values(window, qtbot, synthetic_patient):
-    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
     axial = window.views[AXIAL]
     before = view_pixels(axial)
     window.actions_by_name["window_liver"].trigger()
@@ -376,7 +376,7 @@ def test_series_browser_lists_each_series_with_a_thumbnail(window, qtbot, synthe
 
 
 def test_distance_measurement_in_mm(window, qtbot, synthetic_patient):
-    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
     window.actions_by_name["measure"].trigger()
     axial = window.views[AXIAL]
     rows, cols = window.state.volume.slice_shape(AXIAL)
