@@ -20,7 +20,7 @@ from liverplan.errors import SegmentationError
 from liverplan.evidence import LESION_MIN_DIAMETER_MM
 from liverplan.geometry import image_from_array, lps_to_index, same_grid
 from liverplan.progress import Steps
-from liverplan.volumetry.liver import bbox, dilate_mm, edt, erode_mm, smooth, widen
+from liverplan.volumetry.liver import bbox, dilate_mm, edt, erode_mm, peak_sd, smooth, widen
 
 
 @dataclass(frozen=True)
@@ -65,18 +65,7 @@ def parenchyma(smoothed: np.ndarray, liver: np.ndarray, spacing_zyx,
     hist, edges = np.histogram(values, bins=200, range=np.percentile(values, [1, 99]))
     hist = ndi.gaussian_filter1d(hist.astype(float), 2.0)
     peak = int(np.argmax(hist))
-    return Parenchyma(float(edges[peak]), max(_fwhm_sd(hist, edges, peak), 1.0))
-
-
-def _fwhm_sd(hist: np.ndarray, edges: np.ndarray, peak: int) -> float:
-    """Noise SD from the full width at half maximum of the parenchyma peak (FWHM = 2.355 SD).
-    Only the peak itself is used: bright vessels, tumours and regions that enhance differently
-    (perfusion) widen the tails, which inflated the upper-half SD (3D-IRCADb-01: 12.3 HU
-    against 8.6 HU from the peak)."""
-    below = hist < hist[peak] / 2         # the first bins below half height on either side
-    left = peak + 1 - int(np.argmax(below[peak::-1])) if below[:peak].any() else 0
-    right = peak + int(np.argmax(below[peak:])) if below[peak:].any() else hist.size
-    return float(edges[right] - edges[left]) / 2.355
+    return Parenchyma(float(edges[peak]), max(peak_sd(hist, edges, peak), 1.0))
 
 
 class _Crop:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from scipy import ndimage as ndi
 
 from liverplan.errors import InputError, SegmentationError
 from liverplan.evidence import LIVER_ENHANCED_MIN_HU
@@ -301,3 +302,18 @@ def test_ircadb_liver(shared_data):
     # Right side: the liver's centroid has a smaller LPS x than the image centre (spine).
     assert index_to_lps(image, np.argwhere(mask).mean(axis=0))[0][0] < \
         index_to_lps(image, np.array(mask.shape) / 2)[0][0]
+
+
+@pytest.mark.realdata
+def test_seeded_mode_on_ircadb_grows_the_whole_liver_from_a_click(shared_data):
+    image, labels = _load_ircadb(shared_data)
+    ref = sitk.GetArrayFromImage(labels) > 0
+    # the click: the parenchyma point farthest from the liver's surface and from its lesions
+    # and vessels (labels 2-4)
+    parenchyma = sitk.GetArrayFromImage(labels) == 1
+    depth = ndi.distance_transform_edt(parenchyma, sampling=image.GetSpacing()[::-1])
+    seed = index_to_lps(image, np.array(np.unravel_index(np.argmax(depth), depth.shape)))[0]
+    result = segment_liver_from_seed(image, seed)
+    # Measured 0.949 (0.94-0.96 from four other clicks >= 15 mm deep); the spread of the 10 mm
+    # around the click alone made a 74 mL "liver" of it.
+    assert dice(sitk.GetArrayFromImage(result.mask) > 0, ref) >= 0.93
