@@ -1,4 +1,5 @@
-"""`liverplan segment PATH --out DIR [--series UID]`: automatic segmentation and volumetry.
+"""`liverplan segment PATH --out DIR [--series UID] [--liver-seed X,Y,Z]`: automatic
+segmentation and volumetry (with --liver-seed the liver is grown from that point: seeded mode).
 
 Writes on the input CT grid: liver.nii.gz (0/1), tumors.nii.gz (lesion ids 0..N),
 vessels.nii.gz (1 portal venous system, 2 hepatic veins and IVC), segments.nii.gz (Couinaud
@@ -9,6 +10,7 @@ timings). All files appear together or not at all (Ctrl-C leaves nothing partial
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -25,7 +27,7 @@ from liverplan.io import Volume, load, require_3d, write_image
 from liverplan.io.atomic import disk_error, ensure_folder
 from liverplan.progress import Steps
 from liverplan.terminal import ProgressBar
-from liverplan.volumetry.liver import LiverResult, check_ct
+from liverplan.volumetry.liver import LiverResult, check_ct, segment_liver_from_seed
 from liverplan.volumetry.measure import Volumetry, measure
 from liverplan.volumetry.segmenter import ClassicalSegmenter, Segmenter
 from liverplan.volumetry.segments import (SegmentsResult, couinaud_segments,
@@ -80,9 +82,15 @@ def load_stage(source, series, steps: Steps, whole_liver: bool = True) -> Volume
     return volume
 
 
-def liver_stage(run: SegmentationRun, segmenter: Segmenter, steps: Steps) -> None:
-    run.liver = segmenter.liver(run.volume.image, path=run.volume.source,
-                                progress=steps.report, cancel=steps.cancel)
+def liver_stage(run: SegmentationRun, segmenter: Segmenter, steps: Steps,
+                liver_seed_lps=None) -> None:
+    if liver_seed_lps is None:
+        run.liver = segmenter.liver(run.volume.image, path=run.volume.source,
+                                    progress=steps.report, cancel=steps.cancel)
+    else:
+        run.liver = segment_liver_from_seed(run.volume.image, liver_seed_lps,
+                                            path=run.volume.source, progress=steps.report,
+                                            cancel=steps.cancel)
 
 
 def lesion_stage(run: SegmentationRun, segmenter: Segmenter, steps: Steps) -> None:
@@ -119,19 +127,24 @@ def measure_stage(run: SegmentationRun, steps: Steps) -> None:
 
 
 def segment_case(source, *, series: str | None = None, segmenter: Segmenter | None = None,
-                 whole_liver: bool = True, progress=None, cancel=None) -> SegmentationRun:
+                 whole_liver: bool = True, liver_seed_lps=None, progress=None,
+                 cancel=None) -> SegmentationRun:
     """The whole headless pipeline: load, liver, lesions, vessels, segments, volumetry.
 
     whole_liver=False accepts scans too short to hold a whole liver (viewing, benchmarks on
-    partial references); the command always requires the whole liver."""
+    partial references); the command always requires the whole liver. liver_seed_lps: a point
+    inside the liver (LPS mm) to grow it from (seeded mode) instead of finding it."""
     segmenter = segmenter or ClassicalSegmenter()
     steps = Steps(progress, cancel)
     timings: dict[str, float] = {}
     with _timed(timings, "load"):
         volume = load_stage(source, series, steps.sub(0.0, 0.15), whole_liver)
-    run = SegmentationRun(volume, segmenter.name, segmenter.parameters(), timings_s=timings)
+    parameters = segmenter.parameters()
+    if liver_seed_lps is not None:
+        parameters["liver_seed_lps_mm"] = [float(v) for v in liver_seed_lps]
+    run = SegmentationRun(volume, segmenter.name, parameters, timings_s=timings)
     with _timed(timings, "liver"):
-        liver_stage(run, segmenter, steps.sub(0.15, 0.5))
+        liver_stage(run, segmenter, steps.sub(0.15, 0.5), liver_seed_lps)
     with _timed(timings, "lesions"):
         lesion_stage(run, segmenter, steps.sub(0.5, 0.65))
     with _timed(timings, "vessels"):
@@ -210,12 +223,27 @@ def add_parser(subparsers) -> None:
     sub.add_argument("--out", type=Path, required=True, help="output folder")
     sub.add_argument("--series", help="SeriesInstanceUID (or key from `liverplan info`) when "
                                       "the folder holds several series")
+    sub.add_argument("--liver-seed", type=_lps_point, metavar="X,Y,Z",
+                     help="a point inside the liver (LPS mm, as the desktop app's readout shows; "
+                          "write --liver-seed=-60,10,120 when X is negative): grow the liver "
+                          "from it (seeded mode) when the automatic liver fails")
     sub.set_defaults(func=run)
+
+
+def _lps_point(text: str) -> tuple[float, float, float]:
+    try:
+        point = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        point = ()
+    if len(point) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a point X,Y,Z in mm (e.g. -60,10,120)")
+    return point
 
 
 def run(args) -> int:
     bar = ProgressBar(sys.stderr)
-    result = segment_case(args.path, series=args.series, progress=bar)
+    result = segment_case(args.path, series=args.series, liver_seed_lps=args.liver_seed,
+                          progress=bar)
     with _timed(result.timings_s, "write"):
         paths = write_outputs(result, args.out)
     bar(1.0, "Done")

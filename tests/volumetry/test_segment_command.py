@@ -106,6 +106,33 @@ def test_interrupted_write_leaves_nothing_partial(ct_file, tmp_path):
     assert list(out.iterdir()) == []
 
 
+def test_liver_seed_grows_the_liver_from_the_point(ct_file, tmp_path):
+    out = tmp_path / "out"
+    seed = (-60.0, 10.0, 100.0)                    # in the liver, 20 mm beside the lesion
+    assert main(["segment", str(ct_file), "--out", str(out), "--liver-seed=-60,10,100"]) == 0
+    image, truth, _ = synthetic_abdomen(lesions=[((-40, 0, 110), 12, 50.0)])
+    liver = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "liver.nii.gz"))) > 0
+    assert 2 * np.count_nonzero(liver & truth) / (liver.sum() + truth.sum()) >= 0.93
+    doc = json.loads((out / "volumetry.json").read_text())
+    assert doc["parameters"]["liver_seed_lps_mm"] == list(seed)      # how the liver was made
+    assert len(doc["volumetry"]["lesions"]) == 1          # the lesion stage ran on that liver
+
+
+@pytest.mark.parametrize("text", ["-60,10", "a,b,c"])
+def test_a_malformed_liver_seed_is_refused_before_any_work(ct_file, tmp_path, capsys, text):
+    with pytest.raises(SystemExit) as exit_:
+        main(["segment", str(ct_file), "--out", str(tmp_path / "out"), f"--liver-seed={text}"])
+    assert exit_.value.code == 2 and "is not a point X,Y,Z" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_liver_seed_outside_the_image_is_refused(ct_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["segment", str(ct_file), "--out", str(out), "--liver-seed=900,0,0"]) == 2
+    assert "outside the image" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_mr_like_input_is_refused(tmp_path, capsys):
     image, _, _ = synthetic_abdomen()
     mr = sitk.Cast(sitk.GetImageFromArray(sitk.GetArrayFromImage(image).clip(-1000) + 1000),
