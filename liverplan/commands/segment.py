@@ -27,7 +27,7 @@ from liverplan.io import Volume, load, require_3d, write_image
 from liverplan.io.atomic import disk_error, ensure_folder
 from liverplan.progress import Steps
 from liverplan.terminal import ProgressBar
-from liverplan.volumetry.liver import LiverResult, check_ct, segment_liver_from_seed
+from liverplan.volumetry.liver import LiverResult, check_ct
 from liverplan.volumetry.measure import Volumetry, measure
 from liverplan.volumetry.segmenter import ClassicalSegmenter, Segmenter
 from liverplan.volumetry.segments import (SegmentsResult, couinaud_segments,
@@ -84,13 +84,9 @@ def load_stage(source, series, steps: Steps, whole_liver: bool = True) -> Volume
 
 def liver_stage(run: SegmentationRun, segmenter: Segmenter, steps: Steps,
                 liver_seed_lps=None) -> None:
-    if liver_seed_lps is None:
-        run.liver = segmenter.liver(run.volume.image, path=run.volume.source,
-                                    progress=steps.report, cancel=steps.cancel)
-    else:
-        run.liver = segment_liver_from_seed(run.volume.image, liver_seed_lps,
-                                            path=run.volume.source, progress=steps.report,
-                                            cancel=steps.cancel)
+    run.liver = segmenter.liver(run.volume.image, seed_lps=liver_seed_lps,
+                                path=run.volume.source, progress=steps.report,
+                                cancel=steps.cancel)
 
 
 def lesion_stage(run: SegmentationRun, segmenter: Segmenter, steps: Steps) -> None:

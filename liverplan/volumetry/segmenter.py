@@ -13,14 +13,19 @@ from typing import Protocol
 import SimpleITK as sitk
 
 from liverplan.volumetry.lesions import LesionParameters, detect_lesions
-from liverplan.volumetry.liver import LiverParameters, LiverResult, segment_liver
+from liverplan.volumetry.liver import (LiverParameters, LiverResult, segment_liver,
+                                      segment_liver_from_seed)
 
 
 class Segmenter(Protocol):
     name: str
 
-    def liver(self, image: sitk.Image, *, path=None, progress=None, cancel=None) -> LiverResult:
-        """Liver mask (UInt8 0/1 on the image grid) with warnings; SegmentationError on failure."""
+    def liver(self, image: sitk.Image, *, seed_lps=None, path=None, progress=None,
+              cancel=None) -> LiverResult:
+        """Liver mask (UInt8 0/1 on the image grid) with warnings; SegmentationError on failure.
+        seed_lps: a point inside the liver (LPS mm) to grow it from (seeded mode, for MR or a CT
+        where the automatic mode fails); a segmenter without a seeded mode raises
+        SegmentationError saying so."""
 
     def lesions(self, image: sitk.Image, liver: sitk.Image, *, progress=None,
                 cancel=None) -> sitk.Image:
@@ -35,7 +40,10 @@ class ClassicalSegmenter:
 
     name = "classical"
 
-    def liver(self, image, *, path=None, progress=None, cancel=None) -> LiverResult:
+    def liver(self, image, *, seed_lps=None, path=None, progress=None, cancel=None) -> LiverResult:
+        if seed_lps is not None:
+            return segment_liver_from_seed(image, seed_lps, path=path, progress=progress,
+                                           cancel=cancel)
         return segment_liver(image, path=path, progress=progress, cancel=cancel)
 
     def lesions(self, image, liver, *, progress=None, cancel=None) -> sitk.Image:

@@ -16,7 +16,7 @@ from liverplan.progress import Steps
 from liverplan.viewers.widgets import WrappedLabel
 from liverplan.viewers.workers import Task
 from liverplan.volumetry.lesions import no_lesions
-from liverplan.volumetry.liver import looks_like_ct, segment_liver_from_seed
+from liverplan.volumetry.liver import looks_like_ct
 from liverplan.volumetry.measure import Volumetry, measure
 from liverplan.volumetry.segmenter import ClassicalSegmenter, Segmenter
 from liverplan.volumetry.segments import couinaud_segments
@@ -45,12 +45,8 @@ def segment_image(image: sitk.Image, *, with_vessels: bool = True, liver_seed_lp
     segmenter = segmenter or ClassicalSegmenter()
     steps = Steps(progress, cancel)
     split = (0.45, 0.7, 0.9) if with_vessels else (0.65, 1.0, 1.0)
-    liver_steps = steps.sub(0.0, split[0])
-    if liver_seed_lps is None:
-        liver = segmenter.liver(image, path=path, progress=liver_steps.report, cancel=cancel)
-    else:
-        liver = segment_liver_from_seed(image, liver_seed_lps, path=path,
-                                        progress=liver_steps.report, cancel=cancel)
+    liver = segmenter.liver(image, seed_lps=liver_seed_lps, path=path,
+                            progress=steps.sub(0.0, split[0]).report, cancel=cancel)
     warnings = list(liver.warnings)
     if liver_seed_lps is not None and not looks_like_ct(image):
         warnings.append("This image is not CT in Hounsfield units: only the liver was grown from "
