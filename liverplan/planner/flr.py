@@ -359,12 +359,17 @@ def reasons_for(r: dict, patient: Patient) -> list[Reason]:
     reasons = []
     thr = patient.sflr_min
     value = r["sflr_percent"] if r["driving"] == "sFLR" else r["flr_percent"]
-    what = ("sFLR (FLR / TELV)" if r["driving"] == "sFLR"
-            else "FLR % of the measured functional liver volume")
+    if r["driving"] == "sFLR":     # the TELV is itself a formula: its inputs and source shown
+        detail = (f"sFLR (FLR / TELV) = {value:.1f}% (FLR {r['flr_ml']:.0f} mL, TELV "
+                  f"{patient.telv_ml:.0f} mL from BSA {patient.bsa_m2:.2f} m2)")
+        source = f"{thr.source}; TELV: {patient.telv_source}"
+    else:
+        detail = (f"FLR % of the measured functional liver volume = {value:.1f}% "
+                  f"(FLR {r['flr_ml']:.0f} mL)")
+        source = thr.source
     ok = value >= thr.value
-    reasons.append(Reason(
-        f"{r['driving']} >= {thr.value:g}% ({thr.note})", "pass" if ok else "fail",
-        f"{what} = {value:.1f}% (FLR {r['flr_ml']:.0f} mL)", thr.source))
+    reasons.append(Reason(f"{r['driving']} >= {thr.value:g}% ({thr.note})",
+                          "pass" if ok else "fail", detail, source))
     if r["flr_bw_percent"] is not None:
         bw_ok = r["flr_bw_percent"] >= ev.FLR_BW_MIN_PERCENT.value
         reasons.append(Reason(

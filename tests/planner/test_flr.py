@@ -67,9 +67,13 @@ def _figures(**changes):
     ("chemo", 30.0, "pass"), ("chemo", 29.99, "fail"),
     ("cirrhosis", 40.0, "pass"), ("cirrhosis", 39.99, "fail")])
 def test_sflr_thresholds_at_their_boundaries(quality, value, status):
-    reasons = reasons_for(_figures(sflr_percent=value), Patient(70, 170, quality=quality))
+    patient = Patient(70, 170, quality=quality)
+    reasons = reasons_for(_figures(sflr_percent=value), patient)
     assert reasons[0].status == status
     assert "consensus" in reasons[0].source
+    # the TELV the sFLR divides by is a formula too: its value, input and source are shown
+    assert f"TELV {patient.telv_ml:.0f} mL from BSA {patient.bsa_m2:.2f} m2" in reasons[0].detail
+    assert "Vauthey" in reasons[0].source
 
 
 @pytest.mark.parametrize("value, status", [(0.5, "pass"), (0.499, "warn")])
