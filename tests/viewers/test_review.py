@@ -16,7 +16,7 @@ from liverplan.io.casefile import open_case, save_case
 from liverplan.viewers.reslice import AXIAL, CORONAL
 from liverplan.volumetry.segments import (LANDMARK_PLANES, PORTAL_TERRITORIES, assignments_at,
                                           automatic_landmarks, branch_segments,
-                                          couinaud_segments)
+                                          couinaud_segments, typical_landmarks)
 from liverplan.volumetry.vessels import analyse_vessels
 from tests.viewers.conftest import centre_on, open_and_wait, truth, wait_task
 
@@ -240,6 +240,36 @@ def portal_core(liver: sitk.Image, vessels: sitk.Image) -> np.ndarray:
     portal = array(vessels) == 1
     core = ndi.distance_transform_edt(portal, sampling=liver.GetSpacing()[::-1]) >= 1.5
     return np.argwhere(core & (array(liver) > 0))
+
+
+def test_without_vessels_the_landmarks_are_placed_by_hand_for_the_segments(
+        window, qtbot, synthetic_patient):
+    """MR or unenhanced CT: no vessels, so the landmarks start at their typical places in the
+    liver and the user places them; the segments then come from the landmark planes."""
+    liver = truth(synthetic_patient, LIVER)
+    case, panel = open_with(qtbot, window, synthetic_patient, {LIVER: liver})
+    assert not panel.recompute_button.isEnabled()
+    use_tool(qtbot, panel, "landmark")
+    assert panel.landmarks == typical_landmarks(liver) and "typical places" in panel.status.text()
+    assert panel.recompute_button.isEnabled()
+    # place the portal bifurcation where the patient has it (a click with it chosen)
+    bif = tuple(synthetic_patient.truth["markers"]["portal_bifurcation_lps_mm"])
+    panel.landmark.setCurrentIndex(panel.landmark.findData("portal_bifurcation_lps_mm"))
+    window.state.set_cursor(bif)
+    axial = window.views[AXIAL]
+    qtbot.mouseClick(axial, Qt.LeftButton, pos=widget_point(axial, bif))
+    placed = panel.landmarks.portal_bifurcation_lps_mm
+    assert np.linalg.norm(np.subtract(placed, bif)) < 2.0
+    wait_task(qtbot, panel.recompute())
+    segments = array(case.labels[SEGMENTS])
+    assert set(np.unique(segments[array(liver) > 0])) == set(range(1, 9))
+    expected = couinaud_segments(liver, None, landmarks=panel.landmarks)
+    assert np.array_equal(segments, array(expected.segments))
+    assert case.segments_method == "landmark planes, landmarks moved by hand: portal bifurcation"
+    # the five left where they started are named, not passed off as placed
+    warning = next(m for level, m in window.log_panel.entries
+                   if level == "warning" and "typical places" in m)
+    assert "IVC" in warning and "umbilical fissure" in warning and "bifurcation" not in warning
 
 
 def test_vessel_branch_flips_and_a_moved_landmark_changes_the_segments(

@@ -144,6 +144,28 @@ def test_landmark_planes_without_vessels_and_error_without_either():
     assert np.array_equal(sitk.GetArrayViewFromImage(edited.segments) > 0, a > 0)
 
 
+def test_typical_landmarks_lie_where_the_trees_put_them_in_the_liver(synthetic_patient):
+    """The starting places for landmarks placed by hand: on the synthetic patient within a
+    quarter of the liver's extent of those its vessel trees give, in the anatomical order
+    (right, middle, left hepatic veins from the patient's right; the umbilical fissure in front
+    of the IVC), and landmark planes from them give eight one-piece segments."""
+    liver = sitk.Cast(sitk.ReadImage(str(synthetic_patient.truth_dir / "liver.nii.gz")),
+                      sitk.sitkUInt8)
+    vessels = sitk.ReadImage(str(synthetic_patient.truth_dir / "vessels.nii.gz"))
+    tree = V.analyse_vessels(sitk.Cast(vessels, sitk.sitkUInt8), liver)
+    typical, automatic = S.typical_landmarks(liver), S.automatic_landmarks(tree, [])
+    points = index_to_lps(liver, np.argwhere(sitk.GetArrayViewFromImage(liver) > 0))
+    extent = points.max(axis=0) - points.min(axis=0)
+    for name in S.LANDMARK_NAMES:
+        off = np.abs(np.subtract(getattr(typical, name), getattr(automatic, name)))
+        assert np.all(off <= 0.25 * extent), (name, off)
+    assert typical.right_hepatic_vein_lps_mm[0] < typical.middle_hepatic_vein_lps_mm[0] \
+        < typical.left_hepatic_vein_lps_mm[0]
+    assert typical.umbilical_fissure_lps_mm[1] < typical.ivc_lps_mm[1]
+    result = S.couinaud_segments(liver, None, landmarks=typical)
+    assert S.segment_pieces(result.segments) == {s: 1 for s in S.SEGMENTS}
+
+
 def _dice(a, b):
     return 2 * np.count_nonzero(a & b) / max(np.count_nonzero(a) + np.count_nonzero(b), 1)
 

@@ -37,9 +37,9 @@ from liverplan.viewers.workers import Task
 from liverplan.volumetry.edit import MaskEditor, Stroke
 from liverplan.volumetry.lesions import (delete_lesion, merge_lesions, no_lesions,
                                          segment_lesion_at, split_lesion)
-from liverplan.volumetry.segments import (LANDMARK_PLANES, Landmarks, SegmentEdits,
-                                          assignments_at, automatic_landmarks,
-                                          couinaud_segments)
+from liverplan.volumetry.segments import (LANDMARK_PLANES, LANDMARK_NAMES, Landmarks,
+                                          SegmentEdits, assignments_at, automatic_landmarks,
+                                          couinaud_segments, typical_landmarks)
 from liverplan.volumetry.vessels import (HEPATIC, PORTAL, SYSTEM_NAMES, VesselResult,
                                          add_branch, analyse_vessels, assign_branch,
                                          remove_branch)
@@ -77,7 +77,7 @@ TOOLS = (
          "become hepatic vein / IVC; a vessel not yet segmented is added."),
     Tool("remove_vessel", "Remove vessel branch", "Shift+V", CLICK, VESSELS, "Click a wrong "
          "vessel branch (a leak): it and everything it feeds are removed."),
-    Tool("landmark", "Move landmark", "K", DRAG, VESSELS, "Drag a segment landmark (or click to "
+    Tool("landmark", "Move landmark", "K", DRAG, LIVER, "Drag a segment landmark (or click to "
          "place the selected one), then press Recompute segments."),
     Tool("branch_segment", "Branch → segment", "S", CLICK, VESSELS, "Click a portal branch: it "
          "and the branches it feeds supply the segment chosen under Couinaud segments; then "
@@ -155,7 +155,14 @@ def recompute_segments(liver: sitk.Image, vessels: sitk.Image | None, tumors: si
         else None
     assignments, warnings = (assignments_at(tree, edits.branch_points) if tree is not None
                              else ({}, []))
-    landmarks = edits.landmarks_over(automatic_landmarks(tree, []) if tree is not None else None)
+    automatic = automatic_landmarks(tree, []) if tree is not None else None
+    landmarks = edits.landmarks_over(automatic)
+    if automatic is None and landmarks is not None:
+        # started at their typical places (`typical_landmarks`): said until each is placed
+        unplaced = [landmark_name(k) for k in LANDMARK_NAMES if k not in edits.moved]
+        warnings += [f"Landmarks left at their typical places, not placed on this patient: "
+                     f"{', '.join(unplaced)}; the segments follow them only roughly."] \
+            if unplaced else []
     result = couinaud_segments(liver, tree, tumors=tumors, landmarks=landmarks,
                                assignments=assignments, method=method,
                                progress=steps.sub(0.5, 1.0).report, cancel=cancel)
@@ -367,9 +374,13 @@ class ReviewPanel(QWidget):
             self.tool_actions[tool.key].setEnabled(case is not None and tool.needs in case.labels)
         if self.active is not None and not self.tool_actions[self.active.key].isEnabled():
             self.clear_tool()
+        self._update_recompute()
+        self._update_undo()
+
+    def _update_recompute(self) -> None:
+        case = self.window.case
         self.recompute_button.setEnabled(case is not None and LIVER in case.labels and (
             VESSELS in case.labels or self.landmarks is not None))
-        self._update_undo()
 
     def _on_case_edited(self, what: str) -> None:
         case = self.window.case
@@ -675,7 +686,10 @@ class ReviewPanel(QWidget):
     # --- landmarks and segments ----------------------------------------------------------------
     def _start_landmarks(self) -> Task | None:
         case = self.window.case
-        if case is None or VESSELS not in case.labels or self._busy():
+        if case is None or self._busy():
+            return None
+        if VESSELS not in case.labels:
+            self._typical_landmarks("There are no vessels to read the landmarks from")
             return None
         liver, vessels = case.labels[LIVER], case.labels[VESSELS]
         task = Task("Finding the landmarks", find_landmarks, liver, vessels, self._vessels)
@@ -689,12 +703,18 @@ class ReviewPanel(QWidget):
         for warning in warnings:
             self.window.log("warning", warning)
         if landmarks is None:
-            self.status.setText("The landmarks were not found in the vessel trees: correct the "
-                                "vessels (portal bifurcation, three hepatic veins) first.")
+            self._typical_landmarks("The landmarks were not found in the vessel trees (correct "
+                                    "the vessels, or place the landmarks)")
             return
         self._set_edits(landmarks=landmarks)
         self.status.setText("Drag a landmark in the views (filled: on this slice), then press "
                             "Recompute segments.")
+
+    def _typical_landmarks(self, why: str) -> None:
+        self._set_edits(landmarks=typical_landmarks(self.window.case.labels[LIVER]))
+        self.status.setText(f"{why}: they start at their typical places in the liver. Place "
+                            "each where it belongs (choose it under Couinaud segments, click in "
+                            "the views), then press Recompute segments.")
 
     # The segment corrections live in the case (saved, autosaved, reopened with it).
     @property
@@ -717,6 +737,7 @@ class ReviewPanel(QWidget):
             case.segment_edits = edits
             self.window.mark_dirty()
         self._show_markers()
+        self._update_recompute()
 
     def _show_markers(self) -> None:
         markers = []
