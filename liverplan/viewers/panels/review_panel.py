@@ -157,12 +157,13 @@ def recompute_segments(liver: sitk.Image, vessels: sitk.Image | None, tumors: si
                              else ({}, []))
     automatic = automatic_landmarks(tree, []) if tree is not None else None
     landmarks = edits.landmarks_over(automatic)
-    if automatic is None and landmarks is not None:
-        # started at their typical places (`typical_landmarks`): said until each is placed
-        unplaced = [landmark_name(k) for k in LANDMARK_NAMES if k not in edits.moved]
-        warnings += [f"Landmarks left at their typical places, not placed on this patient: "
-                     f"{', '.join(unplaced)}; the segments follow them only roughly."] \
-            if unplaced else []
+    # without landmarks from the trees they started at their typical places
+    # (`typical_landmarks`): said until each is placed
+    unplaced = [landmark_name(k) for k in LANDMARK_NAMES if k not in edits.moved] \
+        if automatic is None and landmarks is not None else []
+    if unplaced:
+        warnings.append(f"Landmarks left at their typical places, not placed on this patient: "
+                        f"{', '.join(unplaced)}; the segments follow them only roughly.")
     result = couinaud_segments(liver, tree, tumors=tumors, landmarks=landmarks,
                                assignments=assignments, method=method,
                                progress=steps.sub(0.5, 1.0).report, cancel=cancel)
