@@ -34,7 +34,7 @@ from liverplan.geometry import image_from_array, index_to_lps, lps_to_index, sam
 from liverplan.progress import Steps
 from liverplan.volumetry.centerlines import (Branch, bridge_gaps, components, geodesic,
                                             skeletonize_mask)
-from liverplan.volumetry.liver import bbox, widen
+from liverplan.volumetry.liver import bbox, dilate_mm, widen
 
 PORTAL, HEPATIC = 1, 2
 SYSTEM_NAMES = {PORTAL: "portal venous system", HEPATIC: "hepatic veins and IVC"}
@@ -294,7 +294,7 @@ def _ivc(blood, inside, sp, *, min_radius_mm: float = 3.0, max_width_mm: float =
     """
     zs = np.nonzero(inside.any(axis=(1, 2)))[0]
     out = np.zeros(inside.shape, bool)
-    near = ndi.distance_transform_edt(~inside, sampling=sp) <= touch_mm
+    near = dilate_mm(inside, touch_mm, sp)
     min_area = np.pi * min_radius_mm ** 2 / (sp[1] * sp[2])
 
     def sections(mask, touching=None):
