@@ -12,12 +12,20 @@ from PySide6.QtCore import QObject, Signal
 
 from liverplan.viewers.reslice import DisplayVolume, blend_labels, window_to_uint8
 from liverplan.viewers.structures import BY_KEY, LAYER_ORDER, STRUCTURES, Colour, label_lut
+from liverplan.volumetry.liver import looks_like_ct
 
 # Grey-window presets (display settings, not clinical thresholds): (width, level) in HU.
 WINDOW_ABDOMEN = (400.0, 50.0)
 WINDOW_LIVER = (150.0, 90.0)
 WINDOW_PRESETS = {"Abdomen": WINDOW_ABDOMEN, "Liver": WINDOW_LIVER}
 DEFAULT_OPACITY = 0.4
+
+
+def signal_window(image: sitk.Image) -> tuple[float, float]:
+    """(width, level) spanning an image's own intensities (1st to 99th percentile), for images
+    not in HU (MR), which a CT window shows all white or all black."""
+    low, high = np.percentile(sitk.GetArrayViewFromImage(image)[::2, ::4, ::4], [1, 99])
+    return max(float(high - low), 1.0), float(high + low) / 2.0
 
 
 class ViewState(QObject):
@@ -32,6 +40,7 @@ class ViewState(QObject):
         self.labels: dict[str, DisplayVolume] = {}
         self.cursor_lps = np.zeros(3)
         self.window = WINDOW_ABDOMEN
+        self._signal_window = False   # the window was fitted to an image not in HU
         self.opacity = DEFAULT_OPACITY
         self.outline = False
         self.overlays_on = True
@@ -48,6 +57,12 @@ class ViewState(QObject):
         self._luts.clear()
         if self.volume is not None:
             self.cursor_lps = self.volume.center_lps()
+            # an image not in HU gets a window fitted to it; the next CT the CT window again
+            # (a CT keeps the window the user chose)
+            if not looks_like_ct(image):
+                self.window, self._signal_window = signal_window(image), True
+            elif self._signal_window:
+                self.window, self._signal_window = WINDOW_ABDOMEN, False
         self._bump()
         self.imageChanged.emit()
         self.structuresChanged.emit()

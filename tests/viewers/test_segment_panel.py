@@ -1,5 +1,6 @@
-"""The Segment step's seeded mode: the liver grown from the crosshair, in the real window, on an
-image the automatic mode refuses (MR-like signal), and on CT with the rest of the pipeline."""
+"""Images not in HU (MR) in the real window: shown with a window fitted to them, and the
+Segment step's seeded mode (the liver grown from the crosshair), which also serves a CT with
+the rest of the pipeline."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from liverplan.geometry import index_to_lps
 from liverplan.io import load, write_image
 from liverplan.viewers.panels.segment_panel import segment_image
 from liverplan.viewers.reslice import AXIAL
-from tests.viewers.conftest import open_and_wait, truth, wait_task
+from liverplan.viewers.view_state import WINDOW_ABDOMEN, WINDOW_LIVER
+from tests.viewers.conftest import open_and_wait, truth, view_pixels, wait_task
 
 pytestmark = pytest.mark.gui
 
@@ -39,6 +41,10 @@ def test_seeded_mode_grows_the_liver_of_an_mr_image_from_the_crosshair(window, q
     mr = sitk.Cast(ct, sitk.sitkFloat32) * 3.0 + 3500.0          # arbitrary signal units
     path = write_image(mr, tmp_path / "mr.nii.gz")
     case = open_and_wait(qtbot, window, path)
+    # shown with a window fitted to its signal: the CT window showed every tissue pure white
+    assert window.state.window != WINDOW_ABDOMEN
+    pixels = view_pixels(window.views[AXIAL])
+    assert np.mean(pixels.min(axis=2) >= 250) < 0.05
     panel = window.steps.show_step("segment")
 
     # The automatic mode refuses it and points to the seeded mode.
@@ -73,3 +79,21 @@ def test_seeded_mode_on_ct_runs_the_lesion_stage_on_the_grown_liver(synthetic_pa
     true_lesions = sitk.GetArrayFromImage(truth(synthetic_patient, TUMORS))
     for lesion in synthetic_patient.truth["lesions"]:
         assert np.any(found[true_lesions == lesion["id"]]), f"lesion {lesion['id']} missed"
+
+
+def test_the_window_follows_the_kind_of_image(window, qtbot, synthetic_patient):
+    """A CT keeps the window the user chose; an image not in HU gets one fitted to it; the
+    next CT the CT window again."""
+    ct = load(synthetic_patient.dicom_dir).image
+    state = window.state
+    state.set_image(ct)
+    state.set_window(*WINDOW_LIVER)
+    state.set_image(ct)
+    assert state.window == WINDOW_LIVER
+    mr = sitk.Cast(ct, sitk.sitkFloat32) * 3.0 + 3500.0
+    state.set_image(mr)
+    low, high = state.window[1] - state.window[0] / 2, state.window[1] + state.window[0] / 2
+    liver = sitk.GetArrayFromImage(truth(synthetic_patient, LIVER)) > 0
+    assert low < np.median(sitk.GetArrayFromImage(mr)[liver]) < high
+    state.set_image(ct)
+    assert state.window == WINDOW_ABDOMEN
