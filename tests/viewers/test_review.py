@@ -265,8 +265,12 @@ def test_without_vessels_the_landmarks_are_placed_by_hand_for_the_segments(
     assert set(np.unique(segments[array(liver) > 0])) == set(range(1, 9))
     expected = couinaud_segments(liver, None, landmarks=panel.landmarks)
     assert np.array_equal(segments, array(expected.segments))
-    assert case.segments_method == "landmark planes, landmarks moved by hand: portal bifurcation"
-    # the five left where they started are named, not passed off as placed
+    # the five left where they started are named, here and in the method the report prints,
+    # not passed off as placed
+    assert case.segments_method == (
+        "landmark planes, landmarks moved by hand: portal bifurcation, landmarks at their typical "
+        "places: IVC (hepatic vein confluence), right hepatic vein, middle hepatic vein, left "
+        "hepatic vein, umbilical fissure")
     warning = next(m for level, m in window.log_panel.entries
                    if level == "warning" and "typical places" in m)
     assert "IVC" in warning and "umbilical fissure" in warning and "bifurcation" not in warning

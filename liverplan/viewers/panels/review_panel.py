@@ -147,9 +147,10 @@ def find_landmarks(liver: sitk.Image, vessels: sitk.Image, known: VesselResult |
 def recompute_segments(liver: sitk.Image, vessels: sitk.Image | None, tumors: sitk.Image | None,
                        known: VesselResult | None, edits: SegmentEdits, method: str | None, *,
                        progress=None, cancel=None):
-    """(SegmentsResult, the vessel trees used or None), with the user's corrections: the
-    landmarks moved by hand (the others are read again from the trees, which may have been
-    corrected since) and the Branch → segment clicks."""
+    """(SegmentsResult, the vessel trees used or None, the names of the landmarks used where
+    they started, at their typical places), with the user's corrections: the landmarks moved by
+    hand (the others are read again from the trees, which may have been corrected since) and the
+    Branch → segment clicks."""
     steps = Steps(progress, cancel)
     tree = vessel_tree(vessels, liver, known, steps.sub(0.0, 0.5)) if vessels is not None \
         else None
@@ -157,18 +158,18 @@ def recompute_segments(liver: sitk.Image, vessels: sitk.Image | None, tumors: si
                              else ({}, []))
     automatic = automatic_landmarks(tree, []) if tree is not None else None
     landmarks = edits.landmarks_over(automatic)
-    # without landmarks from the trees they started at their typical places
-    # (`typical_landmarks`): said until each is placed
-    unplaced = [landmark_name(k) for k in LANDMARK_NAMES if k not in edits.moved] \
-        if automatic is None and landmarks is not None else []
-    if unplaced:
-        warnings.append(f"Landmarks left at their typical places, not placed on this patient: "
-                        f"{', '.join(unplaced)}; the segments follow them only roughly.")
     result = couinaud_segments(liver, tree, tumors=tumors, landmarks=landmarks,
                                assignments=assignments, method=method,
                                progress=steps.sub(0.5, 1.0).report, cancel=cancel)
+    # without landmarks from the trees they started at their typical places
+    # (`typical_landmarks`): said until each is placed
+    unplaced = [landmark_name(k) for k in LANDMARK_NAMES if k not in edits.moved] \
+        if automatic is None and result.uses_landmarks else []
+    if unplaced:
+        warnings.append(f"Landmarks left at their typical places, not placed on this patient: "
+                        f"{', '.join(unplaced)}; the segments follow them only roughly.")
     result.warnings[:0] = warnings
-    return result, tree
+    return result, tree, unplaced
 
 
 def add_lesion(ct: sitk.Image, liver: sitk.Image, tumors: sitk.Image, point_lps, *,
@@ -813,7 +814,7 @@ class ReviewPanel(QWidget):
     def _on_segments_result(self, result) -> None:
         if not self._still_current():
             return
-        segments, tree = result
+        segments, tree, unplaced = result
         if tree is not None:
             self._vessels = tree
         for warning in segments.warnings:
@@ -823,7 +824,8 @@ class ReviewPanel(QWidget):
             if segments.uses_landmarks else []
         method = segments.description + "".join(
             (f", {clicks} branch assignment(s) by hand" if clicks else "",
-             f", landmarks moved by hand: {', '.join(moved)}" if moved else ""))
+             f", landmarks moved by hand: {', '.join(moved)}" if moved else "",
+             f", landmarks at their typical places: {', '.join(unplaced)}" if unplaced else ""))
         values = {"segments_method": method}
         if segments.landmarks is not None:      # shown as used (those not moved follow the trees)
             values["landmarks"] = segments.landmarks
