@@ -31,6 +31,7 @@ from skimage.measure import label as label_components
 from liverplan.errors import InputError, SegmentationError
 from liverplan.geometry import image_from_array, index_to_lps, mask_volume_ml, same_grid
 from liverplan.progress import Steps
+from liverplan.volumetry.liver import bbox
 from liverplan.volumetry.vessels import (PORTAL, TUMOUR_REACH_MM, VesselResult, branch_at,
                                          subtree_volume_mm3)
 
@@ -564,10 +565,12 @@ def typical_landmarks(liver: sitk.Image) -> Landmarks:
     """Starting positions for landmarks placed by hand when the vessel trees give none (no
     vessels, e.g. MR or unenhanced CT, or trees too incomplete): each at its typical place in
     the liver's bounding box. Only a start: the user moves each to where it belongs."""
-    voxels = np.argwhere(sitk.GetArrayViewFromImage(liver) > 0)
-    if not len(voxels):
+    mask = sitk.GetArrayViewFromImage(liver) > 0
+    if not mask.any():
         raise SegmentationError("The liver mask is empty; segment or draw the liver first.")
-    corners = index_to_lps(liver, np.array([voxels.min(axis=0), voxels.max(axis=0)], float))
+    box = bbox(mask)
+    corners = index_to_lps(liver, np.array([[b.start for b in box], [b.stop - 1 for b in box]],
+                                           float))
     low, high = corners.min(axis=0), corners.max(axis=0)
     return Landmarks(**{k: tuple(map(float, low + np.asarray(f) * (high - low)))
                         for k, f in _TYPICAL_LANDMARKS.items()})
