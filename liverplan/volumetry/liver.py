@@ -213,8 +213,8 @@ def seeded_model(a: np.ndarray, seed_zyx, p: LiverParameters, *, hu: bool) -> In
     liver of 47-441 mL from every click. On CT (`hu`) the spread is clipped as in automatic
     mode."""
     def box(radius_mm):
-        r = max(1, int(round(radius_mm / p.coarse_spacing_mm)))
-        return a[tuple(slice(max(0, c - r), c + r + 1) for c in seed_zyx)]
+        return a[widen(tuple(slice(c, c + 1) for c in seed_zyx), radius_mm,
+                       (p.coarse_spacing_mm,) * 3, a.shape)]
     tissue = float(np.median(box(p.seed_tissue_mm)))
     values = box(p.seed_region_mm).ravel()
     hist, edges = np.histogram(values, bins=200, range=np.percentile(values, [1, 99]))
