@@ -636,8 +636,9 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
         # ... and not a portal branch running up toward the dome from a thicker one
         # (3D-IRCADb-01: radius 2.0 mm, leaving branches of 3.4 and 2.9 mm at its far end, its
         # near end 33 mm from the IVC's axis)
+        nbrs = _neighbours(sk)
         for i in np.nonzero(draining & ~in_ivc)[0]:
-            far = _neighbours_at(sk, i, int(np.argmax(end_mm[i])))
+            far = _neighbours_at(sk, nbrs, i, int(np.argmax(end_mm[i])))
             if far and radius[far].max() >= PARENT_OF_DRAINING_RADIUS * radius[i]:
                 draining[i] = False
         sources[HEPATIC] = sorted(set(np.nonzero(in_ivc | draining)[0]) - {roots[PORTAL]})
@@ -654,11 +655,12 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
     return roots, sources, dropped
 
 
-def _neighbours_at(sk, b: int, end: int) -> list[int]:
-    """The branches joining branch `b` at its first (`end` 0) or last (1) voxel."""
+def _neighbours_at(sk, nbrs, b: int, end: int) -> list[int]:
+    """The branches joining branch `b` at its first (`end` 0) or last (1) voxel (`nbrs`: the
+    skeleton's `_neighbours`)."""
     v = sk.branch_voxels[b]
     here, there = (v[0], v[-1]) if end == 0 else (v[-1], v[0])
-    return [j for j in set(_neighbours(sk)[b]) - {b}
+    return [j for j in set(nbrs[b]) - {b}
             if np.linalg.norm(sk.branch_voxels[j][[0, -1]] - here, axis=1).min()
             < np.linalg.norm(sk.branch_voxels[j][[0, -1]] - there, axis=1).min()]
 
