@@ -401,3 +401,44 @@ def test_a_portal_branch_assigned_to_another_segment_moves_its_territory(
     window.state.set_cursor(near)
     qtbot.mouseClick(axial, Qt.LeftButton, pos=widget_point(axial, near))
     assert len(panel.branch_points) == 2
+
+
+def test_a_liver_neither_mode_finds_is_drawn_from_nothing_with_seeds_and_the_brush(
+        window, qtbot, synthetic_patient):
+    """Both segmentation modes failed (or were not run): the Review step opens with the image
+    alone, include seeds and the brush start the liver, and the tools that need a liver follow."""
+    case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
+    assert LIVER not in case.labels
+    index = window.steps.steps.index(next(s for s in window.steps.steps if s.key == "review"))
+    assert window.steps.isItemEnabled(index)
+    panel = window.steps.show_step("review")
+    enabled = {k for k, a in panel.tool_actions.items() if a.isEnabled()}
+    assert enabled == {"include", "brush"}
+    liver_truth = truth(synthetic_patient, LIVER)
+    reference = array(liver_truth) > 0
+    other = (array(truth(synthetic_patient, TUMORS)) > 0) | (
+        array(truth(synthetic_patient, VESSELS)) > 0)
+    centre = deep_point(reference, other, liver_truth.GetSpacing()[::-1])
+    point = index_to_lps(liver_truth, centre)[0]
+    window.state.set_cursor(point)
+    use_tool(qtbot, panel, "include")
+    axial = window.views[AXIAL]
+    qtbot.mouseClick(axial, Qt.LeftButton, pos=widget_point(axial, point))
+    liver = case.labels[LIVER]
+    assert liver.GetPixelID() == sitk.sitkUInt8           # a mask like a segmented liver's
+    drawn = array(liver) > 0
+    assert drawn.sum() * np.prod(liver.GetSpacing()) > 1000.0     # > 1 mL around the click
+    assert np.count_nonzero(drawn & ~reference) < 0.02 * drawn.sum()
+    assert total_liver_ml(qtbot, window) > 1.0
+    # the tools that need a liver now work, and the eraser takes the drawing away again
+    assert all(panel.tool_actions[k].isEnabled() for k in ("eraser", "exclude", "add_lesion"))
+    use_tool(qtbot, panel, "brush")
+    panel.radius.setValue(3.0)
+    c = widget_point(axial, point)
+    qtbot.mousePress(axial, Qt.LeftButton, pos=c + QPoint(0, 30))
+    qtbot.mouseRelease(axial, Qt.LeftButton, pos=c + QPoint(0, 30))
+    assert np.count_nonzero(array(case.labels[LIVER])) > drawn.sum()
+    panel.undo()
+    panel.undo()
+    assert LIVER not in case.labels                        # undone to the image alone
+    assert not panel.tool_actions["eraser"].isEnabled()

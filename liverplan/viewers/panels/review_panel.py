@@ -27,10 +27,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFo
 
 from liverplan.case import LABEL_NAMES, LIVER, SEGMENTS, TUMORS, VESSELS
 from liverplan.errors import SegmentationError
-from liverplan.geometry import index_to_lps, lps_to_index, voxel_volume_ml
+from liverplan.geometry import image_from_array, index_to_lps, lps_to_index, voxel_volume_ml
 from liverplan.progress import Steps
 from liverplan.viewers.history import History, LabelChange, ValueChange, apply_change, label_change
-from liverplan.viewers.panels.step import REVIEW, Step, has_label
+from liverplan.viewers.panels.step import REVIEW, Step, has_case
 from liverplan.viewers.slice_view import CLICK, DRAG, STROKE, Marker
 from liverplan.viewers.widgets import WrappedLabel
 from liverplan.viewers.workers import Task
@@ -54,16 +54,17 @@ class Tool:
     title: str
     shortcut: str
     kind: str          # slice_view CLICK, STROKE or DRAG
-    needs: str         # the label image it works on
+    needs: str | None  # the label image it works on (None: it can start one, e.g. a liver
+                       # drawn by hand when both segmentation modes fail)
     tip: str
 
 
 TOOLS = (
-    Tool("include", "Include seed", "I", CLICK, LIVER, "Click liver tissue the mask misses: the "
+    Tool("include", "Include seed", "I", CLICK, None, "Click liver tissue the mask misses: the "
          "similar tissue connected to the click (within 15 mm) is added."),
     Tool("exclude", "Exclude seed", "X", CLICK, LIVER, "Click tissue wrongly in the liver mask: "
          "the similar tissue connected to the click (within 15 mm) is removed."),
-    Tool("brush", "Brush", "B", STROKE, LIVER, "Paint the chosen structure (liver or lesions) "
+    Tool("brush", "Brush", "B", STROKE, None, "Paint the chosen structure (liver or lesions) "
          "in the slice; the circle shows the brush size."),
     Tool("eraser", "Eraser", "E", STROKE, LIVER, "Erase the chosen structure (liver or lesions) "
          "in the slice."),
@@ -176,6 +177,13 @@ def add_lesion(ct: sitk.Image, liver: sitk.Image, tumors: sitk.Image, point_lps,
                progress=None, cancel=None) -> sitk.Image:
     Steps(progress, cancel).report(0.0, "Delineating the lesion")
     return segment_lesion_at(ct, liver, tumors, point_lps)
+
+
+def empty_label(name: str, reference: sitk.Image) -> sitk.Image:
+    """An empty label image of the case's kind for `name` (lesion ids UInt16, masks UInt8)."""
+    if name == TUMORS:
+        return no_lesions(reference)
+    return image_from_array(np.zeros(tuple(reversed(reference.GetSize())), np.uint8), reference)
 
 
 def value_at(label: sitk.Image | None, point_lps) -> int:
@@ -373,7 +381,8 @@ class ReviewPanel(QWidget):
             self._show_markers()
             self._refresh_lesions()
         for tool in TOOLS:
-            self.tool_actions[tool.key].setEnabled(case is not None and tool.needs in case.labels)
+            self.tool_actions[tool.key].setEnabled(case is not None and (
+                tool.needs is None or tool.needs in case.labels))
         if self.active is not None and not self.tool_actions[self.active.key].isEnabled():
             self.clear_tool()
         self._update_recompute()
@@ -566,7 +575,7 @@ class ReviewPanel(QWidget):
         image = case.labels.get(name)
         cached = self._editors.get(name)
         if cached is None or cached[1] is not image:
-            base = image if image is not None else no_lesions(case.image)
+            base = image if image is not None else empty_label(name, case.image)
             cached = (MaskEditor(case.image, base, history=1), image)
             self._editors[name] = cached
         return cached[0]
@@ -844,4 +853,5 @@ def _volume_change(entry, reference: sitk.Image) -> str:
     return f": {', '.join(parts)}" if parts else ""
 
 
-STEP = Step(REVIEW, "review", "Review & correct", ReviewPanel, has_label(LIVER))
+# open with the image alone: a liver neither segmentation mode finds is drawn here
+STEP = Step(REVIEW, "review", "Review & correct", ReviewPanel, has_case)

@@ -100,7 +100,8 @@ class SegmentPanel(QWidget):
                                    "from the contrast CT. Check every result before planning.")
         seeded = WrappedLabel("MR, or a CT where the automatic liver fails: click inside the "
                               "liver in a slice view (the crosshair marks it), then grow the "
-                              "liver from there.")
+                              "liver from there. If neither finds it, draw it in Review & "
+                              "correct (Include seed, Brush).")
         layout = QVBoxLayout(self)
         for w in (self.with_vessels, self.run_button, self.result, seeded, self.seed_button):
             layout.addWidget(w)
