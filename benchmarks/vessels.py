@@ -29,7 +29,7 @@ import SimpleITK as sitk
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.cases import DATA  # noqa: E402
+from benchmarks.cases import DATA, ircadb_bifurcation_lps_mm  # noqa: E402
 from liverplan.errors import SegmentationError  # noqa: E402
 from liverplan.geometry import image_from_array, mask_volume_ml  # noqa: E402
 from liverplan.io import load, phantom  # noqa: E402
@@ -104,19 +104,16 @@ def ircadb() -> list[str]:
     labels.CopyInformation(ct)
     ref = sitk.GetArrayFromImage(labels)
     liver = image_from_array((ref > 0).astype(np.uint8), ct)
-    ref_vessels = image_from_array(np.where(ref == 3, 1, np.where(ref == 4, 2, 0))
-                                   .astype(np.uint8), ct)
-    reference = V.analyse_vessels(ref_vessels, liver)
+    bifurcation = ircadb_bifurcation_lps_mm(labels)
     tumors = image_from_array((ref == 2).astype(np.uint16), ct)
-    row = vessel_row("ircadb-01", ct, liver, tumors, ref == 3, ref == 4,
-                     reference.portal_bifurcation_lps_mm)
+    row = vessel_row("ircadb-01", ct, liver, tumors, ref == 3, ref == 4, bifurcation)
     pieces = S.segment_pieces(row["segments"].segments)
     vols = S.segment_volumes_ml(row["segments"].segments)
     return [_format(row),
             "    pieces per segment 1-8 (face-connected, in the liver's main body): "
             + " ".join(str(pieces[s]) for s in S.SEGMENTS),
             "    volume per segment 1-8 (mL): " + " ".join(f"{vols[s]:.0f}" for s in S.SEGMENTS),
-            f"    reference bifurcation (label 3): {np.round(reference.portal_bifurcation_lps_mm, 1)}"
+            f"    reference bifurcation (label 3): {np.round(bifurcation, 1)}"
             f", found: {np.round(row['result'].portal_bifurcation_lps_mm, 1)}"]
 
 
