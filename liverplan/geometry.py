@@ -29,6 +29,11 @@ def image_from_array(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
     return image
 
 
+def blank_image(reference: sitk.Image, dtype=np.uint8) -> sitk.Image:
+    """An all-zero image of `dtype` on `reference`'s grid (an empty mask or label map)."""
+    return image_from_array(np.zeros(tuple(reversed(reference.GetSize())), dtype), reference)
+
+
 def voxel_volume_ml(image: sitk.Image) -> float:
     """Volume of one voxel in mL (1 mL = 1000 mm^3)."""
     return float(np.prod(image.GetSpacing())) / 1000.0

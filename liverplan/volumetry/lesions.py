@@ -18,7 +18,7 @@ from skimage.segmentation import watershed
 
 from liverplan.errors import SegmentationError
 from liverplan.evidence import LESION_MIN_DIAMETER_MM
-from liverplan.geometry import image_from_array, lps_to_index, same_grid
+from liverplan.geometry import blank_image, image_from_array, lps_to_index, same_grid
 from liverplan.progress import Steps
 from liverplan.volumetry.liver import bbox, dilate_mm, edt, erode_mm, peak_sd, smooth, widen
 
@@ -247,7 +247,7 @@ def segment_lesion_at(image: sitk.Image, liver: sitk.Image, tumors: sitk.Image, 
 
 def no_lesions(reference: sitk.Image) -> sitk.Image:
     """An empty lesion map (UInt16) on `reference`'s grid."""
-    return image_from_array(np.zeros(tuple(reversed(reference.GetSize())), np.uint16), reference)
+    return blank_image(reference, np.uint16)
 
 
 def delete_lesion(tumors: sitk.Image, lesion_id: int) -> sitk.Image:

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFo
 
 from liverplan.case import LABEL_NAMES, LIVER, SEGMENTS, TUMORS, VESSELS
 from liverplan.errors import SegmentationError
-from liverplan.geometry import image_from_array, index_to_lps, lps_to_index, voxel_volume_ml
+from liverplan.geometry import blank_image, index_to_lps, lps_to_index, voxel_volume_ml
 from liverplan.progress import Steps
 from liverplan.viewers.history import History, LabelChange, ValueChange, apply_change, label_change
 from liverplan.viewers.panels.step import REVIEW, Step, has_case
@@ -177,13 +177,6 @@ def add_lesion(ct: sitk.Image, liver: sitk.Image, tumors: sitk.Image, point_lps,
                progress=None, cancel=None) -> sitk.Image:
     Steps(progress, cancel).report(0.0, "Delineating the lesion")
     return segment_lesion_at(ct, liver, tumors, point_lps)
-
-
-def empty_label(name: str, reference: sitk.Image) -> sitk.Image:
-    """An empty label image of the case's kind for `name` (lesion ids UInt16, masks UInt8)."""
-    if name == TUMORS:
-        return no_lesions(reference)
-    return image_from_array(np.zeros(tuple(reversed(reference.GetSize())), np.uint8), reference)
 
 
 def value_at(label: sitk.Image | None, point_lps) -> int:
@@ -575,7 +568,9 @@ class ReviewPanel(QWidget):
         image = case.labels.get(name)
         cached = self._editors.get(name)
         if cached is None or cached[1] is not image:
-            base = image if image is not None else empty_label(name, case.image)
+            # none yet: the first lesion, or a liver drawn from nothing
+            base = image if image is not None else (
+                no_lesions(case.image) if name == TUMORS else blank_image(case.image))
             cached = (MaskEditor(case.image, base, history=1), image)
             self._editors[name] = cached
         return cached[0]

@@ -12,10 +12,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QTableWidget, QTableWidgetItem
                                QVBoxLayout, QWidget)
 
 from liverplan.case import LIVER, SEGMENTS, TUMORS
-from liverplan.geometry import image_from_array
 from liverplan.progress import Steps
 from liverplan.viewers.widgets import WrappedLabel
 from liverplan.viewers.workers import Task
+from liverplan.volumetry.lesions import no_lesions
 from liverplan.volumetry.measure import Volumetry, measure
 from liverplan.volumetry.segments import segment_volumes_ml
 from liverplan.viewers.panels.step import VOLUMETRY, Step, has_label
@@ -34,7 +34,7 @@ def measure_labels(labels: dict[str, sitk.Image], *, progress=None,
     liver = labels[LIVER]
     tumors = labels.get(TUMORS)
     if tumors is None:
-        tumors = image_from_array(np.zeros(tuple(reversed(liver.GetSize())), np.uint16), liver)
+        tumors = no_lesions(liver)
     segments = labels.get(SEGMENTS)
     volumetry = measure(liver, tumors, segments)
     steps.report(1.0, "Volumes measured")
