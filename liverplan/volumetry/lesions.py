@@ -218,7 +218,9 @@ def segment_lesion_at(image: sitk.Image, liver: sitk.Image, tumors: sitk.Image, 
     zyx = np.round(lps_to_index(image, seed_lps)[0]).astype(int)
     full_liver = sitk.GetArrayViewFromImage(liver)
     if np.any(zyx < 0) or np.any(zyx >= full_liver.shape) or not full_liver[tuple(zyx)]:
-        raise SegmentationError("the click is outside the liver; click inside the lesion")
+        raise SegmentationError("the click is outside the liver mask. If the lesion lies at the "
+                                "liver's edge, add it to the liver first (Include seed or Brush), "
+                                "then click it again.")
     sx, sy, sz = image.GetSpacing()
     sp = (sz, sy, sx)
     box = widen(tuple(slice(int(i), int(i) + 1) for i in zyx), box_mm, sp, full_liver.shape)
@@ -235,8 +237,11 @@ def segment_lesion_at(image: sitk.Image, liver: sitk.Image, tumors: sitk.Image, 
     if seed_value > tissue.mode - 1.0 * tissue.sd:
         raise SegmentationError("no lesion at this point: it is not darker than the surrounding "
                                 "liver. Click in the darkest part of the lesion.")
+    # The core is searched away from the capsule, as in detection: the partial-volume rim under
+    # it is as dark and carried the core along the liver's surface (3D-IRCADb-01: lesions of
+    # 0.4-7.5 mL came out as 6-31 mL). The lesion is then delineated up to the capsule.
     dark = a < (seed_value + tissue.mode) / 2.0
-    labels, _ = ndi.label(dark & liv)
+    labels, _ = ndi.label(dark & erode_mm(liv, p.boundary_margin_mm, sp))
     core = labels == labels[local] if labels[local] else np.zeros_like(dark)
     core[local] = True
     fine = sitk.GetArrayFromImage(smooth(region, p.edge_smoothing_mm))
