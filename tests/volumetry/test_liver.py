@@ -11,8 +11,9 @@ from liverplan.errors import InputError, SegmentationError
 from liverplan.evidence import LIVER_ENHANCED_MIN_HU
 from liverplan.geometry import index_to_lps, mask_volume_ml
 from liverplan.volumetry.liver import (LiverParameters, _covering_box, _include_hypodense,
-                                       _pockets, _share_touching, bbox, make_model,
-                                       segment_liver, segment_liver_from_seed)
+                                       _pockets, _share_touching, bbox,
+                                       include_capsular_tumours, make_model, segment_liver,
+                                       segment_liver_from_seed)
 
 SPACING = (2.0, 2.0, 3.0)      # x, y, z mm
 SIZE = (128, 104, 64)          # x, y, z voxels
@@ -317,3 +318,24 @@ def test_seeded_mode_on_ircadb_grows_the_whole_liver_from_a_click(shared_data):
     # Measured 0.958 (0.956-0.958 from four other clicks >= 15 mm deep); the spread of the
     # 10 mm around the click alone made a 74 mL "liver" of it.
     assert dice(sitk.GetArrayFromImage(result.mask) > 0, ref) >= 0.93
+
+
+def test_a_small_tumour_cut_by_the_surface_joins_but_a_dark_neighbour_does_not():
+    """A 9 mm metastasis under the capsule, which the refined surface cut through (its outer
+    part, up to the capsule and beyond, left out), joins the liver; a dark blob lying against
+    the liver from outside (bowel) and a speck smaller than the smallest lesion do not."""
+    x = np.arange(80, dtype=float)[None, None, :]
+    y = np.arange(80, dtype=float)[None, :, None]
+    z = np.arange(60, dtype=float)[:, None, None]
+    block = np.broadcast_to(x < 40, (60, 80, 80))
+    lesion = (x - 38) ** 2 + (y - 40) ** 2 + (z - 30) ** 2 <= 4.5 ** 2
+    bowel = (x - 45) ** 2 + (y - 20) ** 2 + (z - 30) ** 2 <= 5.0 ** 2   # touches the liver
+    speck = (x - 36) ** 2 + (y - 60) ** 2 + (z - 30) ** 2 <= 1.5 ** 2    # 0.01 mL
+    hu = np.where(block, 110.0, -100.0)
+    hu[lesion | bowel | speck] = 45.0
+    mask = (block & ~(lesion & (x > 36)) & ~speck).astype(np.uint8)
+    model = make_model(110.0, 8.0, LiverParameters())
+    out = include_capsular_tumours(mask, hu, model, LiverParameters(), (1.0, 1.0, 1.0)) > 0
+    assert out[lesion].all()
+    assert not out[bowel].any() and not out[speck].any()
+    assert np.array_equal(out & ~lesion, mask.astype(bool) & ~lesion)
