@@ -17,6 +17,7 @@ Pipeline (each stage a small function, run at ~2 mm isotropic, then refined on t
 5. `refine_boundary`: re-decide a thin band around the coarse surface on the full-resolution CT
    (partial-volume voxels count when more than half liver), cut bridges through fat planes
    that the coarse grid blurred, and fill holes with tissue only (no gallbladder bile).
+   `include_capsular_tumours`: small tumours that surface cuts through at the capsule join.
 """
 
 from __future__ import annotations
@@ -388,8 +389,10 @@ def include_capsular_tumours(mask: np.ndarray, smoothed: np.ndarray, model: Inte
     the coarse grid's inclusion, and the refined surface runs through it (synthetic 9 mm lesion
     1-3 mm below the capsule: 39-50 % inside the liver on seeds 1, 2 and 4). Blobs in the
     tumour range (from `smoothed`, the CT at the stages' smoothing) of at least the smallest
-    lesion's volume join when the liver makes up `capsule_contact` of their border: fat, bowel
-    and the gallbladder lie on the liver with a smaller share, or outside the tumour range."""
+    lesion's volume join when the liver makes up `capsule_contact` of their border: bowel and
+    muscle lie on the liver with a smaller share, fat and bile outside the tumour range (on
+    synthetic seeds 0-4 only the lesion joins; on 3D-IRCADb-01 0.44 mL, 0.38 of it in its
+    reference liver)."""
     box = widen(bbox(mask), p.capsule_reach_mm, spacing_zyx, mask.shape)
     liver, a = mask[box] > 0, smoothed[box]
     dark = dilate_mm(liver, p.capsule_reach_mm, spacing_zyx) & ~liver \
