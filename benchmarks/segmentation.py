@@ -89,7 +89,7 @@ def _vessel_scores(run, case: str, image: sitk.Image, ref_liver: np.ndarray) -> 
         got, ref = sitk.GetArrayFromImage(run.vessels.vessels), _on_grid(refs[0], image)
         out["vessel_dice"] = [round(_dice((got == k) & ref_liver, (ref == v) & ref_liver), 3)
                               for k, v in ((1, refs[1]), (2, refs[2]))]
-        found, reference = run.vessels.portal_bifurcation_lps_mm, _bifurcation(case, image)
+        found, reference = run.vessels.portal_bifurcation_lps_mm, _bifurcation(case, ref, image)
         if found is not None:
             out["bifurcation_error_mm"] = float(np.linalg.norm(np.subtract(found, reference)))
     if run.segments is not None:
@@ -102,15 +102,14 @@ def _vessel_scores(run, case: str, image: sitk.Image, ref_liver: np.ndarray) -> 
     return out
 
 
-def _bifurcation(case: str, image: sitk.Image) -> tuple:
+def _bifurcation(case: str, ref: np.ndarray, image: sitk.Image) -> tuple:
     """The reference portal bifurcation (LPS mm): the synthetic truth's marker; on 3D-IRCADb-01
-    the point the software's definition gives on its reference vessels and liver."""
+    the point the software's definition gives on its reference vessels and liver (`ref`: its
+    label array, already on `image`'s grid)."""
     if case in SYNTHETIC:
         truth = json.loads((full_phantom(SYNTHETIC[case]) / "truth.json").read_text())
         return tuple(truth["markers"]["portal_bifurcation_lps_mm"])
-    labels = sitk.ReadImage(str(vessel_references(case)[0]))
-    labels.CopyInformation(image)
-    return ircadb_bifurcation_lps_mm(labels)
+    return ircadb_bifurcation_lps_mm(image_from_array(ref, image))
 
 
 def _on_grid(path: Path, image: sitk.Image) -> np.ndarray:
