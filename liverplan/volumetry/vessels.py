@@ -603,6 +603,7 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
     """
     spacing = float(grid.GetSpacing()[0])
     depth = branch_depths_mm(sk, liver_iso, spacing)
+    nbrs = _neighbours(sk)
     outside = np.array([np.mean(d <= 0) > 0.5 for d in depth])
     surface = np.array([d.min() <= 4.0 for d in depth])
     centroid = np.array([v.mean(axis=0) for v in sk.branch_voxels]) * spacing
@@ -656,7 +657,6 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
         # ... and not a portal branch running up toward the dome from a thicker one
         # (3D-IRCADb-01: radius 2.0 mm, leaving branches of 3.4 and 2.9 mm at its far end, its
         # near end 33 mm from the IVC's axis)
-        nbrs = _neighbours(sk)
         for i in np.nonzero(draining & ~in_ivc)[0]:
             far = _neighbours_at(sk, nbrs, i, int(np.argmax(end_mm[i])))
             if far and radius[far].max() >= PARENT_OF_DRAINING_RADIUS * radius[i]:
@@ -665,27 +665,27 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
     # the portal trunk outside the liver is followed through branches at least half as thick
     # as it, not as thick as the IVC: its right and left portal veins before they enter the
     # liver are thinner than the IVC, and dropping them cut the trunk from the intrahepatic tree
-    trunk = _piece(sk, roots[PORTAL], outside & ~in_ivc & (radius >= 0.5 * radius[roots[PORTAL]]))
+    trunk = _piece(sk, roots[PORTAL], outside & ~in_ivc & (radius >= 0.5 * radius[roots[PORTAL]]),
+                   nbrs)
     if portal_seed is None and outside[roots[PORTAL]]:
         sources[PORTAL] = sorted(set(trunk) - set(sources[HEPATIC]) | {roots[PORTAL]})
     # outside the liver only the two root vessels and the thin links from the portal trunk into
     # the liver are kept (not the aorta, crus or kidney)
     thin = outside & ~in_ivc & (radius <= SEGMENTAL_RADIUS_MM)
-    keep = (set(_piece(sk, roots[HEPATIC], thick | in_ivc)) | set(np.nonzero(in_ivc)[0])
-            | set(trunk) | _hilar_links(sk, trunk, outside, thin))
+    keep = (set(_piece(sk, roots[HEPATIC], thick | in_ivc, nbrs)) | set(np.nonzero(in_ivc)[0])
+            | set(trunk) | _hilar_links(sk, nbrs, trunk, outside, thin))
     dropped = [i for i in np.nonzero(outside)[0] if i not in keep and i not in roots.values()]
     return roots, sources, dropped
 
 
-def _hilar_links(sk, trunk: list[int], outside: np.ndarray, thin: np.ndarray) -> set:
+def _hilar_links(sk, nbrs, trunk: list[int], outside: np.ndarray, thin: np.ndarray) -> set:
     """The `thin` branches (outside the liver, segmental or thinner, not the IVC) that link the
     portal trunk to a branch in the liver: a branch leaving the trunk where the liver mask does
     not reach (the caudate's, off the left portal vein in the hilar plate). Dropped as
     extrahepatic, its part in the liver was joined to the tree across the gap, to whichever
     branch lay nearest (synthetic patients of seeds 0 and 1: 11 mm away, or to segment 2's).
     Thicker links are not made: on 3D-IRCADb-01 two of radius 3.6 mm rerouted the left portal
-    vein behind the bifurcation."""
-    nbrs = _neighbours(sk)
+    vein behind the bifurcation. `nbrs`: the skeleton's `_neighbours`."""
     loose = thin.copy()
     loose[trunk] = False
     links, seen = set(), set()
