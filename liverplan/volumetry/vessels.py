@@ -8,7 +8,10 @@ Method (issue 4):
    Both contrasts default to fractions of the scan's own vessel contrast (bright tail of the liver
    histogram above the parenchyma mode), so a weakly enhanced scan gets lower thresholds.
 2. Bright blood-like voxels just outside the liver that continue these vessels are added
-   (the IVC behind the liver, the portal trunk at the hilum when it is visible).
+   (the IVC behind the liver, the portal trunk at the hilum when it is visible), and they seed
+   faint branches that run from them deep into the liver (the caudate's, whose trunk the liver
+   mask leaves out); outside the liver only the root vessels and thin links from the portal
+   trunk into the liver stay in the tree.
 3. The mask is skeletonised (liverplan.volumetry.centerlines) and split into the two systems
    by competing geodesic fronts on the branch graph from two roots: the hilum (thickest branch
    leaving the liver in its lower part) and the IVC / hepatic confluence (thickest branch
