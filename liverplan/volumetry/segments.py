@@ -491,6 +491,16 @@ def _points(vessels: VesselResult, branch_ids) -> np.ndarray:
     return np.concatenate([np.asarray(vessels.branches[b].points_lps_mm) for b in branch_ids])
 
 
+def _blood_centroid(vessels: VesselResult, branch_ids) -> np.ndarray:
+    """Centroid of the branches' centerlines weighted by their cross-section (radius^2): where
+    a subtree's blood goes is its thick vessels' course, not its twigs' (the synthetic patient
+    of seed 4: segment 4b's branch, leaving the umbilical portion's end toward the right, had a
+    1 mm twig running left; by plain centroid it lay 0.4 mm left of the umbilical point and
+    was labelled 3, which took 27 mL of segment 4)."""
+    r2 = np.concatenate([np.square(vessels.branches[b].radii_mm) for b in branch_ids])
+    return np.average(_points(vessels, branch_ids), axis=0, weights=r2)
+
+
 def automatic_landmarks(vessels: VesselResult, warnings: list) -> Landmarks | None:
     """Landmarks read from the vessel trees; None (with a warning) if one cannot be found."""
     bif = vessels.portal_bifurcation_lps_mm
@@ -664,7 +674,7 @@ def branch_segments(vessels: VesselResult) -> dict:
                                        for b in vessels.subtree(f))]
     lateral = {}
     for first in firsts:
-        c = _points(vessels, vessels.subtree(first)).mean(axis=0)
+        c = _blood_centroid(vessels, vessels.subtree(first))
         start = vessels.branches[first].points_lps_mm[0]
         backwards = c[1] > max(bif[1], start[1])   # leaves backwards, behind the bifurcation
         behind = c[1] > bif[1] + _CAUDATE_BEHIND_MM or backwards
