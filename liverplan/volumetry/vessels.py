@@ -466,8 +466,9 @@ def _separate(mask, crop, inside, ivc, wall, cut, tumour_ids, spacing_mm, portal
         # to: veins are thickest where they drain into the IVC, portal branches where they
         # leave the hilum
         radius = np.array([float(np.median(r)) for r in sk.radii_mm])
+        nbrs = _neighbours(sk)
         roots_at = {k: cKDTree(np.concatenate([sk.branch_voxels[i] for i in _piece(
-            sk, r, ~unreached & (system == k) & (radius >= 0.6 * radius[r]))]))
+            nbrs, r, ~unreached & (system == k) & (radius >= 0.6 * radius[r]))]))
             for k, r in roots.items()}
         for c in np.unique(comp[unreached]):
             members = np.nonzero(comp == c)[0]
@@ -632,7 +633,7 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
         else:
             ivc_r = radius[in_ivc].max() if in_ivc.any() else radius[roots[HEPATIC]]
             clear = _axial_gap_mm(sk, _ivc_axis_mm(ivc_iso, spacing) if in_ivc.any() else
-                                  _root_axis_mm(sk, roots[HEPATIC], outside, spacing),
+                                  _root_axis_mm(sk, nbrs, roots[HEPATIC], outside, spacing),
                                   spacing) > ivc_r + 10.0
             in_front = posterior < posterior[roots[HEPATIC]] - 10.0
             wide = radius >= PORTAL_TO_IVC_RADIUS * ivc_r
@@ -668,20 +669,20 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
     # the portal trunk outside the liver is followed through branches at least half as thick
     # as it, not as thick as the IVC: its right and left portal veins before they enter the
     # liver are thinner than the IVC, and dropping them cut the trunk from the intrahepatic tree
-    trunk = _piece(sk, roots[PORTAL], outside & ~in_ivc & (radius >= 0.5 * radius[roots[PORTAL]]),
-                   nbrs)
+    trunk = _piece(nbrs, roots[PORTAL],
+                   outside & ~in_ivc & (radius >= 0.5 * radius[roots[PORTAL]]))
     if portal_seed is None and outside[roots[PORTAL]]:
         sources[PORTAL] = sorted(set(trunk) - set(sources[HEPATIC]) | {roots[PORTAL]})
     # outside the liver only the two root vessels and the thin links from the portal trunk into
     # the liver are kept (not the aorta, crus or kidney)
     thin = outside & ~in_ivc & (radius <= SEGMENTAL_RADIUS_MM)
-    keep = (set(_piece(sk, roots[HEPATIC], thick | in_ivc, nbrs)) | set(np.nonzero(in_ivc)[0])
-            | set(trunk) | _hilar_links(sk, nbrs, trunk, outside, thin))
+    keep = (set(_piece(nbrs, roots[HEPATIC], thick | in_ivc)) | set(np.nonzero(in_ivc)[0])
+            | set(trunk) | _hilar_links(nbrs, trunk, outside, thin))
     dropped = [i for i in np.nonzero(outside)[0] if i not in keep and i not in roots.values()]
     return roots, sources, dropped
 
 
-def _hilar_links(sk, nbrs, trunk: list[int], outside: np.ndarray, thin: np.ndarray) -> set:
+def _hilar_links(nbrs, trunk: list[int], outside: np.ndarray, thin: np.ndarray) -> set:
     """The `thin` branches (outside the liver, segmental or thinner, not the IVC) that link the
     portal trunk to a branch in the liver: a branch leaving the trunk where the liver mask does
     not reach (the caudate's, off the left portal vein in the hilar plate). Dropped as
@@ -695,7 +696,7 @@ def _hilar_links(sk, nbrs, trunk: list[int], outside: np.ndarray, thin: np.ndarr
     for b in sorted({nb for t in trunk for nb in nbrs[t] if loose[nb]}):
         if b in seen:
             continue
-        piece = _piece(sk, b, loose, nbrs)
+        piece = _piece(nbrs, b, loose)
         seen.update(piece)
         if any(not outside[nb] for p in piece for nb in nbrs[p]):
             links.update(piece)
@@ -718,12 +719,12 @@ def _ivc_axis_mm(ivc_iso: np.ndarray, spacing: float) -> np.ndarray:
     return np.array([[z, *np.argwhere(ivc_iso[z]).mean(axis=0)] for z in zs]) * spacing
 
 
-def _root_axis_mm(sk, root: int, outside: np.ndarray, spacing: float) -> np.ndarray:
+def _root_axis_mm(sk, nbrs, root: int, outside: np.ndarray, spacing: float) -> np.ndarray:
     """Centerline points of the hepatic root vessel outside the liver as thick as the root (mm):
     small veins joining it do not count as the IVC."""
     r0 = float(np.median(sk.radii_mm[root]))
     return np.concatenate([sk.branch_voxels[i][np.asarray(sk.radii_mm[i]) >= 0.6 * r0]
-                           for i in _piece(sk, root, outside)]) * spacing
+                           for i in _piece(nbrs, root, outside)]) * spacing
 
 
 def _axial_gap_mm(sk, axis: np.ndarray, spacing: float) -> np.ndarray:
@@ -750,10 +751,9 @@ def _neighbours(sk) -> list[list[int]]:
     return out
 
 
-def _piece(sk, start: int, allowed: np.ndarray, nbrs: list | None = None) -> list[int]:
+def _piece(nbrs: list, start: int, allowed: np.ndarray) -> list[int]:
     """Branches reachable from `start` through `allowed` branches (e.g. the IVC outside the
-    liver). `nbrs`: `_neighbours(sk)` when the caller has it."""
-    nbrs = nbrs if nbrs is not None else _neighbours(sk)
+    liver). `nbrs`: the skeleton's `_neighbours`."""
     seen, stack = {start}, [start]
     while stack:
         for nb in nbrs[stack.pop()]:
