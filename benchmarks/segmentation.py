@@ -11,8 +11,8 @@ lesion; per-lesion Dice is over those; a false positive is a detected lesion tou
 reference lesion of any size. Vessels: Dice of each system inside the reference liver (3D-IRCADb
 labels 3 and 4; the synthetic truth), end to end on the pipeline's own liver, and the portal
 bifurcation's distance from the reference (the synthetic truth's marker; on 3D-IRCADb-01, which
-has none, the point the software's definition gives on the reference vessels and liver: see
-benchmarks.cases); Couinaud segments: the right liver's share (5-8) and, for the synthetic
+has none, the point the software's definition gives on the expert's portal vein, with its trunk,
+and liver: see benchmarks.cases); Couinaud segments: the right liver's share (5-8) and, for the synthetic
 patient, Dice per segment. The vessel stage alone on the reference liver (recompute time) is
 benchmarks/vessels.py.
 """

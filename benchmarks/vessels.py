@@ -10,10 +10,11 @@ the segments computed from the segmented vessels ("auto") and from the true vess
 tree": the branch labelling alone). The vessel stage gets the reference liver and the reference
 tumours of each case (those a vessel may be interrupted by).
 3D-IRCADb-01: labels 3 (portal-like) and 4 (hepatic vein) are the reference vessels. The case has
-no bifurcation landmark, so the reference point is derived from label 3 with the same definition
-the software uses (liverplan.volumetry.vessels.analyse_vessels: on the tree path between the
-rightmost and leftmost portal branch ends, where its thick part comes closest to the liver
-surface). There is no segment reference: the right liver (5-8) share is a plausibility figure.
+no bifurcation landmark, so the reference point is derived from the expert's whole portal vein
+(benchmarks.cases.ircadb_portal_vein: label 3 with the trunk outside the liver) with the same
+definition the software uses (liverplan.volumetry.vessels.analyse_vessels: read from the trunk,
+where the ways to the rightmost and leftmost portal branch ends in the liver part). There is no
+segment reference: the right liver (5-8) share is a plausibility figure.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def ircadb() -> list[str]:
             "    pieces per segment 1-8 (face-connected, in the liver's main body): "
             + " ".join(str(pieces[s]) for s in S.SEGMENTS),
             "    volume per segment 1-8 (mL): " + " ".join(f"{vols[s]:.0f}" for s in S.SEGMENTS),
-            f"    reference bifurcation (label 3): {np.round(bifurcation, 1)}"
+            f"    reference bifurcation (the expert's portal vein): {np.round(bifurcation, 1)}"
             f", found: {np.round(row['result'].portal_bifurcation_lps_mm, 1)}"]
 
 

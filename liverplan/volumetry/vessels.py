@@ -61,6 +61,8 @@ IVC_CLEAR_BELOW_FRACTION = 0.7
 # A portal branch no thicker than a segmental one (the synthetic patient's: radius 1.5-3 mm);
 # thicker vessels outside the liver mask at the hilum are sectoral or lobar veins or more
 SEGMENTAL_RADIUS_MM = 2.5
+CONFLUENCE_MM = 10.0         # branches leaving the portal trunk this near its bifurcation leave
+                             # at it (a trifurcation; the trunk is ~10 mm across)
 IVC_TOUCH_MM = 5.0          # a vein whose wall comes this close to the IVC's drains into it
 DRAINING_TO_IVC_RADIUS = 0.3  # least radius (against the IVC's) of a vein draining into it from afar
 # A vein gathers thinner tributaries at its end away from the IVC; a branch that leaves a vessel
@@ -763,14 +765,16 @@ def _piece(nbrs: list, start: int, allowed: np.ndarray) -> list[int]:
     return sorted(seen)
 
 
-def branch_depths_mm(sk, inside: np.ndarray, spacing_mm: float) -> list[np.ndarray]:
-    """Depth (mm) of each branch's points inside the liver; 0 at and outside its surface."""
+def branch_depths_mm(sk, inside: np.ndarray, spacing_mm: float, *,
+                     signed: bool = False) -> list[np.ndarray]:
+    """Depth (mm) of each branch's points inside the liver; 0 at and outside its surface
+    (`signed`: minus the distance from it outside)."""
     surface = inside & ~ndi.binary_erosion(inside)
     tree = cKDTree(np.argwhere(surface) * spacing_mm)
     out = []
     for v in sk.branch_voxels:
         d, _ = tree.query(v * spacing_mm)
-        out.append(np.where(inside[tuple(v.T)], d, 0.0))
+        out.append(np.where(inside[tuple(v.T)], d, -d if signed else 0.0))
     return out
 
 
@@ -793,7 +797,7 @@ def analyse_vessels(vessels: sitk.Image, liver: sitk.Image, *,
     labels = labels_all[box]
     crop = _crop_image(vessels, box)
     inside, _ = _to_grid(sitk.GetArrayViewFromImage(liver)[box] > 0, crop, graph_spacing_mm)
-    branches, roots, branch_iso, grid = {}, {}, None, None
+    branches, roots, splits, branch_iso, grid = {}, {}, {}, None, None
     warnings = []
     next_id = 1
     for system in (PORTAL, HEPATIC):
@@ -809,11 +813,20 @@ def analyse_vessels(vessels: sitk.Image, liver: sitk.Image, *,
         depths = branch_depths_mm(sk, inside, graph_spacing_mm)
         root = _root_of(sk, depths)
         sk = bridge_gaps(sk, root)          # (may cut branches: depths again)
-        depths = branch_depths_mm(sk, inside, graph_spacing_mm)
+        signed = branch_depths_mm(sk, inside, graph_spacing_mm, signed=True)
+        depths = [np.maximum(d, 0.0) for d in signed]
+        trunk = _trunk_branch(sk, signed) if system == PORTAL else None
+        root = root if trunk is None else trunk
         cost, pred = geodesic(sk, [root])
-        if system == PORTAL:    # the portal tree is read from the hilum
-            root = _hilum_branch(sk, depths, pred[0])
-            cost, pred = geodesic(sk, [root])
+        split, parting = root, []
+        if system == PORTAL:
+            # with the trunk outside the liver the tree is read from it, and it divides where
+            # the ways from it to the right and the left liver part; without it, from the hilum
+            if trunk is not None:
+                _, split, parting = _tip_path(sk, depths, pred[0])
+            else:
+                root = split = _hilum_branch(sk, depths, pred[0])
+                cost, pred = geodesic(sk, [root])
         ids = {i: next_id + i for i in range(len(sk.branch_voxels))}
         next_id += len(sk.branch_voxels)
         parent = {i: (None if pred[0, i] < 0 else int(pred[0, i])) for i in ids}
@@ -834,10 +847,12 @@ def analyse_vessels(vessels: sitk.Image, liver: sitk.Image, *,
                 children=tuple(ids[c] for c in children[i]))
             branch_iso[tuple(vox.T)] = ids[i]
         roots[system] = ids[root]
+        splits[system] = ids[split], [ids[c] for c in parting]
     branch_map = _branch_map(branch_iso, branches, grid, crop, labels, box, vessels)
     result = VesselResult(vessels=vessels, branch_map=branch_map, branches=branches, roots=roots,
                           portal_bifurcation_lps_mm=None, hepatic_veins={}, warnings=warnings)
-    _name_portal(result)
+    if PORTAL in splits:
+        _name_portal(result, *splits[PORTAL])
     _name_hepatic(result)
     return result
 
@@ -855,16 +870,29 @@ def _root_of(sk, depths) -> int:
     return int(np.argmax(np.where(candidates, radius, -1.0)))
 
 
-def _hilum_branch(sk, depths, pred: np.ndarray) -> int:
-    """The branch holding the portal bifurcation.
+def _trunk_branch(sk, signed_depths, reach_mm: float = 5.0) -> int | None:
+    """The portal trunk, when the mask holds it outside the liver: of the thick branches
+    (radius at least half the largest) lying mostly outside, the one reaching farthest from the
+    liver, at least `reach_mm`. (A right portal vein that the liver mask leaves out at the hilum
+    runs along the liver, and was as thick as the trunk on a synthetic patient; the trunk runs
+    away from it, down to the pancreas.) `signed_depths`: `branch_depths_mm(signed=True)`."""
+    radius = np.array([float(np.median(r)) for r in sk.radii_mm])
+    reach = np.array([-d.min() if np.mean(d <= 0) > 0.5 else 0.0 for d in signed_depths])
+    reach[radius < 0.5 * radius.max()] = 0.0
+    best = int(np.argmax(reach))
+    return best if reach[best] >= reach_mm else None
 
-    On the tree path between the rightmost and the leftmost portal branch ends (smallest and
-    largest LPS x), the bifurcation is where the thick part of the path (radius at least half
-    its largest) comes closest to the liver surface: the hilum, where the trunk joins whether
-    or not the trunk itself is in the mask.
-    """
-    ends = np.array([v[[0, -1]].mean(axis=0) for v in sk.branch_voxels])   # z, y, x (grid)
-    tips = [int(np.argmin(ends[:, 2])), int(np.argmax(ends[:, 2]))]
+
+def _tip_path(sk, depths, pred: np.ndarray) -> tuple[list[int], int, list[int]]:
+    """The tree path (branch ids) between the rightmost and the leftmost portal branch ends in
+    the liver (smallest and largest x), the branch on it nearest the tree's root and the path's
+    branches leaving that one: read from the trunk, where the ways to the right and the left
+    liver part."""
+    ends = np.concatenate([v[[0, -1]] for v in sk.branch_voxels])          # z, y, x (grid)
+    owner = np.repeat(np.arange(len(sk.branch_voxels)), 2)
+    inner = np.concatenate([d[[0, -1]] > 0 for d in depths])
+    x = np.where(inner if inner.any() else True, ends[:, 2], np.nan)
+    tips = [int(owner[np.nanargmin(x)]), int(owner[np.nanargmax(x)])]
 
     def up(b):
         out = [b]
@@ -873,7 +901,18 @@ def _hilum_branch(sk, depths, pred: np.ndarray) -> int:
         return out
     a, b = up(tips[0]), up(tips[1])
     common = next(x for x in a if x in set(b))
-    path = a[:a.index(common) + 1] + b[:b.index(common)]
+    ia, ib = a.index(common), b.index(common)
+    return a[:ia + 1] + b[:ib], common, [w[i - 1] for w, i in ((a, ia), (b, ib)) if i > 0]
+
+
+def _hilum_branch(sk, depths, pred: np.ndarray) -> int:
+    """The branch holding the portal bifurcation when the trunk is not in the mask.
+
+    On the tree path between the rightmost and the leftmost portal branch ends, the bifurcation
+    is where the thick part of the path (radius at least half its largest) comes closest to the
+    liver surface: the hilum, where the trunk joins.
+    """
+    path = _tip_path(sk, depths, pred)[0]
     radius = np.concatenate([sk.radii_mm[i] for i in path])
     depth = np.concatenate([depths[i] for i in path])
     owner = np.concatenate([np.full(len(sk.radii_mm[i]), i) for i in path])
@@ -918,19 +957,23 @@ def subtree_volume_mm3(result: VesselResult) -> dict:
     return mass
 
 
-def _name_portal(result: VesselResult) -> None:
-    """The portal bifurcation on the hilum branch (the portal root) and the right and left
-    portal veins leaving it."""
+def _name_portal(result: VesselResult, split: int | None = None, parting=()) -> None:
+    """The portal bifurcation on the `split` branch (default: the portal root, read from the
+    hilum), the right and left portal veins leaving it and the trunk leading to it. `parting`:
+    the tree read from the trunk, the split's children where the ways to the right and the left
+    liver part (the bifurcation is where they start)."""
     root = result.roots.get(PORTAL)
     if root is None:
         result.warnings.append("No portal tree: the portal bifurcation is unknown.")
         return
-    split = root
+    split = root if split is None else split
     branch = result.branches[split]
     points = np.asarray(branch.points_lps_mm)
     kid_ends = {_end_of(result, split, c) for c in branch.children}
-    kids_at_both_ends = len(kid_ends) == 2
-    if kids_at_both_ends:
+    kids_at_both_ends = len(kid_ends) == 2 and not parting
+    if parting:
+        where = np.mean([result.branches[c].points_lps_mm[0] for c in parting], axis=0)
+    elif kids_at_both_ends:
         # the root joins the right and left portal veins (no trunk in the mask): the trunk met
         # it where its thick part is closest to the liver surface (the hilum)
         radii = np.asarray(branch.radii_mm)
@@ -951,11 +994,21 @@ def _name_portal(result: VesselResult) -> None:
         right_end = int(tree_x(at[1]) < tree_x(at[0]))
         sides = {"right": at[right_end], "left": at[1 - right_end]}
     else:
+        trunk = [split]
+        while result.branches[trunk[-1]].parent is not None:
+            trunk.append(result.branches[trunk[-1]].parent)
+        # read from the trunk, with the branches leaving it at the bifurcation's confluence
+        # (3D-IRCADb-01: a posterior branch 6 mm before it, into the right liver's back)
+        leaving = list(branch.children) + [
+            c for t in trunk[1:] for c in result.branches[t].children if c not in trunk
+            and np.linalg.norm(np.subtract(result.branches[c].points_lps_mm[0], where))
+            <= CONFLUENCE_MM] if parting else branch.children
         sides = {"right": [], "left": []}
-        for c in branch.children:
+        for c in leaving:
             sides["right" if tree_x([c]) < where[0] else "left"].append(c)
     result.portal_sides = sides
-    names = {split: "portal bifurcation" if kids_at_both_ends else "portal trunk"}
+    names = ({split: "portal bifurcation"} if kids_at_both_ends
+             else dict.fromkeys(trunk, "portal trunk"))
     for side, kids in sides.items():
         for c in kids:
             names[c] = f"{side} portal vein"
