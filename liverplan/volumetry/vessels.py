@@ -997,12 +997,16 @@ def _name_portal(result: VesselResult, split: int | None = None, parting=()) -> 
         trunk = [split]
         while result.branches[trunk[-1]].parent is not None:
             trunk.append(result.branches[trunk[-1]].parent)
-        # read from the trunk, with the branches leaving it at the bifurcation's confluence
-        # (3D-IRCADb-01: a posterior branch 6 mm before it, into the right liver's back)
-        leaving = list(branch.children) + [
-            c for t in trunk[1:] for c in result.branches[t].children if c not in trunk
-            and np.linalg.norm(np.subtract(result.branches[c].points_lps_mm[0], where))
-            <= CONFLUENCE_MM] if parting else branch.children
+        leaving = list(branch.children)
+        if parting:
+            # with the branches leaving the trunk at the bifurcation's confluence (3D-IRCADb-01's
+            # expert portal vein: a posterior branch 6 mm before it), of those entering the
+            # liver (not a vein joining the trunk at the hilum)
+            leaving += [c for t in trunk[1:] for c in result.branches[t].children
+                        if c not in trunk and np.linalg.norm(np.subtract(
+                            result.branches[c].points_lps_mm[0], where)) <= CONFLUENCE_MM]
+            leaving = [c for c in leaving if any(max(result.branches[s].depths_mm) > 0
+                                                 for s in result.subtree(c))]
         sides = {"right": [], "left": []}
         for c in leaving:
             sides["right" if tree_x([c]) < where[0] else "left"].append(c)
