@@ -18,7 +18,9 @@ Method (issue 4):
    leaving the liver in its upper part). Crossing a branch costs length / radius^2, so the
    fronts meet at thin touching points, not along trunks.
 4. Each system's tree is read from its root; the portal bifurcation and the right / middle /
-   left hepatic veins are named from the tree's geometry.
+   left hepatic veins are named from the tree's geometry. The portal tree is read from its
+   trunk where the mask holds it outside the liver (it divides where the ways to the right and
+   the left liver part), else from the hilum.
 """
 
 from __future__ import annotations
@@ -891,8 +893,8 @@ def _tip_path(sk, depths, pred: np.ndarray) -> tuple[list[int], int, list[int]]:
     ends = np.concatenate([v[[0, -1]] for v in sk.branch_voxels])          # z, y, x (grid)
     owner = np.repeat(np.arange(len(sk.branch_voxels)), 2)
     inner = np.concatenate([d[[0, -1]] > 0 for d in depths])
-    x = np.where(inner if inner.any() else True, ends[:, 2], np.nan)
-    tips = [int(owner[np.nanargmin(x)]), int(owner[np.nanargmax(x)])]
+    end_x = np.where(inner if inner.any() else True, ends[:, 2], np.nan)
+    tips = [int(owner[np.nanargmin(end_x)]), int(owner[np.nanargmax(end_x)])]
 
     def up(b):
         out = [b]
