@@ -36,3 +36,36 @@ def other_synthetic_patient():
     """Another anatomy (seed 1: liver shape, vessel course, lesion places), baseline only."""
     from liverplan.io import phantom
     return phantom.cached(seed=1, followup=False)
+
+
+@pytest.fixture(scope="session")
+def ircadb(shared_data):
+    """3D-IRCADb-01: (CT, its label image on the CT's grid), loaded once."""
+    import SimpleITK as sitk
+    from liverplan.io import load
+    ct = load(shared_data / "ircadb-01" / "PATIENT_DICOM").image
+    labels = sitk.ReadImage(str(shared_data / "ircadb-01" / "labels.nii.gz"))
+    labels.CopyInformation(ct)
+    return ct, labels
+
+
+@pytest.fixture(scope="session")
+def ircadb_reference_vessels(ircadb):
+    """The vessel stage on 3D-IRCADb-01's reference liver and lesions (labels 1-4, 2), run once
+    for the tests that check it: (liver, lesions, VesselResult)."""
+    import numpy as np
+    import SimpleITK as sitk
+    from liverplan.geometry import image_from_array
+    from liverplan.volumetry.vessels import segment_vessels
+    ct, labels = ircadb
+    ref = sitk.GetArrayViewFromImage(labels)
+    liver = image_from_array((ref > 0).astype(np.uint8), ct)
+    tumors = image_from_array((ref == 2).astype(np.uint16), ct)
+    return liver, tumors, segment_vessels(ct, liver, tumors=tumors)
+
+
+@pytest.fixture(scope="session")
+def ircadb_automatic_liver(ircadb):
+    """The automatic liver of 3D-IRCADb-01 (a LiverResult), run once."""
+    from liverplan.volumetry.liver import segment_liver
+    return segment_liver(ircadb[0])

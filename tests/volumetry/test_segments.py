@@ -486,24 +486,17 @@ def test_a_branch_running_into_a_tumour_feeds_the_parenchyma_beyond_it(synthetic
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("liver_source", ["reference", "automatic"])
-def test_ircadb_segments_are_plausible(shared_data, liver_source):
+def test_ircadb_segments_are_plausible(request, liver_source):
     """On the reference liver and end to end on the automatic one (which joins ~60 mL of
     pancreas and duodenum at the hilum: its vessel tree names a right vein tributary the
     middle vein, which emptied segments 5 and 8 before that was checked)."""
-    from liverplan.io import load
-    from liverplan.volumetry.segmenter import ClassicalSegmenter
-    ct = load(shared_data / "ircadb-01" / "PATIENT_DICOM").image
+    from liverplan.volumetry.lesions import detect_lesions
     if liver_source == "automatic":
-        segmenter = ClassicalSegmenter()
-        liver = segmenter.liver(ct).mask
-        tumors = segmenter.lesions(ct, liver)
+        ct, _ = request.getfixturevalue("ircadb")
+        liver = request.getfixturevalue("ircadb_automatic_liver").mask
+        vessels = V.segment_vessels(ct, liver, tumors=detect_lesions(ct, liver))
     else:
-        labels = sitk.ReadImage(str(shared_data / "ircadb-01" / "labels.nii.gz"))
-        labels.CopyInformation(ct)
-        ref = sitk.GetArrayViewFromImage(labels)
-        liver = image_from_array((ref > 0).astype(np.uint8), ct)
-        tumors = image_from_array((ref == 2).astype(np.uint16), ct)
-    vessels = V.segment_vessels(ct, liver, tumors=tumors)
+        liver, _, vessels = request.getfixturevalue("ircadb_reference_vessels")
     result = S.couinaud_segments(liver, vessels)
     seg = sitk.GetArrayViewFromImage(result.segments)
     assert S.segment_pieces(result.segments) == {s: 1 for s in S.SEGMENTS}
