@@ -501,7 +501,7 @@ def test_ircadb_segments_are_plausible(request, liver_source):
     seg = sitk.GetArrayViewFromImage(result.segments)
     assert S.segment_pieces(result.segments) == {s: 1 for s in S.SEGMENTS}
     # the right liver lies on the patient's right (smaller LPS x) and holds a plausible share
-    # of the volume (55-70 %; measured 67.5 % on the reference liver, 62.8 % on the automatic
+    # of the volume (55-70 %; measured 68.5 % on the reference liver, 63.2 % on the automatic
     # one, with landmark planes: see benchmarks/vessels.py and benchmarks/segmentation.py)
     share = S.hemiliver_volumes_ml(result.segments)["right"] / mask_volume_ml(liver)
     assert 0.55 <= share <= 0.70
