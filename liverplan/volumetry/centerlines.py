@@ -81,6 +81,10 @@ class Skeleton:
     radii_mm: list                 # per branch: (N,) radius from the mask's distance map
     adjacency: np.ndarray          # (M, 2) pairs of branch indices that share a junction
 
+    def median_radii_mm(self) -> np.ndarray:
+        """Each branch's median radius (mm): its calibre, unmoved by junctions and stubs."""
+        return np.array([float(np.median(r)) for r in self.radii_mm])
+
 
 def skeletonize_mask(mask: np.ndarray, spacing_zyx_mm: np.ndarray) -> Skeleton:
     """Cut the skeleton of `mask` (z, y, x; isotropic voxels) into branches at its junctions."""
@@ -201,8 +205,8 @@ def geodesic(skeleton: Skeleton, roots: list[int],
     along a trunk is cheap. Rows are roots; a predecessor of -9999 means "root or unreachable".
     """
     n = len(skeleton.branch_voxels)
-    weight = np.array([max(len(v), 1) * 1.0 / max(float(np.median(r)), 0.5) ** 2
-                       for v, r in zip(skeleton.branch_voxels, skeleton.radii_mm)])
+    weight = np.array([max(len(v), 1) for v in skeleton.branch_voxels]) \
+        / np.maximum(skeleton.median_radii_mm(), 0.5) ** 2
     if factor is not None:
         weight = weight * factor
     a, b = (skeleton.adjacency.T if len(skeleton.adjacency)

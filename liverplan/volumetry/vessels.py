@@ -469,7 +469,7 @@ def _separate(mask, crop, inside, ivc, wall, cut, tumour_ids, spacing_mm, portal
         # whose root trunk (its branches as thick as the root) its thickest branch is nearest
         # to: veins are thickest where they drain into the IVC, portal branches where they
         # leave the hilum
-        radius = np.array([float(np.median(r)) for r in sk.radii_mm])
+        radius = sk.median_radii_mm()
         nbrs = _neighbours(sk)
         roots_at = {k: cKDTree(np.concatenate([sk.branch_voxels[i] for i in _piece(
             nbrs, r, ~unreached & (system == k) & (radius >= 0.6 * radius[r]))]))
@@ -615,7 +615,7 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
     outside = np.array([np.mean(d <= 0) > 0.5 for d in depth])
     surface = np.array([d.min() <= 4.0 for d in depth])
     centroid = np.array([v.mean(axis=0) for v in sk.branch_voxels]) * spacing
-    radius = np.array([float(np.median(r)) for r in sk.radii_mm])
+    radius = sk.median_radii_mm()
     # in the confluence region
     cranial = centroid[:, 0] / spacing >= _height_level(liver_iso, CONFLUENCE_HEIGHT_FRACTION)
     in_ivc = np.array([np.mean(ivc_iso[tuple(v.T)]) >= 0.5 for v in sk.branch_voxels])
@@ -799,7 +799,7 @@ def analyse_vessels(vessels: sitk.Image, liver: sitk.Image, *,
     labels = labels_all[box]
     crop = _crop_image(vessels, box)
     inside, _ = _to_grid(sitk.GetArrayViewFromImage(liver)[box] > 0, crop, graph_spacing_mm)
-    branches, roots, splits, branch_iso, grid = {}, {}, {}, None, None
+    branches, roots, portal_split, branch_iso, grid = {}, {}, None, None, None
     warnings = []
     next_id = 1
     for system in (PORTAL, HEPATIC):
@@ -821,14 +821,13 @@ def analyse_vessels(vessels: sitk.Image, liver: sitk.Image, *,
         root = root if trunk is None else trunk
         cost, pred = geodesic(sk, [root])
         split, parting = root, []
-        if system == PORTAL:
-            # with the trunk outside the liver the tree is read from it, and it divides where
-            # the ways from it to the right and the left liver part; without it, from the hilum
-            if trunk is not None:
-                _, split, parting = _tip_path(sk, depths, pred[0])
-            else:
-                root = split = _hilum_branch(sk, depths, pred[0])
-                cost, pred = geodesic(sk, [root])
+        # with the trunk outside the liver the portal tree is read from it, and it divides where
+        # the ways from it to the right and the left liver part; without it, from the hilum
+        if trunk is not None:
+            _, split, parting = _tip_path(sk, depths, pred[0])
+        elif system == PORTAL:
+            root = split = _hilum_branch(sk, depths, pred[0])
+            cost, pred = geodesic(sk, [root])
         ids = {i: next_id + i for i in range(len(sk.branch_voxels))}
         next_id += len(sk.branch_voxels)
         parent = {i: (None if pred[0, i] < 0 else int(pred[0, i])) for i in ids}
@@ -849,12 +848,13 @@ def analyse_vessels(vessels: sitk.Image, liver: sitk.Image, *,
                 children=tuple(ids[c] for c in children[i]))
             branch_iso[tuple(vox.T)] = ids[i]
         roots[system] = ids[root]
-        splits[system] = ids[split], [ids[c] for c in parting]
+        if system == PORTAL:
+            portal_split = ids[split], [ids[c] for c in parting]
     branch_map = _branch_map(branch_iso, branches, grid, crop, labels, box, vessels)
     result = VesselResult(vessels=vessels, branch_map=branch_map, branches=branches, roots=roots,
                           portal_bifurcation_lps_mm=None, hepatic_veins={}, warnings=warnings)
-    if PORTAL in splits:
-        _name_portal(result, *splits[PORTAL])
+    if portal_split is not None:
+        _name_portal(result, *portal_split)
     _name_hepatic(result)
     return result
 
@@ -863,7 +863,7 @@ def _root_of(sk, depths) -> int:
     """Root branch of one system's skeleton: the thickest branch reaching the liver surface
     (the IVC or the portal trunk, or where they enter when they are not labelled), on the
     largest connected tree."""
-    radius = np.array([float(np.median(r)) for r in sk.radii_mm])
+    radius = sk.median_radii_mm()
     size = np.array([len(v) for v in sk.branch_voxels])
     surface = np.array([d.min() <= 4.0 for d in depths])
     comp = components(len(radius), sk.adjacency)
@@ -878,7 +878,7 @@ def _trunk_branch(sk, signed_depths, reach_mm: float = 5.0) -> int | None:
     liver, at least `reach_mm`. (A right portal vein that the liver mask leaves out at the hilum
     runs along the liver, and was as thick as the trunk on a synthetic patient; the trunk runs
     away from it, down to the pancreas.) `signed_depths`: `branch_depths_mm(signed=True)`."""
-    radius = np.array([float(np.median(r)) for r in sk.radii_mm])
+    radius = sk.median_radii_mm()
     reach = np.array([-d.min() if np.mean(d <= 0) > 0.5 else 0.0 for d in signed_depths])
     reach[radius < 0.5 * radius.max()] = 0.0
     best = int(np.argmax(reach))
