@@ -46,6 +46,12 @@ _CAUDATE_LEFT_MM = 10.0      # the caudate (its branches, its landmark region) r
                              # left of the umbilical portion: the Spiegel lobe lies left of it,
                              # behind the lesser omentum (segment 2's branches run 20-60 mm
                              # further left)
+_FISSURE_MM = 3.0            # a branch whose blood runs within this of the umbilical portion's
+                             # end (left-right) continues it forward in the fissure: segment
+                             # 4's side. Its centroid lies at that end by construction (the
+                             # synthetic patient of seeds 3 and 4: 0.2 mm to the right of it,
+                             # so a resampling could flip it); segment 3's branches leave it
+                             # 17-32 mm to the left
 _BRIDGE_TRUST_MM = 10.0      # a piece joined to the tree across a wider gap seeds nothing
 _CAUDATE_MIN_MM = 10.0       # caudate branches seen over less than this inside the liver (a stub
                              # at the hilum) do not show where the lobe lies
@@ -662,8 +668,8 @@ def branch_segments(vessels: VesselResult) -> dict:
     # left liver: each branch leaving the stem (left portal vein and umbilical portion) feeds
     # one segment with its whole subtree: 1 well behind the bifurcation, or behind it and leaving
     # backwards, toward the IVC (medial to the umbilical portion or just lateral to it); else
-    # medial to the umbilical portion 4, lateral to it 2 (the posterior group) or 3 (the
-    # anterior one)
+    # medial to the umbilical portion or in its fissure 4, lateral to it 2 (the posterior group)
+    # or 3 (the anterior one)
     stem = _stem(vessels, left)
     k = _umbilical_split(vessels, stem)
     umb_x = _umbilical_point(vessels, left)[0]
@@ -680,7 +686,7 @@ def branch_segments(vessels: VesselResult) -> dict:
         behind = c[1] > bif[1] + _CAUDATE_BEHIND_MM or backwards
         if behind and c[0] < umb_x + _CAUDATE_LEFT_MM:
             label = 1
-        elif c[0] < umb_x:
+        elif c[0] < umb_x + _FISSURE_MM:
             label = 4
         else:
             lateral[first] = c[1]

@@ -445,6 +445,30 @@ def test_a_medial_branch_at_the_umbilical_portion_s_end_is_segment_4_despite_a_l
     assert labels[branch] == labels[twig] == 4
 
 
+@pytest.mark.parametrize("left_of_umbilical_mm, segment", [(-0.5, 4), (0.5, 4), (12.0, 3)])
+def test_a_branch_going_on_forward_from_the_umbilical_portion_s_end_is_segment_4(
+        synthetic_patient, left_of_umbilical_mm, segment):
+    """A branch that goes on forward from the umbilical portion's end runs in the umbilical
+    fissure and feeds segment 4, whether its centroid lies 0.5 mm to the right or to the left
+    of that end: the automatic trees of seeds 3 and 4 had it 0.2 mm to the right, a knife edge.
+    Leaving forward and 12 mm to the left it is segment 3's."""
+    _, tree = _true_tree(synthetic_patient)
+    left = tree.portal_sides["left"]
+    stem = S._stem(tree, left)
+    parent = stem[max(S._umbilical_split(tree, stem), 1) - 1]
+    umbilical = np.asarray(S._umbilical_point(tree, left))
+    branch = max(tree.branches) + 1
+    # forward (and down) from the end, drifting sideways to the chosen centroid
+    points = umbilical + np.outer([0.0, 2 / 3, 4 / 3, 2.0], [left_of_umbilical_mm, -4.0, -1.0])
+    tree.branches[branch] = Branch(branch, 1, tuple(map(tuple, points)), (2.0,) * 4,
+                                   parent=parent, depths_mm=(20.0,) * 4)
+    tree.branches[parent] = replace(tree.branches[parent],
+                                    children=tree.branches[parent].children + (branch,))
+    centroid_x = S._blood_centroid(tree, [branch])[0]
+    assert centroid_x - umbilical[0] == pytest.approx(left_of_umbilical_mm)
+    assert S.branch_segments(tree)[branch] == segment
+
+
 def test_a_branch_running_into_a_tumour_feeds_the_parenchyma_beyond_it(synthetic_patient):
     """A drawn tumour (r 8 mm) 4 mm ahead of an end branch, deep in the liver: the branch's
     course is followed on through the tumour and its reach (4 mm), 1 mm apart, and no further;
