@@ -67,6 +67,8 @@ CONFLUENCE_MM = 10.0         # branches leaving the portal trunk this near its b
                              # at it (a trifurcation; the trunk is ~10 mm across)
 IVC_TOUCH_MM = 5.0          # a vein whose wall comes this close to the IVC's drains into it
 DRAINING_TO_IVC_RADIUS = 0.3  # least radius (against the IVC's) of a vein draining into it from afar
+DRAINING_MIN_MM = 5.0       # ... and its least length: a shorter piece of skeleton is a vessel's
+                            # stretch between two of its divisions, no vein of its own
 # A vein gathers thinner tributaries at its end away from the IVC; a branch that leaves a vessel
 # this many times as thick there is that vessel's distal branch, not a vein draining into the IVC
 PARENT_OF_DRAINING_RADIUS = 1.5
@@ -660,8 +662,10 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
         end_mm = np.array([np.linalg.norm(v[[0, -1]][:, None] * spacing - axis[None],
                                           axis=2).min(axis=1) for v in sk.branch_voxels])
         radius_ivc = radius[in_ivc].max()
+        length_mm = np.array([len(v) for v in sk.branch_voxels]) * spacing
         draining = ((end_mm.min(axis=1) <= radius_ivc + IVC_REACH_MM) & cranial
-                    & (radius >= DRAINING_TO_IVC_RADIUS * radius_ivc))
+                    & (radius >= DRAINING_TO_IVC_RADIUS * radius_ivc)
+                    & (length_mm >= DRAINING_MIN_MM))
         # ... and not a portal branch running up toward the dome from a thicker one
         # (3D-IRCADb-01: radius 2.0 mm, leaving branches of 3.4 and 2.9 mm at its far end, its
         # near end 33 mm from the IVC's axis)

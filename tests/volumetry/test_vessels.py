@@ -523,6 +523,26 @@ def test_branch_leaving_a_thicker_vessel_toward_the_ivc_is_no_vein_draining_into
     _check_draining(liver, ivc, v, ((60, 36, 22), (74, 55, 38)), ((72, 62, 42), (72, 36, 66)))
 
 
+def test_a_stub_between_two_divisions_is_no_vein_draining_into_the_ivc():
+    """Where the left portal vein divides twice 3 mm apart in the confluence region, the
+    skeleton's piece between the divisions is as thick as the vein and ends within reach of
+    the IVC, but it is no vein draining into it (3D-IRCADb-01 smoothed at 1.0 mm: such a 2 mm
+    piece rooted the hepatic front, which took the whole left portal vein). A vein cut from the
+    IVC still does."""
+    liver, ivc, v = _hilum(ivc_radius=8, liver_back=66)
+    _tube(v, (45, 30, 75), (62, 36, 62), 3, 1)               # the left portal vein goes on up
+    _tube(v, (62, 36, 62), (64.5, 37, 60), 3, 1)             # 3 mm between two divisions
+    _tube(v, (62, 36, 62), (72, 22, 72), 2, 1)
+    _tube(v, (64.5, 37, 60), (74, 30, 50), 2, 1)
+    _tube(v, (64.5, 37, 60), (72, 48, 68), 2, 1)
+    _tube(v, (72, 20, 15), (72, 60, 36), 3, 1)               # a vein cut 4 mm from the IVC
+    sk = skeletonize_mask(v > 0, np.ones(3))
+    _, sources, _ = V._find_roots(sk, liver, ivc > 0, _grid(v), None, None, [])
+    in_ivc = {i for i, p in enumerate(sk.branch_voxels) if np.mean(ivc[tuple(p.T)] > 0) >= 0.5}
+    veins = [sk.branch_voxels[i] for i in set(sources[V.HEPATIC]) - in_ivc]
+    assert len(veins) == 1 and np.all(veins[0][:, 0] == 72)       # the cut vein alone
+
+
 def test_caudate_tip_beyond_the_layer_cut_around_the_ivc_stays_portal():
     """The layer kept clear around the IVC below the veins' junctions cuts a caudate portal
     branch that runs against the IVC for a stretch; its tip beyond is connected to neither root.
