@@ -259,6 +259,26 @@ def test_landmarks_not_moved_by_hand_follow_the_vessel_trees():
         S.SegmentEdits.from_dict({"landmarks": None, "moved": ["spleen"]})
 
 
+def _graft(tree, parent: int, points, radius_mm: float) -> int:
+    """Add a portal branch along `points` (LPS mm, 20 mm deep in the liver) to `parent`;
+    returns its id."""
+    points = np.asarray(points, float)
+    new = max(tree.branches) + 1
+    tree.branches[new] = Branch(new, 1, tuple(map(tuple, points)), (radius_mm,) * len(points),
+                                parent=parent, depths_mm=(20.0,) * len(points))
+    tree.branches[parent] = replace(tree.branches[parent],
+                                    children=tree.branches[parent].children + (new,))
+    return new
+
+
+def _umbilical_end(tree) -> tuple[int, np.ndarray]:
+    """(the stem branch ending at the umbilical portion's end, the umbilical point)."""
+    left = tree.portal_sides["left"]
+    stem = S._stem(tree, left)
+    return (stem[max(S._umbilical_split(tree, stem), 1) - 1],
+            np.asarray(S._umbilical_point(tree, left)))
+
+
 def _with_far_fragment(tree) -> int:
     """Add a 2 mm vessel fragment by the left hepatic vein, where segments 2 and 4 meet, that
     the tree reached only across a wide gap from a segment-2 leaf (as a hepatic-vein fragment
@@ -266,12 +286,7 @@ def _with_far_fragment(tree) -> int:
     spot = np.array([13.0, -16.0, 41.0])      # where the fragment was on the full-size one
     labels = S.branch_segments(tree)
     leaf = next(b for b, s in labels.items() if s == 2 and not tree.branches[b].children)
-    piece = max(tree.branches) + 1
-    tree.branches[piece] = Branch(piece, 1, tuple(map(tuple, spot + [[0, 0, -1.0], [0, 0, 0],
-                                                                    [0, 0, 1.0]])),
-                                  (1.0, 1.0, 1.0), parent=leaf, depths_mm=(20.0,) * 3)
-    tree.branches[leaf] = replace(tree.branches[leaf],
-                                  children=tree.branches[leaf].children + (piece,))
+    piece = _graft(tree, leaf, spot + [[0, 0, -1.0], [0, 0, 0], [0, 0, 1.0]], 1.0)
     assert S.branch_segments(tree)[piece] == 2
     return piece
 
@@ -409,12 +424,8 @@ def test_a_short_twig_leaving_the_left_portal_vein_backwards_is_the_caudate_s(sy
     bif = np.asarray(tree.portal_bifurcation_lps_mm)
     vein = np.asarray(tree.branches[left].points_lps_mm)
     root = vein[np.argmin(np.linalg.norm(vein - bif, axis=1))]
-    twig = max(tree.branches) + 1
     points = root + np.outer([1.0, 3.0, 5.0, 7.0], [0.0, 1.0, 0.0])    # straight back
-    tree.branches[twig] = Branch(twig, 1, tuple(map(tuple, points)), (1.0,) * 4, parent=left,
-                                 depths_mm=(20.0,) * 4)
-    tree.branches[left] = replace(tree.branches[left],
-                                  children=tree.branches[left].children + (twig,))
+    twig = _graft(tree, left, points, 1.0)
     assert points[:, 1].mean() < bif[1] + 8.0
     assert S.branch_segments(tree)[twig] == 1
 
@@ -433,11 +444,7 @@ def test_a_branch_running_back_from_the_left_portal_vein_is_the_caudate_s_unless
     root = np.asarray(tree.branches[left].points_lps_mm[-1])
     step = (umbilical_x + left_of_umbilical_mm - root[0]) / 4.0
     points = root + np.outer([1.0, 3.0, 5.0, 7.0], [step, 2.0, 0.0])       # back and left
-    twig = max(tree.branches) + 1
-    tree.branches[twig] = Branch(twig, 1, tuple(map(tuple, points)), (1.0,) * 4, parent=left,
-                                 depths_mm=(20.0,) * 4)
-    tree.branches[left] = replace(tree.branches[left],
-                                  children=tree.branches[left].children + (twig,))
+    twig = _graft(tree, left, points, 1.0)
     assert points[:, 0].mean() > umbilical_x
     assert points[:, 1].mean() > tree.portal_bifurcation_lps_mm[1] + 8.0
     assert S.branch_segments(tree)[twig] == segment
@@ -451,19 +458,11 @@ def test_a_medial_branch_at_the_umbilical_portion_s_end_is_segment_4_despite_a_l
     automatic tree of the full-size patient of seed 4, labelled 3 by plain centroid: 27 mL of
     segment 4 went to 3, segment 3 Dice 0.846)."""
     _, tree = _true_tree(synthetic_patient)
-    left = tree.portal_sides["left"]
-    stem = S._stem(tree, left)
-    parent = stem[max(S._umbilical_split(tree, stem), 1) - 1]
-    umbilical = np.asarray(S._umbilical_point(tree, left))
-    branch, twig = max(tree.branches) + 1, max(tree.branches) + 2
+    parent, umbilical = _umbilical_end(tree)
     along = umbilical + np.outer([1.0, 3.0, 5.0, 7.0], [-1.0, -2.0, -1.0])  # right, forward
     side = along[-1] + np.outer([2.0, 4.0, 6.0, 8.0, 10.0, 12.0], [2.0, -0.5, 0.0])  # left
-    tree.branches[branch] = Branch(branch, 1, tuple(map(tuple, along)), (3.0,) * 4,
-                                   parent=parent, children=(twig,), depths_mm=(20.0,) * 4)
-    tree.branches[twig] = Branch(twig, 1, tuple(map(tuple, side)), (1.0,) * 6, parent=branch,
-                                 depths_mm=(20.0,) * 6)
-    tree.branches[parent] = replace(tree.branches[parent],
-                                    children=tree.branches[parent].children + (branch,))
+    branch = _graft(tree, parent, along, 3.0)
+    twig = _graft(tree, branch, side, 1.0)
     assert np.vstack([along, side])[:, 0].mean() > umbilical[0]      # plain centroid: lateral
     labels = S.branch_segments(tree)
     assert labels[branch] == labels[twig] == 4
@@ -477,17 +476,10 @@ def test_a_branch_going_on_forward_from_the_umbilical_portion_s_end_is_segment_4
     of that end: the automatic trees of seeds 3 and 4 had it 0.2 mm to the right, a knife edge.
     Leaving forward and 12 mm to the left it is segment 3's."""
     _, tree = _true_tree(synthetic_patient)
-    left = tree.portal_sides["left"]
-    stem = S._stem(tree, left)
-    parent = stem[max(S._umbilical_split(tree, stem), 1) - 1]
-    umbilical = np.asarray(S._umbilical_point(tree, left))
-    branch = max(tree.branches) + 1
+    parent, umbilical = _umbilical_end(tree)
     # forward (and down) from the end, drifting sideways to the chosen centroid
     points = umbilical + np.outer([0.0, 2 / 3, 4 / 3, 2.0], [left_of_umbilical_mm, -4.0, -1.0])
-    tree.branches[branch] = Branch(branch, 1, tuple(map(tuple, points)), (2.0,) * 4,
-                                   parent=parent, depths_mm=(20.0,) * 4)
-    tree.branches[parent] = replace(tree.branches[parent],
-                                    children=tree.branches[parent].children + (branch,))
+    branch = _graft(tree, parent, points, 2.0)
     centroid_x = S._blood_centroid(tree, [branch])[0]
     assert centroid_x - umbilical[0] == pytest.approx(left_of_umbilical_mm)
     assert S.branch_segments(tree)[branch] == segment
