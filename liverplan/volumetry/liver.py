@@ -12,8 +12,9 @@ Pipeline (each stage a small function, run at ~2 mm isotropic, then refined on t
 4. `grow_liver`: regrow the core within the band, limited in distance and to the core's
    watershed basin of the thickness map (a neighbour joined through a neck has its own basin),
    add the basins the liver walls in (parenchyma that vessels cut off at the hilum and around
-   the caudate lobe), take in hypodense tumours (also those that bulge through the capsule)
-   with the parenchyma around them, close and fill (intrahepatic vessels and tumours).
+   the caudate lobe) and the lobes they cut off (the Spiegel lobe), take in hypodense tumours
+   (also those that bulge through the capsule) with the parenchyma around them, close and fill
+   (intrahepatic vessels and tumours).
 5. `refine_boundary`: re-decide a thin band around the coarse surface on the full-resolution CT
    (partial-volume voxels count when more than half liver), cut bridges through fat planes
    that the coarse grid blurred, and fill holes with tissue only (no gallbladder bile).
@@ -64,6 +65,9 @@ class LiverParameters:
     pocket_contact: float = 0.35    # share of a band basin's border (outside the band) on the
                                     # liver that makes it liver: parenchyma vessels cut off ...
     pocket_reach_mm: float = 24.0   # ... in the liver's concavities (its closing by this)
+    lobe_opening_mm: float = 2.0    # outside them, band pieces thinner than twice this are cut
+    lobe_contact: float = 0.15      # ... and what is left joins with this share of its border
+                                    # on the liver
     seed_tissue_mm: float = 10.0    # seeded mode: the clicked tissue's level (median) this near
     seed_region_mm: float = 30.0    # ... and its histogram peak's width from this neighbourhood
 
@@ -314,6 +318,7 @@ def grow_liver(core: np.ndarray, band: np.ndarray, thickness: np.ndarray, a: np.
     for _ in range(int(round(p.regrow_mm / sp))):
         grown = ndi.binary_dilation(grown) & (basins == 1)
     grown = _pockets(basins, grown, p)
+    grown = _lobes(band, grown, p)
     tumours = _include_hypodense(grown, a, model, p) & ~grown
     # A tumour splits the thickness map, so the parenchyma around it (between it and the
     # capsule) falls in a basin of its own: regrow that from the tumour, as from the core.
@@ -346,6 +351,23 @@ def _pockets(basins: np.ndarray, liver: np.ndarray, p: LiverParameters) -> np.nd
             return joined
         joined |= new
         labels[new] = 0
+
+
+def _lobes(band: np.ndarray, liver: np.ndarray, p: LiverParameters) -> np.ndarray:
+    """`liver` with the lobes the thickness basins cut off outside its concavities: the Spiegel
+    lobe, between the IVC, the crus and the lesser omentum, is thin where it joins the caudate
+    process behind the portal vein, so noise splits it into small basins that touch the liver
+    only through each other (synthetic seed 0: 13 mL of the 71 mL segment 1 left out, its Dice
+    0.66). The band outside the liver is cut into pieces by an opening that removes what is
+    thinner than twice `lobe_opening_mm` (the partial-volume rims of the bright vessels, bowel
+    walls: they link everything); a piece joins when the liver makes up `lobe_contact` of its
+    border (the lobes of seeds 0 and 3: 0.18-0.20; pieces of 0.5 mL or more outside the
+    3D-IRCADb-01 reference liver: 0.11 or less)."""
+    spacing = (p.coarse_spacing_mm,) * 3
+    rest = band & ~liver
+    rest &= dilate_mm(erode_mm(rest, p.lobe_opening_mm, spacing), p.lobe_opening_mm, spacing)
+    labels, _ = ndi.label(rest)
+    return liver | (_share_touching(labels, liver) >= p.lobe_contact)[labels]
 
 
 def _share_touching(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from liverplan.errors import InputError, SegmentationError
 from liverplan.evidence import LIVER_ENHANCED_MIN_HU
 from liverplan.geometry import index_to_lps, mask_volume_ml
 from liverplan.volumetry.liver import (LiverParameters, _covering_box, _include_hypodense,
-                                       _pockets, _share_touching, bbox,
+                                       _lobes, _pockets, _share_touching, bbox,
                                        include_capsular_tumours, make_model, segment_liver,
                                        segment_liver_from_seed)
 
@@ -137,6 +137,30 @@ def test_pockets_in_the_liver_join_but_a_neighbour_and_a_sheet_on_its_surface_do
     assert not out[(basins == 3) | (basins == 5)].any()
     sheet = np.where(basins == 5, 5, 0)
     assert _share_touching(sheet, liver)[5] >= p.pocket_contact    # only the concavity rule
+
+
+def test_a_lobe_joins_though_a_vessel_s_rim_links_it_to_a_neighbour():
+    """On the coarse grid (2 mm) a grown liver (an 80 mm cube) has a lobe of band tissue on one
+    face (14 x 20 x 20 mm, the liver a fifth of its border, as the Spiegel lobes of seeds 0 and
+    3). A vessel's partial-volume rim, one voxel thin, runs from the lobe to a neighbouring
+    organ: as one piece they border the liver too little.
+    Cut at the rim, the lobe joins; the rim and the organ stay out."""
+    liver = np.zeros((64, 64, 64), bool)
+    liver[8:48, 8:48, 8:48] = True
+    lobe = np.zeros_like(liver)
+    lobe[20:30, 20:30, 48:55] = True
+    rim = np.zeros_like(liver)
+    rim[25, 25, 55:60] = True
+    rim[25, 25:50, 59] = True
+    organ = np.zeros_like(liver)
+    organ[20:60, 50:62, 50:62] = True
+    band = liver | lobe | rim | organ
+    p = LiverParameters()
+    whole = ndi.label(band & ~liver)[0]
+    assert _share_touching(whole, liver)[whole[lobe][0]] < p.lobe_contact
+    out = _lobes(band, liver, p)
+    assert out[ndi.binary_erosion(lobe)].all()     # (the opening rounds its edges off)
+    assert not out[organ].any() and not out[25, 30:50, 59].any()    # nor the rim beyond it
 
 
 def test_lesion_depths_below_the_capsule_match_the_truth(synthetic_patient):
