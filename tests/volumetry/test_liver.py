@@ -139,12 +139,13 @@ def test_pockets_in_the_liver_join_but_a_neighbour_and_a_sheet_on_its_surface_do
     assert _share_touching(sheet, liver)[5] >= p.pocket_contact    # only the concavity rule
 
 
-def test_a_lobe_joins_though_a_vessel_s_rim_links_it_to_a_neighbour():
+def test_a_lobe_joins_though_a_vessel_s_rim_links_it_to_a_neighbour_but_a_kidney_does_not():
     """On the coarse grid (2 mm) a grown liver (an 80 mm cube) has a lobe of band tissue on one
     face (14 x 20 x 20 mm, the liver a fifth of its border, as the Spiegel lobes of seeds 0 and
     3). A vessel's partial-volume rim, one voxel thin, runs from the lobe to a neighbouring
     organ: as one piece they border the liver too little.
-    Cut at the rim, the lobe joins; the rim and the organ stay out."""
+    Cut at the rim, the lobe joins; the rim and the organ stay out. An organ larger than a lobe
+    (a kidney, 37 mL) lying on the liver with 30 % of its border stays out too."""
     liver = np.zeros((64, 64, 64), bool)
     liver[8:48, 8:48, 8:48] = True
     lobe = np.zeros_like(liver)
@@ -154,13 +155,18 @@ def test_a_lobe_joins_though_a_vessel_s_rim_links_it_to_a_neighbour():
     rim[25, 25:50, 59] = True
     organ = np.zeros_like(liver)
     organ[20:60, 50:62, 50:62] = True
-    band = liver | lobe | rim | organ
+    kidney = np.zeros_like(liver)
+    kidney[18:42, 18:42, 0:8] = True             # 48 x 48 x 16 mm, on the liver's x = 8 face
+    band = liver | lobe | rim | organ | kidney
     p = LiverParameters()
     whole = ndi.label(band & ~liver)[0]
     assert _share_touching(whole, liver)[whole[lobe][0]] < p.lobe_contact
     out = _lobes(band, liver, p)
     assert out[ndi.binary_erosion(lobe)].all()     # (the opening rounds its edges off)
     assert not out[organ].any() and not out[25, 30:50, 59].any()    # nor the rim beyond it
+    kidney_id = ndi.label(kidney)[0]
+    assert _share_touching(kidney_id, liver)[1] >= p.lobe_contact
+    assert not out[kidney].any()
 
 
 def test_lesion_depths_below_the_capsule_match_the_truth(synthetic_patient):
