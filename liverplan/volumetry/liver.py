@@ -365,8 +365,9 @@ def _lobes(band: np.ndarray, liver: np.ndarray, p: LiverParameters) -> np.ndarra
     border (the lobes of seeds 0 and 3: 0.18-0.20; pieces of 0.5 mL or more outside the
     3D-IRCADb-01 reference liver: 0.11 or less). The pieces are small (those lobes: 8 and 5 mL
     here; on 3D-IRCADb-01 none with over 5 % of its border on the liver exceeds 2.3 mL): one
-    larger than `lobe_max_ml` is an organ in the band lying against the liver (a kidney or the spleen,
-    100-200 mL: on MR in seeded mode, or at another phase) and does not join by its share."""
+    larger than `lobe_max_ml` is an organ in the band lying against the liver (a kidney or the
+    spleen, 100-200 mL: on MR in seeded mode, or at another phase) and does not join by its
+    share."""
     spacing = (p.coarse_spacing_mm,) * 3
     rest = band & ~liver
     rest &= dilate_mm(erode_mm(rest, p.lobe_opening_mm, spacing), p.lobe_opening_mm, spacing)

@@ -154,7 +154,7 @@ def test_a_lobe_joins_though_a_vessel_s_rim_links_it_to_a_neighbour_but_a_kidney
     rim[25, 25, 55:60] = True
     rim[25, 25:50, 59] = True
     organ = np.zeros_like(liver)
-    organ[20:60, 50:62, 50:62] = True
+    organ[24:40, 50:60, 50:60] = True            # 13 mL: with the lobe, under lobe_max_ml
     kidney = np.zeros_like(liver)
     kidney[18:42, 18:42, 0:8] = True             # 48 x 48 x 16 mm, on the liver's x = 8 face
     band = liver | lobe | rim | organ | kidney
