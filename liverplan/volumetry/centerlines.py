@@ -85,6 +85,10 @@ class Skeleton:
         """Each branch's median radius (mm): its calibre, unmoved by junctions and stubs."""
         return np.array([float(np.median(r)) for r in self.radii_mm])
 
+    def voxel_counts(self) -> np.ndarray:
+        """Each branch's number of skeleton voxels: its length in voxels of the grid."""
+        return np.array([len(v) for v in self.branch_voxels])
+
 
 def skeletonize_mask(mask: np.ndarray, spacing_zyx_mm: np.ndarray) -> Skeleton:
     """Cut the skeleton of `mask` (z, y, x; isotropic voxels) into branches at its junctions."""
@@ -205,8 +209,8 @@ def geodesic(skeleton: Skeleton, roots: list[int],
     along a trunk is cheap. Rows are roots; a predecessor of -9999 means "root or unreachable".
     """
     n = len(skeleton.branch_voxels)
-    weight = np.array([max(len(v), 1) for v in skeleton.branch_voxels]) \
-        / np.maximum(skeleton.median_radii_mm(), 0.5) ** 2
+    weight = (np.maximum(skeleton.voxel_counts(), 1)
+              / np.maximum(skeleton.median_radii_mm(), 0.5) ** 2)
     if factor is not None:
         weight = weight * factor
     a, b = (skeleton.adjacency.T if len(skeleton.adjacency)

@@ -662,7 +662,7 @@ def _find_roots(sk, liver_iso, ivc_iso, grid, portal_seed, hepatic_seed, warning
         end_mm = np.array([np.linalg.norm(v[[0, -1]][:, None] * spacing - axis[None],
                                           axis=2).min(axis=1) for v in sk.branch_voxels])
         radius_ivc = radius[in_ivc].max()
-        length_mm = np.array([len(v) for v in sk.branch_voxels]) * spacing
+        length_mm = sk.voxel_counts() * spacing
         draining = ((end_mm.min(axis=1) <= radius_ivc + IVC_REACH_MM) & cranial
                     & (radius >= DRAINING_TO_IVC_RADIUS * radius_ivc)
                     & (length_mm >= DRAINING_MIN_MM))
@@ -868,7 +868,7 @@ def _root_of(sk, depths) -> int:
     (the IVC or the portal trunk, or where they enter when they are not labelled), on the
     largest connected tree."""
     radius = sk.median_radii_mm()
-    size = np.array([len(v) for v in sk.branch_voxels])
+    size = sk.voxel_counts()
     surface = np.array([d.min() <= 4.0 for d in depths])
     comp = components(len(radius), sk.adjacency)
     main = comp == np.argmax(np.bincount(comp, weights=size * radius ** 2))
