@@ -172,7 +172,8 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     warnings: list[str] = []
     marks = landmarks or (automatic_landmarks(vessels, warnings) if vessels is not None else None)
     labels = dict(branch_segments(vessels)) if vessels is not None else {}
-    labels.update(assignments or {})
+    assignments = assignments or {}
+    labels.update(assignments)
     labels = {b: s for b, s in labels.items() if s}
     # a segment counts as reached by the tree through trusted pieces (see _trusted) running far
     # enough inside the liver, or through one assigned by hand; a branch running outside the
@@ -180,17 +181,17 @@ def couinaud_segments(liver: sitk.Image, vessels: VesselResult | None, *,
     covered, trusted = set(), set()
     tumour = _tumour_points(tumors)
     if vessels is not None:
-        trusted = _trusted(vessels, labels, assignments or {}, tumour)
+        trusted = _trusted(vessels, labels, assignments, tumour)
         for segment in SEGMENTS:
             own = [b for b in trusted if labels[b] == segment]
             least = _CAUDATE_MIN_MM if segment == 1 else _SEGMENT_MIN_MM
             if _inside_length_mm(vessels, own) >= least or any(
-                    b in (assignments or {}) and _inside(vessels.branches[b]).any() for b in own):
+                    b in assignments and _inside(vessels.branches[b]).any() for b in own):
                 covered.add(segment)
         # a hand assignment that can feed nothing is said, not silently dropped
         warnings += [f"Branch {b}, assigned to segment {s}, runs outside the liver mask and "
                      "feeds no segment: extend the liver around it, then recompute."
-                     for b, s in sorted((assignments or {}).items())
+                     for b, s in sorted(assignments.items())
                      if s and not _inside(vessels.branches[b]).any()]
     # the caudate's own small branches are often not seen: its landmark region stands in
     caudate_from_planes = covered == set(SEGMENTS) - {1} and marks is not None
