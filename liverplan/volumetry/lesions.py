@@ -221,6 +221,12 @@ def segment_lesion_at(image: sitk.Image, liver: sitk.Image, tumors: sitk.Image, 
         raise SegmentationError("the click is outside the liver mask. If the lesion lies at the "
                                 "liver's edge, add it to the liver first (Include seed or Brush), "
                                 "then click it again.")
+    tum = sitk.GetArrayFromImage(tumors)
+    if tum[tuple(zyx)]:
+        # a second lesion made of the first one's fringe would be counted as a metastasis
+        raise SegmentationError(f"the click is inside lesion {tum[tuple(zyx)]}, which is already "
+                                "segmented. To draw it again, remove it and click it; to "
+                                "enlarge it, use the Brush with it selected.")
     sx, sy, sz = image.GetSpacing()
     sp = (sz, sy, sx)
     box = widen(tuple(slice(int(i), int(i) + 1) for i in zyx), box_mm, sp, full_liver.shape)
@@ -229,8 +235,8 @@ def segment_lesion_at(image: sitk.Image, liver: sitk.Image, tumors: sitk.Image, 
     p = parameters
     a = sitk.GetArrayFromImage(smooth(region, p.smoothing_mm))
     liv = full_liver[box] > 0
-    tum = sitk.GetArrayFromImage(tumors)
-    tissue = parenchyma(a, liv & (tum[box] == 0), sp, p.boundary_margin_mm)
+    free = liv & (tum[box] == 0)       # the new lesion takes nothing from the others
+    tissue = parenchyma(a, free, sp, p.boundary_margin_mm)
     local = tuple(int(i - b.start) for i, b in zip(zyx, box))
     near = tuple(slice(max(0, i - 1), i + 2) for i in local)
     seed_value = float(np.median(a[near]))
@@ -241,11 +247,11 @@ def segment_lesion_at(image: sitk.Image, liver: sitk.Image, tumors: sitk.Image, 
     # it is as dark and carried the core along the liver's surface (3D-IRCADb-01: lesions of
     # 0.4-7.5 mL came out as 6-31 mL). The lesion is then delineated up to the capsule.
     dark = a < (seed_value + tissue.mode) / 2.0
-    labels, _ = ndi.label(dark & erode_mm(liv, p.boundary_margin_mm, sp))
+    labels, _ = ndi.label(dark & erode_mm(liv, p.boundary_margin_mm, sp) & free)
     core = labels == labels[local] if labels[local] else np.zeros_like(dark)
     core[local] = True
     fine = sitk.GetArrayFromImage(smooth(region, p.edge_smoothing_mm))
-    lesion, _ = _delineate(fine, core, liv & (tum[box] == 0), tissue, sp, p)
+    lesion, _ = _delineate(fine, core, free, tissue, sp, p)
     tum[box][lesion] = tum.max() + 1
     return image_from_array(_by_size(tum), tumors)
 

@@ -154,6 +154,9 @@ def test_click_to_segment_delete_merge_split():
 
     with pytest.raises(SegmentationError, match="not darker"):
         segment_lesion_at(image, liver, empty, index_to_lps(image, np.array([40.0, 37.5, 62.5])))
+    # a second click on a lesion already there adds no sliver of it as another lesion
+    with pytest.raises(SegmentationError, match="inside lesion 1"):
+        segment_lesion_at(image, liver, one, centre)
     with pytest.raises(SegmentationError, match="no lesion with id 5"):
         delete_lesion(two, 5)
 
