@@ -154,6 +154,9 @@ def test_click_to_segment_delete_merge_split():
 
     with pytest.raises(SegmentationError, match="not darker"):
         segment_lesion_at(image, liver, empty, index_to_lps(image, np.array([40.0, 37.5, 62.5])))
+    # the click reads contrasts, not HU: on an image in other units (MR) the same outline
+    mr = sitk.Cast(image, sitk.sitkFloat32) * 3.0 + 3500.0
+    assert np.array_equal(sitk.GetArrayFromImage(segment_lesion_at(mr, liver, empty, centre)), a)
     # a second click on a lesion already there adds no sliver of it as another lesion
     with pytest.raises(SegmentationError, match="inside lesion 1"):
         segment_lesion_at(image, liver, one, centre)
