@@ -218,6 +218,13 @@ def test_click_adds_a_missed_lesion_close_to_the_truth_and_the_list_edits_it(
     dice = 2 * np.count_nonzero(found & reference) / (found.sum() + reference.sum())
     assert dice > 0.7
     assert panel.lesion_list.count() == n + 1
+    # A second click on it is refused and said: no sliver of it becomes another lesion.
+    qtbot.mouseClick(axial, Qt.LeftButton, pos=widget_point(axial, lesion["centroid_lps_mm"]))
+    wait_task(qtbot, panel.task)
+    assert np.array_equal(array(case.labels[TUMORS]), tumors)
+    assert panel.lesion_list.count() == n + 1
+    assert any(level == "error" and f"inside lesion {new_id}" in message
+               for level, message in window.log_panel.entries)
     # Select that lesion in the list and delete it: the map is back to the one without it.
     item = next(panel.lesion_list.item(r) for r in range(panel.lesion_list.count())
                 if panel.lesion_list.item(r).data(Qt.UserRole)[0] == new_id)
