@@ -179,21 +179,28 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
                        portal_seed_lps_mm, hepatic_seed_lps_mm, warnings, steps.sub(0.45, 0.8))
     full = np.zeros(tuple(reversed(ct.GetSize())), np.uint8)
     full[box] = labels
-    steps.report(0.8, "Vessel trees")
-    result = analyse_vessels(image_from_array(full, ct), liver, graph_spacing_mm=graph_spacing_mm)
-    steps.report(0.88, "Thin portal twigs")
+    steps.report(0.8, "Thin portal twigs")
     twigs = _portal_twigs(crop, labels, inside & ~cut & ~near_tumour,
                           twig_smoothing_mm, background_mm, low_fraction, high_fraction)
+    steps.report(0.85, "Vessel trees")
+    result = None
     if twigs.any():
-        full[box][twigs] = PORTAL
-        with_twigs = analyse_vessels(image_from_array(full, ct), liver,
-                                     graph_spacing_mm=graph_spacing_mm)
         # twigs add leaves to the tree; where they would move its portal bifurcation by more
         # than a graph voxel, they changed its structure (3D-IRCADb-01 on its reference liver:
-        # the bifurcation's sides and sectors changed) and are not trusted
-        if _same_bifurcation(result, with_twigs, graph_spacing_mm):
+        # the bifurcation's sides and sectors changed) and are not trusted. The bifurcation
+        # without them needs only the portal tree (the hepatic one is analysed once).
+        without = analyse_vessels(image_from_array((full == PORTAL).astype(np.uint8), ct), liver,
+                                  graph_spacing_mm=graph_spacing_mm)
+        with_twigs = full.copy()
+        with_twigs[box][twigs] = PORTAL
+        with_twigs = analyse_vessels(image_from_array(with_twigs, ct), liver,
+                                     graph_spacing_mm=graph_spacing_mm)
+        if _same_bifurcation(without, with_twigs, graph_spacing_mm):
             result = with_twigs
-        else:
+    if result is None:
+        result = analyse_vessels(image_from_array(full, ct), liver,
+                                 graph_spacing_mm=graph_spacing_mm)
+        if twigs.any():
             result.notes.append("Thin portal twigs were left out: they changed the portal tree's "
                                 "structure.")
     result.warnings[:0] = warnings

@@ -107,6 +107,14 @@ def test_drawn_trees_bifurcation_sides_and_hepatic_veins():
     systems = np.array([0] + [result.branches[i].system if i in result.branches else 0
                               for i in range(1, int(bmap.max()) + 1)])
     assert np.array_equal(systems[bmap[labels > 0]], labels[labels > 0])
+    # the portal tree is read from the portal vessels alone (segment_vessels judges the twigs
+    # on a portal-only analysis)
+    portal = V.analyse_vessels(image_from_array((np.asarray(labels) == V.PORTAL).astype(np.uint8),
+                                                vessels), liver)
+    assert portal.portal_bifurcation_lps_mm == result.portal_bifurcation_lps_mm
+    assert portal.portal_sides == result.portal_sides
+    assert {b.id: b for b in portal.branches.values() if b.system == V.PORTAL} == \
+        {b.id: b for b in result.branches.values() if b.system == V.PORTAL}
 
 
 def test_a_trunk_outside_the_liver_divides_where_the_ways_to_the_two_livers_part():
