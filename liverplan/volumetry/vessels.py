@@ -186,14 +186,15 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
     result = None
     if twigs.any():
         # twigs add leaves to the tree; where they would move its portal bifurcation by more
-        # than a graph voxel, they changed its structure (3D-IRCADb-01 on its reference liver:
-        # the bifurcation's sides and sectors changed) and are not trusted. The bifurcation
-        # without them needs only the portal tree (the hepatic one is analysed once).
+        # than a graph voxel, they changed its structure (3D-IRCADb-01 on its reference liver,
+        # with an earlier vessel stage: the bifurcation's sides and sectors changed) and are not
+        # trusted. The bifurcation without them needs only the portal tree (the hepatic one is
+        # analysed once).
         without = analyse_vessels(image_from_array((full == PORTAL).astype(np.uint8), ct), liver,
                                   graph_spacing_mm=graph_spacing_mm)
-        with_twigs = full.copy()
-        with_twigs[box][twigs] = PORTAL
-        with_twigs = analyse_vessels(image_from_array(with_twigs, ct), liver,
+        twigged = full.copy()
+        twigged[box][twigs] = PORTAL
+        with_twigs = analyse_vessels(image_from_array(twigged, ct), liver,
                                      graph_spacing_mm=graph_spacing_mm)
         if _same_bifurcation(without, with_twigs, graph_spacing_mm):
             result = with_twigs
