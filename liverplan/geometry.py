@@ -35,8 +35,14 @@ def blank_image(reference: sitk.Image, dtype=np.uint8) -> sitk.Image:
 
 
 def voxel_volume_ml(image: sitk.Image) -> float:
-    """Volume of one voxel in mL (1 mL = 1000 mm^3)."""
-    return float(np.prod(image.GetSpacing())) / 1000.0
+    """Volume of one voxel in mL."""
+    return spacing_volume_ml(image.GetSpacing())
+
+
+def spacing_volume_ml(spacing_mm) -> float:
+    """Volume in mL of one voxel of this spacing (mm, any axis order; 1 mL = 1000 mm^3), for
+    the stages that work on arrays."""
+    return float(np.prod(spacing_mm)) / 1000.0
 
 
 def mask_volume_ml(mask: sitk.Image, label: int | None = None) -> float:

@@ -34,7 +34,7 @@ from liverplan.errors import InputError, SegmentationError
 from liverplan.evidence import (LESION_MIN_DIAMETER_MM, LIVER_ENHANCED_MIN_HU,
                                 LIVER_VOLUME_MAX_ML, LIVER_VOLUME_MIN_ML)
 from liverplan.geometry import (image_from_array, index_to_lps, lps_to_index, mask_volume_ml,
-                                voxel_volume_ml)
+                                spacing_volume_ml, voxel_volume_ml)
 from liverplan.progress import Steps
 
 AIR_HU = -400.0   # below this a voxel is air/lung, above it tissue (body outline)
@@ -372,7 +372,7 @@ def _lobes(band: np.ndarray, liver: np.ndarray, p: LiverParameters) -> np.ndarra
     rest = band & ~liver
     rest &= dilate_mm(erode_mm(rest, p.lobe_opening_mm, spacing), p.lobe_opening_mm, spacing)
     labels, _ = ndi.label(rest)
-    small = np.bincount(labels.ravel()) * p.coarse_spacing_mm ** 3 / 1000.0 <= p.lobe_max_ml
+    small = np.bincount(labels.ravel()) * spacing_volume_ml(spacing) <= p.lobe_max_ml
     return liver | ((_share_touching(labels, liver) >= p.lobe_contact) & small)[labels]
 
 

@@ -35,7 +35,8 @@ from skimage.filters import apply_hysteresis_threshold
 from skimage.segmentation import watershed
 
 from liverplan.errors import InputError, SegmentationError
-from liverplan.geometry import image_from_array, index_to_lps, lps_to_index, same_grid
+from liverplan.geometry import (image_from_array, index_to_lps, lps_to_index, same_grid,
+                                spacing_volume_ml)
 from liverplan.progress import Steps
 from liverplan.volumetry.centerlines import (Branch, bridge_gaps, components, geodesic,
                                             skeletonize_mask)
@@ -154,7 +155,7 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
                         np.maximum(contrast, 0.5 * (low + high)), contrast)
     mask = apply_hysteresis_threshold(np.where(inside, passable, -1e3), low, high)
     mask &= (contrast >= low) & ~tumour
-    mask = _drop_small(mask, min_piece_ml / (np.prod(sp) / 1000.0))
+    mask = _drop_small(mask, min_piece_ml / spacing_volume_ml(sp))
     # outside the liver only blood-like HU: not bone, not contrast-filled kidney or bowel
     blood = _blood(smooth, mode_hu + low, mode_hu + 3.0 * vessel_contrast_hu, sp)
     ivc = _ivc(blood, inside, sp)
@@ -183,6 +184,10 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
     twigs = _portal_twigs(crop, labels, inside & ~cut & ~near_tumour,
                           twig_smoothing_mm, background_mm, low_fraction, high_fraction)
     steps.report(0.85, "Vessel trees")
+
+    def trees(label_array: np.ndarray) -> VesselResult:
+        return analyse_vessels(image_from_array(label_array, ct), liver,
+                               graph_spacing_mm=graph_spacing_mm)
     result = None
     if twigs.any():
         # twigs add leaves to the tree; where they would move its portal bifurcation by more
@@ -190,17 +195,14 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
         # with an earlier vessel stage: the bifurcation's sides and sectors changed) and are not
         # trusted. The bifurcation without them needs only the portal tree (the hepatic one is
         # analysed once).
-        without = analyse_vessels(image_from_array((full == PORTAL).astype(np.uint8), ct), liver,
-                                  graph_spacing_mm=graph_spacing_mm)
         twigged = full.copy()
         twigged[box][twigs] = PORTAL
-        with_twigs = analyse_vessels(image_from_array(twigged, ct), liver,
-                                     graph_spacing_mm=graph_spacing_mm)
-        if _same_bifurcation(without, with_twigs, graph_spacing_mm):
+        with_twigs = trees(twigged)
+        if _same_bifurcation(trees((full == PORTAL).astype(np.uint8)), with_twigs,
+                             graph_spacing_mm):
             result = with_twigs
     if result is None:
-        result = analyse_vessels(image_from_array(full, ct), liver,
-                                 graph_spacing_mm=graph_spacing_mm)
+        result = trees(full)
         if twigs.any():
             result.notes.append("Thin portal twigs were left out: they changed the portal tree's "
                                 "structure.")
