@@ -520,7 +520,7 @@ def test_a_branch_running_into_a_tumour_feeds_the_parenchyma_beyond_it(synthetic
     every, _ = S._through_tumours(tree, labels, S._tumour_points(tumors))
     assert np.all(np.linalg.norm(every - centre, axis=1) <= 8.0 + 4.0 + 1.5)
     beyond = tuple(np.round(lps_to_index(liver, centre + 10.0 * unit)[0]).astype(int))
-    segments = sitk.GetArrayViewFromImage(S.couinaud_segments(liver, tree, tumors=tumors).segments)
+    segments = sitk.GetArrayFromImage(S.couinaud_segments(liver, tree, tumors=tumors).segments)
     assert segments[beyond] == labels[leaf]
 
 
