@@ -524,6 +524,15 @@ def test_a_branch_running_into_a_tumour_feeds_the_parenchyma_beyond_it(synthetic
     assert segments[beyond] == labels[leaf]
 
 
+def test_a_course_guessed_through_a_tumour_yields_to_a_branch_seen_nearly_as_near():
+    seen = np.array([[0.0, 0.0, 0.0]])
+    guessed = np.array([[20.0, 0.0, 0.0], [30.0, 0.0, 0.0]])
+    points = np.array([[10.5, 0, 0], [12.0, 0, 0], [19.0, 0, 0], [-5.0, 0, 0], [29.0, 0, 0]])
+    # 10.5 mm from the seen branch against 9.5 mm from the guess: the seen branch feeds it
+    assert S._nearest_seed(points, seen, guessed).tolist() == [0, 1, 1, 0, 2]
+    assert S._nearest_seed(points, seen, np.empty((0, 3))).tolist() == [0] * 5
+
+
 @pytest.mark.realdata
 @pytest.mark.parametrize("liver_source", ["reference", "automatic"])
 def test_ircadb_segments_are_plausible(request, liver_source):
