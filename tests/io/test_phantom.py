@@ -137,7 +137,12 @@ def test_patient_left_is_larger_x_after_loading(baseline):
 
 def _inner(mask, image, mm):
     """Voxels of `mask` at least `mm` from its boundary (free of partial volume)."""
-    return ndimage.distance_transform_edt(mask, sampling=np.array(image.GetSpacing())[::-1]) >= mm
+    box = tuple(slice(max(b.start - 1, 0), b.stop + 1)        # the mask's box: fast EDTs
+                for b in ndimage.find_objects(mask.astype(np.uint8))[0])
+    out = np.zeros(mask.shape, bool)
+    out[box] = ndimage.distance_transform_edt(mask[box],
+                                              sampling=np.array(image.GetSpacing())[::-1]) >= mm
+    return out
 
 
 def test_hu_of_each_tissue(baseline):

@@ -3,6 +3,8 @@ territories on the synthetic patient (known segments) and plausibility on 3D-IRC
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import time
 from dataclasses import replace
@@ -314,9 +316,15 @@ def test_a_piece_joined_across_a_tumour_is_trusted(synthetic_patient):
 
 
 def _true_tree(case):
-    liver = sitk.Cast(sitk.ReadImage(str(case.truth_dir / "liver.nii.gz")), sitk.sitkUInt8)
-    vessels = sitk.Cast(sitk.ReadImage(str(case.truth_dir / "vessels.nii.gz")), sitk.sitkUInt8)
-    return liver, V.analyse_vessels(vessels, liver)
+    """The liver and the tree of the true vessels, each test's own copy (tests change them)."""
+    return copy.deepcopy(_analysed_truth(case.truth_dir))
+
+
+@functools.lru_cache(maxsize=1)
+def _analysed_truth(truth_dir):
+    liver = sitk.Cast(sitk.ReadImage(str(truth_dir / "liver.nii.gz")), sitk.sitkUInt8)
+    vessels = sitk.Cast(sitk.ReadImage(str(truth_dir / "vessels.nii.gz")), sitk.sitkUInt8)
+    return liver, V.analyse_vessels(vessels, liver)     # 6 s, read by a dozen tests
 
 
 def test_a_fragment_joined_across_a_wide_gap_seeds_no_territory(synthetic_patient):
