@@ -52,6 +52,9 @@ _FISSURE_MM = 3.0            # a branch whose blood runs within this of the umbi
                              # synthetic patient of seeds 3 and 4: 0.2 mm to the right of it,
                              # so a resampling could flip it); segment 3's branches leave it
                              # 17-32 mm to the left
+_UMBILICAL_FROM_LEFT_VEIN_DEG = 20.0  # around the IVC, the umbilical fissure lies 17-25 deg
+                             # right of the left hepatic vein (3D-IRCADb-01 and the synthetic
+                             # patients of seeds 0, 2, 3 and 4; seed 1's left vein runs in front)
 _BRIDGE_TRUST_MM = 10.0      # a piece joined to the tree across a wider gap seeds nothing
 _INFERRED_DISTANCE_FACTOR = 1.3  # a branch's course through a tumour feeds a voxel only when
                              # this much nearer than every branch seen: a straight guess. Equal
@@ -552,28 +555,38 @@ def automatic_landmarks(vessels: VesselResult, warnings: list) -> Landmarks | No
     height = np.mean([vessels.branches[hv[n]].points_lps_mm[0][2] for n in hv])
     ivc = _ivc_at(vessels, list(hv.values()), height)
     right_vein, middle, left_vein = (centroid(hv[n]) for n in ("right", "middle", "left"))
+    a_right, a_middle, a_left = _azimuth(np.array([right_vein, middle, left_vein]), ivc)
+    # the middle vein runs in front of the IVC, left of the right vein; a "middle" vein elsewhere
+    # (a tributary of the right vein named when the real one is joined to another vein) shows
+    # neither the main portal fissure nor, with the left vein, the umbilical one
+    middle_in_place = a_middle > a_right
     umbilical = _umbilical_point(vessels, left)
-    if umbilical[0] <= max(bif[0], middle[0]):
+    left_tree_followed = umbilical[0] > (max(bif[0], middle[0]) if middle_in_place else bif[0])
+    if not left_tree_followed:
         # the umbilical portion lies left of the bifurcation and of the middle hepatic vein;
         # a point elsewhere means the left portal tree was not followed: the fissure is then
-        # put half-way between the middle and left hepatic veins, which it lies between
-        umbilical = tuple(0.5 * (np.asarray(middle) + np.asarray(left_vein)))
+        # put half-way between the middle and left hepatic veins, which it lies between, or
+        # without the middle vein _UMBILICAL_FROM_LEFT_VEIN_DEG right of the left vein
+        umbilical = (tuple(0.5 * (np.asarray(middle) + np.asarray(left_vein))) if middle_in_place
+                     else _at_azimuth(ivc, a_left - _UMBILICAL_FROM_LEFT_VEIN_DEG,
+                                      np.array([left_vein])))
         warnings.append("The umbilical portion of the left portal vein was not found: the "
-                        "umbilical fissure was put between the middle and left hepatic veins; "
-                        "check the segment 4 / segments 2-3 border.")
-    a_right, a_middle, a_umbilical = _azimuth(np.array([right_vein, middle, umbilical]), ivc)
+                        "umbilical fissure was placed from the hepatic veins (between the middle "
+                        "and left veins, or just right of the left vein); check the segment 4 / "
+                        "segments 2-3 border.")
+    a_umbilical = _azimuth(np.array([umbilical]), ivc)[0]
     if not a_right < a_middle < a_umbilical:
-        # the middle vein runs in front of the IVC between the right vein and the umbilical
-        # fissure; a "middle" vein elsewhere (a tributary of the right vein named when the real
-        # one is joined to another vein) would leave the right anterior sector or segment 4
-        # empty: the main portal fissure is then put half-way between the portal branches of
-        # the right anterior sector and of segment 4 (it separates them), or without them
-        # half-way between the right vein and the umbilical fissure
+        # the middle vein runs between the right vein and the umbilical fissure; one elsewhere
+        # would leave the right anterior sector or segment 4 empty: the main portal fissure is
+        # then put half-way between the portal branches of the right anterior sector and of
+        # segment 4 (it separates them), or, without them (segment 4's are named from the
+        # umbilical portion) or where they do not lie in that order, half-way between the right
+        # vein and the umbilical fissure
         labels = branch_segments(vessels)
         sides = [[b for b, s in labels.items() if s in segs] for segs in ((5, 8), (4,))]
-        if all(sides):
-            angle = np.mean([_azimuth(_points(vessels, bs), ivc).mean() for bs in sides])
-        else:
+        angle = (np.mean([_azimuth(_points(vessels, bs), ivc).mean() for bs in sides])
+                 if all(sides) and left_tree_followed else np.nan)
+        if not a_right < angle < a_umbilical:
             angle = 0.5 * (a_right + a_umbilical)
         middle = _at_azimuth(ivc, angle, np.array([right_vein, umbilical]))
         warnings.append("The middle hepatic vein was not found where it runs (between the right "

@@ -620,6 +620,30 @@ def test_middle_vein_named_out_of_place_is_put_between_its_neighbours():
     assert S.segment_pieces(segments) == {s: 1 for s in S.SEGMENTS}
 
 
+def test_landmarks_stay_in_order_when_both_the_middle_vein_and_the_left_tree_are_lost():
+    """3D-IRCADb-01's reference vessels: a "middle" vein behind the right one and a left portal
+    tree not followed put the umbilical fissure right of the right vein, which emptied segment
+    4. The veins around the IVC must stay in their order, each segment one piece."""
+    from tests.volumetry.test_vessels import drawn_case
+    vessels, liver, _ = drawn_case()
+    tree = V.analyse_vessels(vessels, liver)
+    ivc = np.asarray(S.automatic_landmarks(tree, []).ivc_lps_mm)
+    middle = tree.hepatic_veins["middle"]       # moved behind the right vein
+    points = np.asarray(tree.branches[middle].points_lps_mm)
+    behind = points + (ivc + (-50.0, 40.0, 0.0) - points.mean(axis=0)) * (1, 1, 0)
+    tree.branches[middle] = replace(tree.branches[middle], points_lps_mm=tuple(map(tuple, behind)))
+    tree.portal_sides = {"right": tree.portal_sides["right"], "left": tree.portal_sides["right"]}
+    warnings: list = []
+    marks = S.automatic_landmarks(tree, warnings)
+    assert any("umbilical" in w for w in warnings) and any("middle hepatic" in w for w in warnings)
+    right, middle, umbilical, left = S._azimuth(np.array([
+        marks.right_hepatic_vein_lps_mm, marks.middle_hepatic_vein_lps_mm,
+        marks.umbilical_fissure_lps_mm, marks.left_hepatic_vein_lps_mm]), marks.ivc_lps_mm)
+    assert right < middle < umbilical < left
+    segments = S.couinaud_segments(liver, tree, method=S.LANDMARK_PLANES).segments
+    assert S.segment_pieces(segments) == {s: 1 for s in S.SEGMENTS}
+
+
 def _points_of(tree, branch_id) -> np.ndarray:
     return np.concatenate([np.asarray(tree.branches[b].points_lps_mm)
                            for b in tree.subtree(branch_id)])
