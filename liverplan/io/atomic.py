@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterator
 
@@ -61,7 +61,8 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
     except OSError as exc:
         raise disk_error(exc, path) from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        with suppress(OSError):       # (no folder to remove it from: the error above says why)
+            tmp.unlink(missing_ok=True)
 
 
 def ensure_folder(folder: str | Path) -> Path:

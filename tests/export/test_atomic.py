@@ -28,6 +28,15 @@ def test_the_temporary_file_keeps_the_suffix_and_the_folder(tmp_path):
     assert (tmp_path / "liver.stl").read_text() == "solid"
 
 
+def test_a_file_in_place_of_the_folder_is_explained(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ExportError, match="part of the path is a file") as info:
+        with atomic_write(tmp_path / "file" / "liver.stl") as tmp:
+            tmp.write_text("solid")
+    assert info.value.path == tmp_path / "file" / "liver.stl"
+    assert (tmp_path / "file").read_text() == "x"
+
+
 def test_a_folder_that_cannot_be_created_is_explained(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ExportError, match="could not write") as info:
