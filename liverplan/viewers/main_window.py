@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QM
 
 from liverplan import io
 from liverplan.case import Case
+from liverplan.errors import ExportError
+from liverplan.io.atomic import atomic_write
 from liverplan.io.casefile import CASE_SUFFIX, case_path, is_case, open_case, save_case
 from liverplan.viewers import settings as app_settings
 from liverplan.viewers.panels import StepPanel
@@ -543,8 +545,23 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Save a screenshot", "liverplan.png",
                                               "PNG images (*.png)")
         if path:
-            self.snapshot().save(path, "PNG")
-            self.log("info", f"Screenshot saved to {path}.")
+            self.save_picture(Path(path), "screenshot", self._write_snapshot)
+
+    def _write_snapshot(self, path: Path) -> None:
+        if not self.snapshot().save(str(path), "PNG"):       # Qt says only that it failed
+            raise OSError(f"the picture could not be written to {path}")
+
+    def save_picture(self, path: Path, what: str, write) -> Path | None:
+        """`write(temporary path)` saves the picture; it then replaces `path`. A failure is shown
+        and leaves what was at `path` untouched. Returns the path, None on failure."""
+        try:
+            with atomic_write(path) as tmp:
+                write(tmp)
+        except ExportError as exc:
+            self.show_error(f"The {what} was not saved. {exc}")
+            return None
+        self.log("info", f"{what[0].upper()}{what[1:]} saved to {path}.")
+        return path
 
     def snapshot(self) -> QImage:
         """The window as it is shown. grab() cannot read the 3-D view's OpenGL surface (it comes
@@ -563,8 +580,7 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Save the 3-D view", "liverplan-3d.png",
                                               "PNG images (*.png)")
         if path:
-            self.view3d.screenshot(path)
-            self.log("info", f"3-D screenshot saved to {path}.")
+            self.save_picture(Path(path), "3-D screenshot", self.view3d.screenshot)
 
     # --- window events -------------------------------------------------------------------------
     def dragEnterEvent(self, event) -> None:

@@ -152,6 +152,8 @@ def test_transection_prediction_is_stored_in_the_plan_and_survives_save(
     wait_task(qtbot, panel.nir_task)
     qtbot.waitUntil(lambda: panel.dialog is not None and panel.dialog.isVisible())
     saved = panel.dialog.save(output_dir / "viewer_icg_nir.png")
+    assert panel.dialog.save(saved / "inside_a_file.png") is None      # shown, not raised
+    assert window.log_panel.entries[-1][0] == "error"
     image = np.asarray(Image.open(saved))
     assert image.shape[:2] == (768, 1024)
     g = image[..., :3].astype(int)

@@ -163,6 +163,18 @@ def test_3d_view_has_actors_for_the_loaded_structures(window, qtbot, synthetic_p
     assert region.shape == rendered.shape and np.array_equal(region, rendered)
     liver = np.abs(rendered.astype(int) - [30, 30, 36]).sum(axis=2) > 60     # not background
     assert 0.05 < liver.mean() < 0.9
+    # F12 and the 3-D picture are written through a temporary file: a failure is shown, not
+    # logged as saved, and leaves what was there
+    f12 = window.save_picture(output_dir / "viewer_4_f12.png", "screenshot", window._write_snapshot)
+    assert Image.open(f12).size == (window.width(), window.height())
+    blocked = output_dir / "viewer_4_not_a_folder"
+    blocked.write_text("kept")
+    for what, write in (("screenshot", window._write_snapshot),
+                        ("3-D screenshot", window.view3d.screenshot)):
+        assert window.save_picture(blocked / "shot.png", what, write) is None
+        level, message = window.log_panel.entries[-1]
+        assert level == "error" and f"The {what} was not saved" in message and "folder" in message
+    assert blocked.read_text() == "kept"
     # A computed surface (a cut, an ICG map) shows beside the structures and goes away again.
     window.view3d.standard_view("Anterior")
 

@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDoubleSpi
 from liverplan import evidence
 from liverplan.case import LIVER, TUMORS
 from liverplan.errors import PlanningError
-from liverplan.io.atomic import atomic_write
 from liverplan.planner import icg
 from liverplan.planner.flr import PlanningContext, resected_image
 from liverplan.planner.icg import IcgParameters, IcgResult, SurfaceMap, TransectionMap
@@ -176,15 +175,9 @@ class NirDialog(QDialog):
             self.save(Path(path))
 
     def save(self, path: Path) -> Path | None:
-        try:
-            with atomic_write(path) as tmp:
-                Image.fromarray(self.image).save(tmp, format="PNG")
-        except OSError as exc:
-            self.window_.show_error(f"{path}: the NIR view could not be saved ({exc}); choose "
-                                    "another folder.")
-            return None
-        self.window_.log("info", f"Simulated NIR view saved to {path}.")
-        return path
+        def write(tmp: Path) -> None:
+            Image.fromarray(self.image).save(tmp, format="PNG")
+        return self.window_.save_picture(path, "simulated NIR view", write)
 
 
 class IcgPanel(QWidget):
