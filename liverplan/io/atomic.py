@@ -43,18 +43,19 @@ def _errno(exc: BaseException | None) -> int | None:
 
 
 @contextmanager
-def atomic_write(path: str | Path) -> Iterator[Path]:
+def atomic_write(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it replaces `path` atomically.
 
     On any error the temporary file is removed and `path` keeps its previous content (or stays
-    absent). OSErrors become ExportError with advice for the user.
+    absent). OSErrors become ExportError with advice for the user. `suffix`: the temporary
+    file's, by default the path's last one (".nii.gz" for ITK's NIfTI writer).
 
     >>> with atomic_write(out / "liver.stl") as tmp:
     ...     mesh.save(tmp)
     """
     path = Path(path)
     # Hidden, unique per process, and with the final suffix: writers pick the format by it.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix or path.suffix}")
     try:
         yield tmp
         os.replace(tmp, path)

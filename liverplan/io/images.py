@@ -8,13 +8,12 @@ hand, which is exactly the kind of flip the design forbids.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import SimpleITK as sitk
 
 from liverplan.errors import ExportError, InputError
-from liverplan.io.atomic import disk_error
+from liverplan.io.atomic import atomic_write
 
 SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 WRITE_SUFFIXES = (".nii.gz", ".nrrd", ".mha")
@@ -47,16 +46,10 @@ def write_image(image: sitk.Image, path: str | Path) -> Path:
     suffix = next((s for s in WRITE_SUFFIXES if path.name.lower().endswith(s)), None)
     if suffix is None:
         raise ValueError(f"write_image writes {', '.join(WRITE_SUFFIXES)}, not {path.name}")
-    # The temporary name keeps the whole suffix: ITK's NIfTI writer insists on ".nii.gz".
-    tmp = path.with_name(f".{path.name[:-len(suffix)]}.{os.getpid()}.tmp{suffix}")
-    try:
-        sitk.WriteImage(image, str(tmp), useCompression=True)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise disk_error(exc, path) from exc
-    except RuntimeError as exc:
-        raise ExportError(f"could not write the image ({str(exc).strip().splitlines()[-1]})",
-                          path=path) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_write(path, suffix) as tmp:
+        try:
+            sitk.WriteImage(image, str(tmp), useCompression=True)
+        except RuntimeError as exc:
+            raise ExportError(f"could not write the image ({str(exc).strip().splitlines()[-1]})",
+                              path=path) from exc
     return path

@@ -38,6 +38,9 @@ def test_failed_write_leaves_no_partial_file(tmp_path):
     assert e.value.path == target
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ct.nrrd"]
     assert (target / "keep").read_text() == "x"
+    with pytest.raises(ExportError, match="could not write the image") as e:   # a file as folder
+        write_image(_oblique(), target / "keep" / "ct.nii.gz")
+    assert (target / "keep").read_text() == "x"
 
 
 def test_unwritable_format_is_a_programming_error(tmp_path):
