@@ -463,13 +463,19 @@ class MainWindow(QMainWindow):
         if answer == QMessageBox.Cancel:
             return False
         if answer == QMessageBox.Save:
-            if self.case_file is None:
+            target = self.case_file
+            if target is None:
                 path, _ = QFileDialog.getSaveFileName(self, "Save the case as", f"case{CASE_SUFFIX}")
                 if not path:
                     return False
-                self.case_file = case_path(path)
+                target = case_path(path)
             # Save synchronously: the window is about to close or change case.
-            save_case(self.case, self.case_file, source=self.source, view=self.view_settings())
+            try:
+                save_case(self.case, target, source=self.source, view=self.view_settings())
+            except ExportError as exc:
+                self.show_error(f"The case was not saved, so it stays open. {exc}")
+                return False
+            self.case_file = target
             self.log("info", f"Saved the case to {self.case_file}.")
         self.dirty = False
         return True

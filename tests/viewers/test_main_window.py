@@ -233,7 +233,7 @@ def test_loader_warnings_appear_in_the_log(window, qtbot, synthetic_patient, tmp
     window.snapshot().save(str(output_dir / "viewer_5_warnings.png"))
 
 
-def test_closing_with_unsaved_changes_asks(window, qtbot, synthetic_patient):
+def test_closing_with_unsaved_changes_asks(window, qtbot, synthetic_patient, tmp_path):
     case = open_and_wait(qtbot, window, synthetic_patient.dicom_dir)
     case.set_label(LIVER, truth(synthetic_patient, "liver"))
     assert window.dirty and window.windowTitle().count("*") == 1
@@ -243,6 +243,16 @@ def test_closing_with_unsaved_changes_asks(window, qtbot, synthetic_patient):
 
     answer(QMessageBox.Cancel)
     assert window.close() is False and window.isVisible()
+    # Save, but the case's folder cannot be written: the window stays open with its changes,
+    # and says why
+    blocked = tmp_path / "not_a_folder"
+    blocked.write_text("kept")
+    window.case_file = blocked / "case.liverplan"
+    answer(QMessageBox.Save)
+    assert window.close() is False and window.isVisible() and window.dirty
+    level, message = window.log_panel.entries[-1]
+    assert level == "error" and "was not saved" in message and "not a folder" in message
+    assert blocked.read_text() == "kept"
     answer(QMessageBox.Discard)
     assert window.close() is True
 
