@@ -16,7 +16,7 @@ from liverplan.errors import InputError
 from liverplan.evidence import PLANNING_MIN_EXTENT_MM
 from liverplan.io.dicom_load import read_series
 from liverplan.io.dicom_scan import ScanResult, SeriesInfo, scan
-from liverplan.io.images import image_suffix, read_image
+from liverplan.io.images import SUFFIXES, image_suffix, read_image
 from liverplan.progress import Steps
 
 
@@ -46,9 +46,15 @@ def load(source, *, series: str | None = None, progress=None, cancel=None) -> Vo
     if not path.exists():
         raise InputError("this file or folder does not exist; check the path", path=path)
     folder = path if path.is_dir() else path.parent
-    found = scan(folder, progress=steps.sub(0.0, 0.3).report, cancel=cancel)
     # a DICOMDIR stands for its whole folder; any other file for the series it belongs to
     file = None if path.is_dir() or path.name.upper() == "DICOMDIR" else path
+    try:
+        found = scan(folder, progress=steps.sub(0.0, 0.3).report, cancel=cancel)
+    except InputError:
+        if file is None:
+            raise
+        raise InputError("cannot load this file: it is neither a DICOM image nor a volume file "
+                         f"({', '.join(SUFFIXES)})", path=file) from None
     info = _choose(found, folder, series, file)
     return _load_series(info, folder, steps.sub(0.3, 1.0))
 

@@ -41,6 +41,15 @@ def test_missing_source(tmp_path):
         load(tmp_path / "nothing")
 
 
+def test_a_file_that_is_no_image_is_named(tmp_path):
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(InputError, match="neither a DICOM image nor a volume file") as info:
+        load(tmp_path / "notes.txt")
+    assert info.value.path == tmp_path / "notes.txt"
+    with pytest.raises(InputError, match="no DICOM image series found"):    # the folder
+        load(tmp_path)
+
+
 def test_short_series_loads_but_is_refused_for_planning(tmp_path):
     write(ramp_volume(size=(12, 10, 3)), tmp_path)
     volume = load(tmp_path)                 # e.g. the reference of a DICOM SEG
