@@ -23,6 +23,7 @@ from liverplan.case import LABEL_NAMES, LIVER, TUMORS, Case
 from liverplan.errors import InputError, PlanningError
 from liverplan.geometry import same_grid
 from liverplan.io import load, read_image
+from liverplan.io.atomic import ensure_folder
 from liverplan.planner.flr import Plan, PlanningContext, plan, resected_image
 from liverplan.planner.icg import IcgParameters, IcgResult
 from liverplan.planner.icg_view import predict_and_write
@@ -129,7 +130,7 @@ def run(args) -> int:
     ctx = PlanningContext.from_case(case, progress=steps.sub(end * 0.5, end).report)
     planned = plan(ctx, resections, patient, notes=case.warnings)
     strategies = rank_strategies(planned.result, resections, patient)
-    args.out.mkdir(parents=True, exist_ok=True)
+    ensure_folder(args.out)
     icg = None
     if params is not None:
         icg = predict_and_write(args.out, case.label(LIVER), case.label(TUMORS),

@@ -24,7 +24,7 @@ import SimpleITK as sitk
 from liverplan import __version__
 from liverplan.errors import InputError, SegmentationError
 from liverplan.io import Volume, load, require_3d, write_image
-from liverplan.io.atomic import disk_error, ensure_folder
+from liverplan.io.atomic import check_folder, disk_error, ensure_folder
 from liverplan.progress import Steps
 from liverplan.terminal import ProgressBar
 from liverplan.volumetry.liver import LiverResult, check_ct
@@ -237,6 +237,7 @@ def _lps_point(text: str) -> tuple[float, float, float]:
 
 
 def run(args) -> int:
+    check_folder(args.out)             # before minutes of work, not after
     bar = ProgressBar(sys.stderr)
     result = segment_case(args.path, series=args.series, liver_seed_lps=args.liver_seed,
                           progress=bar)

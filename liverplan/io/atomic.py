@@ -17,6 +17,10 @@ import pydicom
 from liverplan.errors import ExportError
 
 
+NOT_WRITABLE = "the folder is not writable; choose a folder you may write to"
+FILE_IN_PATH = "part of the path is a file, not a folder; choose another folder"
+
+
 def disk_error(exc: OSError, path: str | Path) -> ExportError:
     """An ExportError for a failed write that says what to do about it."""
     code = _errno(exc)
@@ -24,9 +28,9 @@ def disk_error(exc: OSError, path: str | Path) -> ExportError:
         advice = "the disk is full (or the file is larger than allowed); free space or choose " \
                  "another folder, then export again"
     elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        advice = "the folder is not writable; choose a folder you may write to"
-    elif code == errno.ENOTDIR:
-        advice = "part of the path is a file, not a folder; choose another folder"
+        advice = NOT_WRITABLE
+    elif code in (errno.ENOTDIR, errno.EEXIST):         # (EEXIST: a file has the folder's name)
+        advice = FILE_IN_PATH
     else:
         advice = f"{exc.strerror or exc}; check that the folder exists and is writable"
     return ExportError(f"could not write the file: {advice}. Nothing half-written was kept.",
@@ -74,8 +78,19 @@ def ensure_folder(folder: str | Path) -> Path:
     except OSError as exc:
         raise disk_error(exc, folder) from exc
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise ExportError("the export folder is not writable; choose a folder you may write to",
-                          path=folder)
+        raise ExportError(NOT_WRITABLE, path=folder)
+    return folder
+
+
+def check_folder(folder: str | Path) -> Path:
+    """ExportError now if `folder` could not be created or written, without creating it (a
+    command checks where it will write before its work, and a refused run leaves nothing)."""
+    folder = Path(folder)
+    existing = next(p for p in (folder, *folder.parents) if p.exists())
+    if not existing.is_dir():
+        raise ExportError(FILE_IN_PATH, path=folder)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ExportError(NOT_WRITABLE, path=folder)
     return folder
 
 

@@ -126,6 +126,17 @@ def test_a_malformed_liver_seed_is_refused_before_any_work(ct_file, tmp_path, ca
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("out", ["a_file", "a_file/out"])
+def test_an_output_place_that_cannot_be_a_folder_is_refused_before_any_work(
+        ct_file, tmp_path, capsys, out):
+    (tmp_path / "a_file").write_text("kept")
+    assert main(["segment", str(ct_file), "--out", str(tmp_path / out)]) == 2
+    err = capsys.readouterr().err
+    assert "part of the path is a file, not a folder" in err
+    assert "%" not in err                      # no progress: the scan was not even read
+    assert (tmp_path / "a_file").read_text() == "kept"
+
+
 def test_a_liver_seed_outside_the_image_is_refused(ct_file, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["segment", str(ct_file), "--out", str(out), "--liver-seed=900,0,0"]) == 2
