@@ -239,7 +239,7 @@ def export_case(case: Case, out_dir: str | Path, *, planfile: PlanFile | None = 
             out.sent = [s.sop_instance_uid for s in pacs.store(
                 target, to_send, progress=steps.sub(0.9, 1.0).report, cancel=cancel)]
         except LiverPlanError as exc:
-            raise ExportError(f"{exc} The exported files are complete in {folder}; send them "
-                              "again when the PACS is reachable.") from exc
+            raise ExportError(f"{str(exc).rstrip('.')}. The exported files are complete in "
+                              f"{folder}; send them again when the PACS is reachable.") from exc
     steps.report(1.0, f"Exported to {folder}")
     return out

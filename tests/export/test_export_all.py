@@ -116,7 +116,8 @@ def test_deidentified_export_carries_no_identity(small_loaded_case, small_plan, 
 
 def test_unreachable_pacs_keeps_every_file_and_the_plan(small_loaded_case, small_plan, tmp_path):
     planfile = PlanFile(small_plan, series_inputs(small_loaded_case.info))
-    with pytest.raises(ExportError, match=f"complete in {tmp_path}"):
+    with pytest.raises(ExportError,
+                       match=f"is running\\. The exported files are complete in {tmp_path}"):
         export_case(small_loaded_case, tmp_path, meshes=False, pdf=False, plan_json=True,
                     planfile=planfile, send=f"NOBODY@127.0.0.1:{_free_port()}")
     assert load_plan(plan_path(tmp_path)).plan.result == small_plan.result
