@@ -70,7 +70,7 @@ def rank_strategies(result: PlanResult, resections, patient: Patient) -> tuple[S
     n_nodules = len(result.lesions)
     close = tuple(f"Lesion {les.lesion_id}: margin {les.margin_mm:.1f} mm < "
                   f"{ev.R0_MARGIN_MM.value:g} mm (R1 risk). Source: {ev.R0_MARGIN_MM.source}"
-                  for les in result.lesions if les.status == "resected" and not les.r0)
+                  for les in result.lesions if les.r0 is False)    # (None: no cut, no margin)
     plan_broken = cut or (result.remnant.checked and not result.remnant.passed)
     flr_text = (f"{result.driving} {result.driving_percent:.1f}% vs minimum {thr.value:g}% "
                 f"({thr.note}); FLR {result.flr_ml:.0f} mL, target {target_ml:.0f} mL")

@@ -7,7 +7,7 @@ from liverplan.planner.flr import PlanningContext, evaluate, PlanResult
 from liverplan.planner.margins import LesionOutcome
 from liverplan.planner.patient import Patient
 from liverplan.planner.remnant import RemnantCheck
-from liverplan.planner.resection import WedgeResection, preset
+from liverplan.planner.resection import SegmentResection, WedgeResection, preset
 from liverplan.planner.staging import Strategy, rank_strategies
 from tests.planner import resection_phantom as ph
 
@@ -107,6 +107,18 @@ def test_on_the_analytic_phantom(images=None):
     result = evaluate(ctx, resections, patient)
     s = rank_strategies(result, resections, patient)
     assert result.sflr_percent > 20 and _ranked(s) == ["one_stage"]
+
+
+def test_resecting_the_whole_liver_is_not_feasible_and_ranks_no_strategy():
+    """No remnant, so no cut surface and no margins: `liverplan plan --segments 1,...,8`
+    crashed while listing close margins."""
+    ctx = PlanningContext(*ph.images())
+    everything = [SegmentResection(tuple(range(1, 9)))]
+    result = evaluate(ctx, everything, PATIENT)
+    assert result.flr_ml == 0 and result.verdict == "not feasible"
+    assert all(les.margin_mm is None for les in result.lesions if les.status == "resected")
+    s = rank_strategies(result, everything, PATIENT)
+    assert _ranked(s) == [] and all("adjust the resection" in x.summary for x in s)
 
 
 def test_round_trip():
