@@ -15,7 +15,7 @@ import pydicom
 import SimpleITK as sitk
 
 from liverplan.case import LIVER, SEGMENTS, TUMORS, Case
-from liverplan.errors import ExportError, LiverPlanError
+from liverplan.errors import ExportError, LiverPlanError, PlanningError
 from liverplan.geometry import image_from_array, mask_volume_ml, voxel_volume_ml
 from liverplan.io import pacs, report_figures
 from liverplan.io.atomic import ensure_folder, write_dicom
@@ -121,8 +121,9 @@ def volumetry_rows(case: Case, result: dict | None) -> list[tuple[str, float]]:
     return rows
 
 
-def _icg(case: Case, resected: sitk.Image | None, steps: Steps):
-    """Surface and transection ICG maps and the simulated NIR picture (None without lesions)."""
+def _icg(case: Case, resected: sitk.Image | None, steps: Steps, warnings: list):
+    """Surface and transection ICG maps and the simulated NIR picture (None without lesions;
+    the transection's None, with a warning, when the plan leaves no cut surface)."""
     tumors = case.label(TUMORS)
     if tumors is None or not sitk.GetArrayViewFromImage(tumors).any():
         return None, None, None
@@ -130,9 +131,12 @@ def _icg(case: Case, resected: sitk.Image | None, steps: Steps):
                                              progress=steps.sub(0.0, 0.5).report, cancel=steps.cancel)
     transection = None
     if resected is not None:
-        _, transection = icg.transection_fluorescence(case.label(LIVER), tumors, resected,
-                                                      progress=steps.sub(0.5, 1.0).report,
-                                                      cancel=steps.cancel)
+        try:
+            _, transection = icg.transection_fluorescence(case.label(LIVER), tumors, resected,
+                                                          progress=steps.sub(0.5, 1.0).report,
+                                                          cancel=steps.cancel)
+        except PlanningError as exc:           # the plan removes all the liver: no cut surface
+            warnings.append(f"No ICG map of the transection in the report: {exc}")
     return surface, transection, icg_view.render_nir_view(mesh, surface, window_size=(900, 700))
 
 
@@ -198,7 +202,7 @@ def export_case(case: Case, out_dir: str | Path, *, planfile: PlanFile | None = 
 
     if pdf:
         result = plan.result.to_dict()
-        surface, transection, nir = _icg(case, resected, steps.sub(0.5, 0.7))
+        surface, transection, nir = _icg(case, resected, steps.sub(0.5, 0.7), out.warnings)
         steps.report(0.7, "Report pictures")
         figures = report_figures.snapshots(case.labels, resected=resected, icg_image=nir)
         slices = report_figures.axial_slices(case.image, case.labels,

@@ -114,6 +114,21 @@ def test_deidentified_export_carries_no_identity(small_loaded_case, small_plan, 
     assert saved.series["patient_id"] == "LP-CASE-7" and saved.series["study_date"] == "20251206"
 
 
+def test_a_plan_that_removes_the_whole_liver_still_exports_its_report(small_loaded_case,
+                                                                     tmp_path):
+    """No remnant, so no cut surface: the transection's ICG map is left out with a warning;
+    the export of a non-feasible plan used to fail as a whole."""
+    from liverplan.planner.flr import plan
+    from liverplan.planner.resection import SegmentResection
+    everything = plan(PlanningContext.from_case(small_loaded_case),
+                      [SegmentResection(tuple(range(1, 9)))])
+    assert everything.result.verdict == "not feasible"
+    out = export_case(small_loaded_case, tmp_path, meshes=False,
+                      planfile=PlanFile(everything, series_inputs(small_loaded_case.info)))
+    assert (tmp_path / "report.pdf").is_file() and (tmp_path / "segmentation.dcm").is_file()
+    assert any("No ICG map of the transection" in w for w in out.warnings)
+
+
 def test_unreachable_pacs_keeps_every_file_and_the_plan(small_loaded_case, small_plan, tmp_path):
     planfile = PlanFile(small_plan, series_inputs(small_loaded_case.info))
     with pytest.raises(ExportError,
