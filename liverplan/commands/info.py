@@ -6,8 +6,9 @@ import json
 import sys
 from pathlib import Path
 
-from liverplan.io import load, scan
+from liverplan.io import load
 from liverplan.io.images import image_suffix
+from liverplan.io.volume import scan_source
 from liverplan.terminal import ProgressBar
 
 _COLUMNS = ("key", "modality", "date", "description", "images", "matrix", "spacing mm", "phase",
@@ -27,7 +28,8 @@ def run(args) -> int:
     progress = None if args.json else ProgressBar(sys.stderr)   # the stream of this call
     if image_suffix(args.path) is not None:
         return _image_file(args.path, args.json)
-    result = scan(args.path, progress=progress)
+    found, file = scan_source(args.path, progress=progress)   # one file: its series, as opened
+    result = found if file is None else found.of_file(file)
     if args.json:
         print(json.dumps({"path": str(args.path), **result.to_dict()}, indent=2,
                          ensure_ascii=False))

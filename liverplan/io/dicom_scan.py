@@ -100,6 +100,13 @@ class ScanResult:
         return {"series": [s.to_dict() for s in self.series],
                 "skipped": [asdict(s) for s in self.skipped], "warnings": list(self.warnings)}
 
+    def of_file(self, file: str | Path) -> "ScanResult":
+        """The series that `file` belongs to (a folder's scan: one file stands for its series),
+        or the reason it was skipped."""
+        return ScanResult([s for s in self.series if str(file) in s.files],
+                          [k for k in self.skipped if Path(k.path) == Path(file)],
+                          list(self.warnings))
+
 
 @dataclass
 class _Slice:

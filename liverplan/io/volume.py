@@ -43,20 +43,26 @@ def load(source, *, series: str | None = None, progress=None, cancel=None) -> Vo
     path = Path(source)
     if image_suffix(path) is not None:
         return _load_image_file(path)
+    found, file = scan_source(path, progress=steps.sub(0.0, 0.3).report, cancel=cancel)
+    folder = path if path.is_dir() else path.parent
+    info = _choose(found, folder, series, file)
+    return _load_series(info, folder, steps.sub(0.3, 1.0))
+
+
+def scan_source(path: Path, *, progress=None, cancel=None) -> tuple[ScanResult, Path | None]:
+    """(the scan of the DICOM folder `path`, None), or for one DICOM file (its series is read
+    from the files beside it) (the scan of its folder, the file). A DICOMDIR stands for its
+    whole folder."""
     if not path.exists():
         raise InputError("this file or folder does not exist; check the path", path=path)
-    folder = path if path.is_dir() else path.parent
-    # a DICOMDIR stands for its whole folder; any other file for the series it belongs to
     file = None if path.is_dir() or path.name.upper() == "DICOMDIR" else path
     try:
-        found = scan(folder, progress=steps.sub(0.0, 0.3).report, cancel=cancel)
+        return scan(path if path.is_dir() else path.parent, progress=progress, cancel=cancel), file
     except InputError:
         if file is None:
             raise
         raise InputError("cannot load this file: it is neither a DICOM image nor a volume file "
                          f"({', '.join(SUFFIXES)})", path=file) from None
-    info = _choose(found, folder, series, file)
-    return _load_series(info, folder, steps.sub(0.3, 1.0))
 
 
 def _load_series(info: SeriesInfo, source: Path, steps: Steps) -> Volume:
@@ -66,12 +72,11 @@ def _load_series(info: SeriesInfo, source: Path, steps: Steps) -> Volume:
 
 def _choose(found: ScanResult, folder: Path, series: str | None, file: Path | None) -> SeriesInfo:
     if file is not None and series is None:
-        match = [s for s in found.series if str(file) in s.files]
-        if not match:
-            why = next((k.reason for k in found.skipped if Path(k.path) == file),
-                       "it is not part of any image series")
+        own = found.of_file(file)
+        if not own.series:
+            why = own.skipped[0].reason if own.skipped else "it is not part of any image series"
             raise InputError(f"cannot load this file: {why}", path=file)
-        return match[0]
+        return own.series[0]
     if series is not None:
         match = [s for s in found.series if series in (s.key, s.series_instance_uid)]
         if len(match) == 1:

@@ -53,6 +53,23 @@ def test_json_document(tmp_path, capsys):
                                          "object); skipped"}]
 
 
+def test_one_dicom_file_stands_for_its_series(tmp_path, capsys):
+    """As when it is opened: `info` of one slice describes the series it belongs to (it said
+    '1 image, a 3-D volume needs a series of slices', while `segment` loaded all of them)."""
+    _two_series(tmp_path)
+    one = sorted((tmp_path / "b").iterdir())[0]
+    assert main(["info", str(one), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [(s["key"], s["n_images"]) for s in doc["series"]] == [("1.2.3.2", 5)]
+    (tmp_path / "b" / "notes.txt").write_text("no image")        # beside a series: says why
+    assert main(["info", str(tmp_path / "b" / "notes.txt")]) == 0
+    assert f"Skipped 1 file(s):\n  {tmp_path / 'b' / 'notes.txt'}: " in capsys.readouterr().out
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "notes.txt").write_text("no image")        # alone: as when it is opened
+    assert main(["info", str(tmp_path / "c" / "notes.txt")]) == 2
+    assert "notes.txt: cannot load this file: it is neither a DICOM image" in capsys.readouterr().err
+
+
 def test_folder_without_dicom_exits_2_with_a_message(tmp_path, capsys):
     (tmp_path / "notes.txt").write_text("no images here")
     assert main(["info", str(tmp_path)]) == 2
