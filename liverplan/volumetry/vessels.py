@@ -188,8 +188,9 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
     def trees(label_array: np.ndarray) -> VesselResult:
         return analyse_vessels(image_from_array(label_array, ct), liver,
                                graph_spacing_mm=graph_spacing_mm)
-    result = None
-    if twigs.any():
+    if not twigs.any():
+        result = trees(full)
+    else:
         # twigs add leaves to the tree; where they would move its portal bifurcation by more
         # than a graph voxel, they changed its structure (3D-IRCADb-01 on its reference liver,
         # with an earlier vessel stage: the bifurcation's sides and sectors changed) and are not
@@ -197,13 +198,10 @@ def segment_vessels(ct: sitk.Image, liver: sitk.Image, *, smoothing_mm: float = 
         # analysed once).
         twigged = full.copy()
         twigged[box][twigs] = PORTAL
-        with_twigs = trees(twigged)
-        if _same_bifurcation(trees((full == PORTAL).astype(np.uint8)), with_twigs,
-                             graph_spacing_mm):
-            result = with_twigs
-    if result is None:
-        result = trees(full)
-        if twigs.any():
+        result = trees(twigged)
+        if not _same_bifurcation(trees((full == PORTAL).astype(np.uint8)), result,
+                                 graph_spacing_mm):
+            result = trees(full)
             result.notes.append("Thin portal twigs were left out: they changed the portal tree's "
                                 "structure.")
     result.warnings[:0] = warnings
