@@ -4,7 +4,9 @@ Colorectal metastases are hypodense to portal-venous parenchyma, some with an en
 Detection looks for compact regions clearly darker than the parenchyma inside the liver; each one
 is then delineated on its own at a fixed fraction of the contrast between its core and the
 parenchyma (an edge that does not depend on the lesion's absolute HU), plus an adjoining bright
-rim and a thin halo. The tumour map holds one instance id per lesion (UInt16, 0 = none), ids 1..N by size.
+rim and a thin halo. A click delineates one lesion the same way, also one brighter than the liver
+(MR), but not a long, thin structure (a vessel). The tumour map holds one instance id per lesion
+(UInt16, 0 = none), ids 1..N by size.
 """
 
 from __future__ import annotations
@@ -171,9 +173,8 @@ def detect_lesions(image: sitk.Image, liver: sitk.Image, *,
         volume_mm3 = np.count_nonzero(lesion) * voxel_mm3
         if volume_mm3 == 0 or size_mm < min_diameter_mm:
             continue                       # too small, or swallowed by a neighbour's halo
-        extent = _extent_mm(lesion, sp)
-        if volume_mm3 < p.min_compactness * np.pi / 6.0 * extent ** 3:
-            continue                       # long and thin: a fissure or vessel wall, not a lesion
+        if _elongated(lesion, sp, p):
+            continue                       # a fissure or vessel wall, not a lesion
         if _local_contrast_sd(a, lesion, allowed[box] & (out[box] == 0), t, sp, p) \
                 < p.min_local_contrast_sd:
             continue                       # hardly darker than the liver around it
@@ -181,6 +182,12 @@ def detect_lesions(image: sitk.Image, liver: sitk.Image, *,
         kept.append(volume_mm3)
     steps.report(1.0, f"{len(kept)} lesion(s) found")
     return c.to_full(_by_size(out), image)
+
+
+def _elongated(lesion: np.ndarray, spacing, p: LesionParameters) -> bool:
+    """Long and thin: its volume is below `min_compactness` of the sphere of its extent."""
+    volume_mm3 = np.count_nonzero(lesion) * float(np.prod(spacing))
+    return volume_mm3 < p.min_compactness * np.pi / 6.0 * _extent_mm(lesion, spacing) ** 3
 
 
 def _local_contrast_sd(a: np.ndarray, lesion: np.ndarray, allowed: np.ndarray,
@@ -240,9 +247,15 @@ def segment_lesion_at(image: sitk.Image, liver: sitk.Image, tumors: sitk.Image, 
     local = tuple(int(i - b.start) for i, b in zip(zyx, box))
     near = tuple(slice(max(0, i - 1), i + 2) for i in local)
     seed_value = float(np.median(a[near]))
-    if seed_value > tissue.mode - 1.0 * tissue.sd:
-        raise SegmentationError("no lesion at this point: it is not darker than the surrounding "
-                                "liver. Click in the darkest part of the lesion.")
+    if abs(seed_value - tissue.mode) < 1.0 * tissue.sd:
+        raise SegmentationError("no lesion at this point: it is neither darker nor brighter than "
+                                "the surrounding liver. Click in the centre of the lesion.")
+    fine = sitk.GetArrayFromImage(smooth(region, p.edge_smoothing_mm))
+    bright = seed_value > tissue.mode
+    if bright:
+        # A lesion brighter than the liver (MR T2 or diffusion, a hypervascular lesion) is
+        # delineated as a dark one on the image mirrored about the parenchyma's mode.
+        a, fine, seed_value = (2.0 * tissue.mode - v for v in (a, fine, seed_value))
     # The core is searched away from the capsule, as in detection: the partial-volume rim under
     # it is as dark and carried the core along the liver's surface (3D-IRCADb-01: lesions of
     # 0.4-7.5 mL came out as 6-31 mL). The lesion is then delineated up to the capsule.
@@ -250,8 +263,11 @@ def segment_lesion_at(image: sitk.Image, liver: sitk.Image, tumors: sitk.Image, 
     labels, _ = ndi.label(dark & erode_mm(liv, p.boundary_margin_mm, sp) & free)
     core = labels == labels[local] if labels[local] else np.zeros_like(dark)
     core[local] = True
-    fine = sitk.GetArrayFromImage(smooth(region, p.edge_smoothing_mm))
     lesion, _ = _delineate(fine, core, free, tissue, sp, p)
+    if _elongated(lesion, sp, p):
+        raise SegmentationError("no lesion at this point: what is there is long and thin, "
+                                + ("a vessel" if bright else "a fissure or a vessel wall")
+                                + ", not a lesion. Use the Brush to draw it.")
     tum[box][lesion] = tum.max() + 1
     return image_from_array(_by_size(tum), tumors)
 

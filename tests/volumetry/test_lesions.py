@@ -152,7 +152,7 @@ def test_click_to_segment_delete_merge_split():
     kept = sitk.GetArrayFromImage(delete_lesion(two, 1))
     assert kept.max() == 1 and delineated(kept == 1, truth == 2)
 
-    with pytest.raises(SegmentationError, match="not darker"):
+    with pytest.raises(SegmentationError, match="neither darker nor brighter"):
         segment_lesion_at(image, liver, empty, index_to_lps(image, np.array([40.0, 37.5, 62.5])))
     # the click reads contrasts, not HU: on an image in other units (MR) the same outline
     mr = sitk.Cast(image, sitk.sitkFloat32) * 3.0 + 3500.0
@@ -162,6 +162,19 @@ def test_click_to_segment_delete_merge_split():
         segment_lesion_at(image, liver, one, centre)
     with pytest.raises(SegmentationError, match="no lesion with id 5"):
         delete_lesion(two, 5)
+
+
+def test_click_on_a_bright_lesion_segments_it_and_on_a_vessel_refuses():
+    """MR shows many metastases brighter than the liver (T2, diffusion): a click delineates them
+    as it does dark ones. A bright vessel is long and thin: the click says so and adds nothing."""
+    image, liver, truth = liver_block([((30, 55, 45), 7.0, 170.0, None)])
+    empty = image_from_array(np.zeros(SHAPE, np.uint16), image)
+    centre = index_to_lps(image, np.argwhere(truth == 1).mean(axis=0))[0]
+    found = sitk.GetArrayFromImage(segment_lesion_at(image, liver, empty, centre))
+    assert found.max() == 1 and delineated(found == 1, truth == 1)
+    on_vessel = index_to_lps(image, np.array([45.0, 30 / 0.8, 60 / 0.8]))[0]   # z, y, x index
+    with pytest.raises(SegmentationError, match="long and thin, a vessel"):
+        segment_lesion_at(image, liver, empty, on_vessel)
 
 
 def test_split_two_touching_spheres():

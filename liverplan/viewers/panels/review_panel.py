@@ -68,8 +68,8 @@ TOOLS = (
          "in the slice; the circle shows the brush size."),
     Tool("eraser", "Eraser", "E", STROKE, LIVER, "Erase the chosen structure (liver or lesions) "
          "in the slice."),
-    Tool("add_lesion", "Add lesion", "L", CLICK, LIVER, "Click the dark centre of a lesion that "
-         "was missed: it is delineated in 3-D and added."),
+    Tool("add_lesion", "Add lesion", "L", CLICK, LIVER, "Click the centre of a lesion that was "
+         "missed, darker or brighter than the liver: it is delineated in 3-D and added."),
     Tool("remove_lesion", "Remove lesion", "Shift+L", CLICK, TUMORS, "Click a lesion that is not "
          "one (e.g. a cyst or a vessel): it is removed."),
     Tool("portal", "Vessel: portal", "P", CLICK, VESSELS, "Click a vessel: it and the branches it "

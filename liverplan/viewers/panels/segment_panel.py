@@ -52,7 +52,8 @@ def segment_image(image: sitk.Image, *, with_vessels: bool = True, liver_seed_lp
         warnings.append("This image is not CT in Hounsfield units: only the liver was grown from "
                         "the click. Lesions, vessels and Couinaud segments are found "
                         "automatically on contrast CT only; add lesions in Review & correct: "
-                        "Add lesion (a click on a lesion darker than the liver) or the Brush.")
+                        "Add lesion (a click on a lesion darker or brighter than the liver) or "
+                        "the Brush.")
         steps.report(1.0, "Measuring volumes")
         return AutoSegmentation({LIVER: liver.mask}, measure(liver.mask, no_lesions(image)),
                                 warnings)
