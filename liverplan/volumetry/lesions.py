@@ -265,9 +265,8 @@ def segment_lesion_at(image: sitk.Image, liver: sitk.Image, tumors: sitk.Image, 
     core[local] = True
     lesion, _ = _delineate(fine, core, free, tissue, sp, p)
     if _elongated(lesion, sp, p):
-        raise SegmentationError("no lesion at this point: what is there is long and thin, "
-                                + ("a vessel" if bright else "a fissure or a vessel wall")
-                                + ", not a lesion. Use the Brush to draw it.")
+        raise SegmentationError("no lesion at this point: what is there is long and thin (a "
+                                "vessel or a fissure), not a lesion. Use the Brush to draw it.")
     tum[box][lesion] = tum.max() + 1
     return image_from_array(_by_size(tum), tumors)
 

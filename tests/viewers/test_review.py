@@ -233,6 +233,43 @@ def test_click_adds_a_missed_lesion_close_to_the_truth_and_the_list_edits_it(
     assert np.array_equal(array(case.labels[TUMORS]) > 0, missed > 0)
 
 
+def test_on_mr_a_click_adds_a_bright_lesion_and_refuses_a_vessel(window, qtbot,
+                                                                 synthetic_patient, tmp_path):
+    """An MR image with the contrasts of T2 or diffusion (the synthetic CT reversed, in arbitrary
+    signal units): metastases brighter than the liver, vessels darker. Add lesion delineates
+    the clicked metastasis; a click on a vessel adds nothing and says why."""
+    from liverplan.io import load, write_image
+    ct = load(synthetic_patient.dicom_dir).image
+    mr = write_image(4000.0 - 3.0 * sitk.Cast(ct, sitk.sitkFloat32), tmp_path / "mr.nii.gz")
+    case = open_and_wait(qtbot, window, mr)
+    liver = truth(synthetic_patient, LIVER)
+    case.set_label(LIVER, liver)
+    case.set_label(TUMORS, image_from_array(np.zeros(array(liver).shape, np.uint16), liver))
+    panel = window.steps.show_step("review")
+    lesion = max((x for x in synthetic_patient.truth["lesions"] if not x["rim"]),
+                 key=lambda x: x["diameter_mm"])
+    reference = array(truth(synthetic_patient, TUMORS)) == lesion["id"]
+    window.state.set_cursor(lesion["centroid_lps_mm"])
+    use_tool(qtbot, panel, "add_lesion")
+    axial = window.views[AXIAL]
+    qtbot.mouseClick(axial, Qt.LeftButton, pos=widget_point(axial, lesion["centroid_lps_mm"]))
+    wait_task(qtbot, panel.task)
+    found = array(case.labels[TUMORS]) > 0
+    assert 2 * np.count_nonzero(found & reference) / (found.sum() + reference.sum()) > 0.75
+    assert panel.lesion_list.count() == 1
+    # a portal vein in the liver: dark, as the lesions on CT, but long and thin
+    portal = np.argwhere((ndi.distance_transform_edt(
+        array(truth(synthetic_patient, VESSELS)) == 1, sampling=liver.GetSpacing()[::-1]) >= 3.0)
+        & (array(liver) > 0))
+    point = index_to_lps(liver, portal[len(portal) // 2].astype(float))[0]
+    window.state.set_cursor(point)
+    qtbot.mouseClick(axial, Qt.LeftButton, pos=widget_point(axial, point))
+    wait_task(qtbot, panel.task)
+    assert panel.lesion_list.count() == 1
+    assert any(level == "error" and "long and thin" in message
+               for level, message in window.log_panel.entries)
+
+
 def open_with_true_vessels(qtbot, window, patient):
     """(case, panel, liver, vessels) with the patient's true liver, vessels and segments."""
     liver, vessels = truth(patient, LIVER), truth(patient, VESSELS)
