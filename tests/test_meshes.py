@@ -28,6 +28,16 @@ def test_sphere_mesh_is_closed_in_lps_with_the_right_volume():
     assert abs(mesh.volume / 1000 - true_ml) / true_ml < 0.03
 
 
+def test_the_surface_is_the_outer_one_a_cavity_adds_none():
+    mask, centre = _sphere_mask(20.0, (0.8, 0.8, 1.5), (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    solid = mask_to_mesh(mask)
+    a = sitk.GetArrayFromImage(mask)
+    a[18:22, 30:34, 30:34] = 0                          # a pocket of 64 voxels in the middle
+    holed = mask_to_mesh(image_from_array(a, mask))
+    assert holed.connectivity().point_data["RegionId"].max() == 0     # one surface
+    assert holed.n_points == solid.n_points and abs(holed.volume - solid.volume) < 1e-6
+
+
 def test_decimation_keeps_the_surface_closed_and_small():
     mask, _ = _sphere_mask(20.0, (0.8, 0.8, 1.5), (1, 0, 0, 0, 1, 0, 0, 0, 1))
     mesh = mask_to_mesh(mask, target_faces=2000)

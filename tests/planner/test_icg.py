@@ -323,6 +323,31 @@ def test_synthetic_patient_superficial_lesions_visible_deep_ones_not(synthetic_p
         assert -0.3 <= x["depth_mm"] - rows[i].depth_mm <= voxel_mm + 0.3
 
 
+def test_a_pocket_left_out_of_the_liver_mask_is_no_capsule(synthetic_patient):
+    """The automatic liver of the full-size synthetic patient (seed 0) left two voxels out in
+    the core of its 27 mm deep lesion: the surface map took their walls for capsule and showed
+    it visible at 0.25 mm, and the lesion table read a depth of 0 mm."""
+    from liverplan.volumetry.measure import measure
+    liver, tumors = synthetic_patient.mask("liver"), synthetic_patient.mask("tumors")
+    deepest = max(synthetic_patient.truth["lesions"], key=lambda x: x["depth_mm"])
+    holed_liver, holed_tumors = sitk.GetArrayFromImage(liver), sitk.GetArrayFromImage(tumors)
+    core = tuple(np.argwhere(holed_tumors == deepest["id"]).mean(axis=0).round().astype(int))
+    pocket = (slice(core[0], core[0] + 1), slice(core[1], core[1] + 1), slice(core[2], core[2] + 2))
+    holed_liver[pocket] = 0
+    holed_tumors[pocket] = 0
+    holed = image_from_array(holed_liver, liver), image_from_array(holed_tumors, tumors)
+
+    def row(result):
+        return next(r for r in result.lesions if r.lesion_id == deepest["id"])
+    intact, pierced = row(surface_fluorescence(liver, tumors)[1]), \
+        row(surface_fluorescence(*holed)[1])
+    assert not pierced.visible
+    assert pierced.depth_mm == pytest.approx(intact.depth_mm, abs=0.01)
+    depths = [{x.id: x.depth_mm for x in measure(*masks).lesions}[deepest["id"]]
+              for masks in ((liver, tumors), holed)]
+    assert depths[1] == pytest.approx(depths[0]) and depths[0] > 20.0
+
+
 @pytest.mark.realdata
 def test_real_case_lesions_at_the_capsule_glow_and_deep_ones_do_not(shared_data):
     labels = sitk.ReadImage(str(shared_data / "ircadb-01" / "labels.nii.gz"))
