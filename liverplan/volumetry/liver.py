@@ -34,7 +34,7 @@ from liverplan.errors import InputError, SegmentationError
 from liverplan.evidence import (LESION_MIN_DIAMETER_MM, LIVER_ENHANCED_MIN_HU,
                                 LIVER_VOLUME_MAX_ML, LIVER_VOLUME_MIN_ML)
 from liverplan.geometry import (image_from_array, index_to_lps, lps_to_index, mask_volume_ml,
-                                spacing_volume_ml, voxel_volume_ml, without_cavities)
+                                spacing_volume_ml, voxel_volume_ml)
 from liverplan.progress import Steps
 
 AIR_HU = -400.0   # below this a voxel is air/lung, above it tissue (body outline)
@@ -586,16 +586,10 @@ def segment_liver_from_seed(image: sitk.Image, seed_lps, *,
 
 
 def _refined(image, sm, liver, coarse, model, p) -> np.ndarray:
-    """The coarse liver's surface on the CT grid, with the tumours it cuts at the capsule, and
-    whatever it encloses (the voxel-wise refinement left pockets of a few voxels in tumour cores
-    and fissure fat: 6-16 on the full-size synthetic patient and 3D-IRCADb-01)."""
+    """The coarse liver's surface on the CT grid, with the tumours it cuts at the capsule."""
     mask = refine_boundary(image, image_from_array(liver.astype(np.uint8), coarse), model, p)
-    mask = include_capsular_tumours(mask, sitk.GetArrayViewFromImage(sm), model, p,
+    return include_capsular_tumours(mask, sitk.GetArrayViewFromImage(sm), model, p,
                                     tuple(image.GetSpacing()[::-1]))
-    if mask.any():
-        box = bbox(mask)
-        mask[box] = without_cavities(mask[box])
-    return mask
 
 
 def _require_liver_region(a, body, core, x, z, centre_x, coarse, path) -> None:

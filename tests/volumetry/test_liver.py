@@ -328,8 +328,6 @@ def test_ircadb_liver(shared_data, ircadb_automatic_liver):
     # Measured Dice 0.967 and +1.9 % volume (0.949 and +6.2 % while ~60 mL of pancreatic head
     # and duodenum joined through a neck below the hilum).
     assert dice(mask, ref) >= 0.95
-    # one solid organ: the voxel-wise refinement had left 16 pockets of 1-71 voxels inside it
-    assert np.array_equal(ndi.binary_fill_holes(mask), mask)
     ref_ml = mask_volume_ml(sitk.Cast(labels > 0, sitk.sitkUInt8))
     assert abs(result.volume_ml - ref_ml) / ref_ml < 0.03
     # Right side: the liver's centroid has a smaller LPS x than the image centre (spine).
