@@ -88,13 +88,29 @@ class _Crop:
         region = sitk.RegionOfInterest(image, [b.stop - b.start for b in self.box[::-1]],
                                        [b.start for b in self.box[::-1]])
         self.a = sitk.GetArrayFromImage(smooth(region, p.smoothing_mm))
-        self.fine = sitk.GetArrayFromImage(smooth(region, p.edge_smoothing_mm))
         self.tissue = parenchyma(self.a, self.liver, self.spacing, p.boundary_margin_mm)
+        self.fine = _capsule_levelled(sitk.GetArrayFromImage(smooth(region, p.edge_smoothing_mm)),
+                                      self.liver, self.spacing, self.tissue.mode,
+                                      p.boundary_margin_mm)
 
     def to_full(self, crop_labels: np.ndarray, reference: sitk.Image) -> sitk.Image:
         out = np.zeros(self.shape, np.uint16)
         out[self.box] = crop_labels
         return image_from_array(out, reference)
+
+
+def _capsule_levelled(a: np.ndarray, liver: np.ndarray, spacing, mode: float,
+                      margin_mm: float) -> np.ndarray:
+    """`a` with the capsule's partial-volume darkening taken out: each liver voxel less than
+    `margin_mm` deep is raised by how much darker the liver is at its depth (median over the
+    whole surface) than its mode, so a lesion's edge does not run on along the capsule."""
+    depth = np.round(edt(liver, spacing), 2)
+    out = a.astype(np.float32, copy=True)
+    shallow = liver & (depth < margin_mm)
+    levels, inverse = np.unique(depth[shallow], return_inverse=True)
+    medians = ndi.median(a[shallow], inverse, np.arange(len(levels)))
+    out[shallow] += mode - np.minimum(np.asarray(medians), mode)[inverse]
+    return out
 
 
 def _delineate(a: np.ndarray, core: np.ndarray, allowed: np.ndarray, tissue: Parenchyma,
@@ -250,7 +266,8 @@ def segment_lesion_at(image: sitk.Image, liver: sitk.Image, tumors: sitk.Image, 
     if abs(seed_value - tissue.mode) < 1.0 * tissue.sd:
         raise SegmentationError("no lesion at this point: it is neither darker nor brighter than "
                                 "the surrounding liver. Click in the centre of the lesion.")
-    fine = sitk.GetArrayFromImage(smooth(region, p.edge_smoothing_mm))
+    fine = _capsule_levelled(sitk.GetArrayFromImage(smooth(region, p.edge_smoothing_mm)), liv,
+                             sp, tissue.mode, p.boundary_margin_mm)
     bright = seed_value > tissue.mode
     if bright:
         # A lesion brighter than the liver (MR T2 or diffusion, a hypervascular lesion) is

@@ -131,6 +131,20 @@ def test_parenchyma_noise_is_not_inflated_by_vessels_and_perfusion():
     assert 9.0 < tissue.sd < 11.0
 
 
+def test_a_lesion_under_the_capsule_does_not_run_on_along_its_partial_volume_rim():
+    """A 9 mm lesion 4 mm deep: the liver's rim under the capsule, where it blurs with the fat
+    around it, is as dark as the lesion's edge, and the outline ran on along it (30 mm across,
+    2.3 mL for 0.38). The rim's darkening at each depth, measured over the whole capsule, is
+    taken out before the outline is drawn."""
+    from liverplan.volumetry.measure import measure
+    image, liver, truth = liver_block([((78.5, 44, 45), 4.5, 40.0, None)])
+    tumors = detect_lesions(image, liver)
+    (lesion,) = measure(liver, tumors).lesions
+    assert lesion.diameter_mm < 18.0 and lesion.volume_ml < 1.2
+    found = sitk.GetArrayFromImage(tumors) > 0
+    assert np.count_nonzero(found & (truth > 0)) >= 0.9 * np.count_nonzero(truth)
+
+
 def test_small_spots_are_not_lesions():
     image, liver, _ = liver_block([((40, 40, 40), 1.0, 40.0, None)])    # 2 mm
     assert sitk.GetArrayFromImage(detect_lesions(image, liver)).max() == 0
