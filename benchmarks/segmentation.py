@@ -7,8 +7,9 @@ Each case runs the headless pipeline (`liverplan.commands.segment.segment_case`,
 (resource.getrusage ru_maxrss: loading, segmentation and measurement together) and "CPU s" its
 user+system time, which other work on the machine does not inflate.
 Lesion recall counts reference lesions >= 10 mm (maximal 3D diameter) touched by a detected
-lesion; per-lesion Dice is over those; a false positive is a detected lesion touching no
-reference lesion of any size. Vessels: Dice of each system inside the reference liver (3D-IRCADb
+lesion; per-lesion Dice is over those, with each one's maximal diameter and depth below the
+capsule beside the reference's (both measured by liverplan.volumetry.measure); a false positive
+is a detected lesion touching no reference lesion of any size. Vessels: Dice of each system inside the reference liver (3D-IRCADb
 labels 3 and 4; the synthetic truth), end to end on the pipeline's own liver, and the portal
 bifurcation's distance from the reference (the synthetic truth's marker; on 3D-IRCADb-01, which
 has none, the point the software's definition gives on the expert's portal vein, with its trunk,
@@ -166,7 +167,7 @@ def run_case(case: str) -> dict:
         diameters = ({x["id"]: x["max_diameter_mm"] for x in json.loads(truth_json.read_text())["lesions"]}
                      if lesion_ref[1] == "instances" else None)
         row.update(_lesion_scores(found, _reference_lesions(*lesion_ref, image), image, ref,
-                                  diameters))
+                                  diameters, run.volumetry.lesions))
     row.update(_vessel_scores(run, case, image, ref))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     row["cpu_seconds"] = usage.ru_utime + usage.ru_stime   # load-independent, all threads
@@ -199,27 +200,35 @@ def _edit_timings(image: sitk.Image, liver: sitk.Image) -> dict[str, float]:
 
 
 def _lesion_scores(found: np.ndarray, truth: np.ndarray, image: sitk.Image,
-                   ref_liver: np.ndarray, diameters_mm: dict[int, float] | None = None) -> dict:
+                   ref_liver: np.ndarray, diameters_mm: dict[int, float] | None,
+                   found_table) -> dict:
     """`diameters_mm`: the reference's own lesion diameters when it has them (the synthetic
-    truth); otherwise they are measured on the reference mask."""
+    truth); otherwise they are measured on the reference mask. Each found lesion's diameter and
+    depth (`found_table`, the run's lesion table) is set beside the reference's, both measured
+    by measure_lesions (the reference on its own masks)."""
+    reference = {t.id: t for t in measure_lesions(ref_liver | (truth > 0),
+                                                  image_from_array(truth.astype(np.uint16), image))}
     if diameters_mm is None:
-        table = measure_lesions(ref_liver | (truth > 0),
-                                image_from_array(truth.astype(np.uint16), image))
-        diameters_mm = {t.id: t.diameter_mm for t in table}
+        diameters_mm = {k: t.diameter_mm for k, t in reference.items()}
+    found_by_id = {t.id: t for t in found_table}
     big = [k for k, d in diameters_mm.items() if d >= MIN_LESION_MM]
-    dices, missed = [], []
+    dices, missed, sizes = [], [], []
     for k in big:
         ref = truth == k
-        ids = np.unique(found[ref])
-        ids = ids[ids > 0]
+        ids, counts = np.unique(found[ref], return_counts=True)
+        counts, ids = counts[ids > 0], ids[ids > 0]
         if ids.size == 0:
             missed.append(k)
             continue
         pred = np.isin(found, ids)
         dices.append(2 * np.count_nonzero(pred & ref) / (np.count_nonzero(pred) + np.count_nonzero(ref)))
+        main = found_by_id[int(ids[np.argmax(counts)])]
+        sizes.append(f"{main.diameter_mm:.0f}/{reference[k].diameter_mm:.0f} "
+                     f"{main.depth_mm:.1f}/{reference[k].depth_mm:.1f}")
     false_pos = [int(i) for i in np.unique(found) if i > 0 and not np.any(truth[found == i])]
     return {"lesions_ref_10mm": len(big), "lesions_found_10mm": len(big) - len(missed),
             "missed_ids": missed, "lesion_dice": [round(d, 3) for d in dices],
+            "lesion_sizes": sizes,
             "false_positives": len(false_pos)}
 
 
@@ -269,7 +278,8 @@ def _table(rows: list[dict]) -> str:
     out = ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in (header, *lines)]
     notes = [f"{r['case']}: {r['error']}" for r in rows if "error" in r]
     notes += [f"{r['case']}: segments by {r.get('segment_method', '-')}; Dice per segment 1-8 "
-              f"{r.get('segment_dice', '-')}; stage seconds {r['timings_s']}; hand-edit seconds "
+              f"{r.get('segment_dice', '-')}; lesions >= 10 mm, diameter and depth mm (found/"
+              f"reference) {r.get('lesion_sizes', '-')}; stage seconds {r['timings_s']}; hand-edit seconds "
               f"{r['edit_s']}; warnings {r['warnings']}" for r in rows if "error" not in r]
     legend = ["", "seconds = wall time of segment_case (load to volumetry) on a shared 2-core machine;",
               "CPU s = user+system time of the case's process (all threads, includes the edit timings);",
