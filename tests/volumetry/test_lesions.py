@@ -252,7 +252,8 @@ def test_a_click_outlines_the_lesion_not_the_capsules_dark_rim(shared_data):
     """Click-to-segment on 3D-IRCADb-01's reference liver with no lesion found yet (each
     hypodense reference lesion of 0.3-10 mL clicked at its deepest point): the dark core grown
     from the click followed the partial-volume rim under the capsule, and lesions of 0.4-7.5 mL
-    came out as 6-31 mL."""
+    came out as 6-31 mL. The 0.40 mL one came out at 1.10 mL (Dice 0.48) while its outline
+    still ran along that rim."""
     from liverplan.io import load
     image = load(shared_data / "ircadb-01" / "PATIENT_DICOM").image
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(shared_data / "ircadb-01"
@@ -275,5 +276,4 @@ def test_a_click_outlines_the_lesion_not_the_capsules_dark_rim(shared_data):
         found = sitk.GetArrayFromImage(segment_lesion_at(image, liver, empty,
                                                          index_to_lps(image, deepest)[0])) > 0
         assert np.count_nonzero(found) * voxel_ml <= 2 * ref_ml + 0.5, f"{ref_ml:.2f} mL lesion"
-        if ref_ml >= 2.0:
-            assert dice(found, lesion) >= 0.8, f"{ref_ml:.2f} mL lesion"
+        assert dice(found, lesion) >= (0.8 if ref_ml >= 2.0 else 0.7), f"{ref_ml:.2f} mL lesion"
