@@ -89,8 +89,9 @@ class _Crop:
                                        [b.start for b in self.box[::-1]])
         self.a = sitk.GetArrayFromImage(smooth(region, p.smoothing_mm))
         self.tissue = parenchyma(self.a, self.liver, self.spacing, p.boundary_margin_mm)
+        self.depth_mm = edt(self.liver, self.spacing)
         self.fine = _capsule_levelled(sitk.GetArrayFromImage(smooth(region, p.edge_smoothing_mm)),
-                                      self.liver, self.spacing, self.tissue.mode,
+                                      self.liver, self.depth_mm, self.tissue.mode,
                                       p.boundary_margin_mm)
 
     def to_full(self, crop_labels: np.ndarray, reference: sitk.Image) -> sitk.Image:
@@ -99,12 +100,13 @@ class _Crop:
         return image_from_array(out, reference)
 
 
-def _capsule_levelled(a: np.ndarray, liver: np.ndarray, spacing, mode: float,
+def _capsule_levelled(a: np.ndarray, liver: np.ndarray, depth_mm: np.ndarray, mode: float,
                       margin_mm: float) -> np.ndarray:
     """`a` with the capsule's partial-volume darkening taken out: each liver voxel less than
-    `margin_mm` deep is raised by how much darker the liver is at its depth (median over the
-    whole surface) than its mode, so a lesion's edge does not run on along the capsule."""
-    depth = np.round(edt(liver, spacing), 2)
+    `margin_mm` deep (`depth_mm`: the liver's distance map) is raised by how much darker the
+    liver is at its depth (median over the whole surface) than its mode, so a lesion's edge
+    does not run on along the capsule."""
+    depth = np.round(depth_mm, 2)
     out = a.astype(np.float32, copy=True)
     shallow = liver & (depth < margin_mm)
     levels, inverse = np.unique(depth[shallow], return_inverse=True)
@@ -165,7 +167,7 @@ def detect_lesions(image: sitk.Image, liver: sitk.Image, *,
     c = _Crop(image, liver, p)
     sp, t = c.spacing, c.tissue
     allowed = c.liver
-    inner = erode_mm(c.liver, p.boundary_margin_mm, sp)
+    inner = c.depth_mm > p.boundary_margin_mm
     seeds = inner & (c.a < t.mode - p.seed_contrast_sd * t.sd)
     seeds = ndi.binary_opening(seeds)
     labels, n = ndi.label(seeds)
@@ -266,8 +268,9 @@ def segment_lesion_at(image: sitk.Image, liver: sitk.Image, tumors: sitk.Image, 
     if abs(seed_value - tissue.mode) < 1.0 * tissue.sd:
         raise SegmentationError("no lesion at this point: it is neither darker nor brighter than "
                                 "the surrounding liver. Click in the centre of the lesion.")
+    depth_mm = edt(liv, sp)
     fine = _capsule_levelled(sitk.GetArrayFromImage(smooth(region, p.edge_smoothing_mm)), liv,
-                             sp, tissue.mode, p.boundary_margin_mm)
+                             depth_mm, tissue.mode, p.boundary_margin_mm)
     bright = seed_value > tissue.mode
     if bright:
         # A lesion brighter than the liver (MR T2 or diffusion, a hypervascular lesion) is
@@ -277,7 +280,7 @@ def segment_lesion_at(image: sitk.Image, liver: sitk.Image, tumors: sitk.Image, 
     # it is as dark and carried the core along the liver's surface (3D-IRCADb-01: lesions of
     # 0.4-7.5 mL came out as 6-31 mL). The lesion is then delineated up to the capsule.
     dark = a < (seed_value + tissue.mode) / 2.0
-    labels, _ = ndi.label(dark & erode_mm(liv, p.boundary_margin_mm, sp) & free)
+    labels, _ = ndi.label(dark & (depth_mm > p.boundary_margin_mm) & free)
     core = labels == labels[local] if labels[local] else np.zeros_like(dark)
     core[local] = True
     lesion, _ = _delineate(fine, core, free, tissue, sp, p)
