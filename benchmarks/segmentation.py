@@ -9,8 +9,8 @@ user+system time, which other work on the machine does not inflate.
 Lesion recall counts reference lesions >= 10 mm (maximal 3D diameter) touched by a detected
 lesion; per-lesion Dice is over those, with each one's maximal diameter and depth below the
 capsule beside the reference's (both measured by liverplan.volumetry.measure); a false positive
-is a detected lesion touching no reference lesion of any size. Vessels: Dice of each system inside the reference liver (3D-IRCADb
-labels 3 and 4; the synthetic truth), end to end on the pipeline's own liver, and the portal
+is a detected lesion touching no reference lesion of any size. Vessels: Dice of each system
+inside the reference liver (3D-IRCADb labels 3 and 4; the synthetic truth), end to end on the pipeline's own liver, and the portal
 bifurcation's distance from the reference (the synthetic truth's marker; on 3D-IRCADb-01, which
 has none, the point the software's definition gives on the expert's portal vein, with its trunk,
 and liver: see benchmarks.cases); Couinaud segments: the right liver's share (5-8) and, for the synthetic

@@ -4,7 +4,8 @@ Colorectal metastases are hypodense to portal-venous parenchyma, some with an en
 Detection looks for compact regions clearly darker than the parenchyma inside the liver; each one
 is then delineated on its own at a fixed fraction of the contrast between its core and the
 parenchyma (an edge that does not depend on the lesion's absolute HU), plus an adjoining bright
-rim and a thin halo. A click delineates one lesion the same way, also one brighter than the liver
+rim and a thin halo, on an image where the liver's partial-volume darkening under the capsule is
+levelled out. A click delineates one lesion the same way, also one brighter than the liver
 (MR), but not a long, thin structure (a vessel). The tumour map holds one instance id per lesion
 (UInt16, 0 = none), ids 1..N by size.
 """
