@@ -21,7 +21,8 @@ from skimage.segmentation import watershed
 
 from liverplan.errors import SegmentationError
 from liverplan.evidence import LESION_MIN_DIAMETER_MM
-from liverplan.geometry import blank_image, image_from_array, lps_to_index, same_grid
+from liverplan.geometry import (blank_image, image_from_array, lps_to_index, same_grid,
+                                without_cavities)
 from liverplan.progress import Steps
 from liverplan.volumetry.liver import bbox, dilate_mm, edt, erode_mm, peak_sd, smooth, widen
 
@@ -189,6 +190,7 @@ def detect_lesions(image: sitk.Image, liver: sitk.Image, *,
         if np.median(a[core]) > t.mode - p.min_contrast_sd * t.sd:
             continue
         lesion, size_mm = _delineate(c.fine[box], core, allowed[box] & (out[box] == 0), t, sp, p)
+        lesion = without_cavities(lesion) & (out[box] == 0)   # pockets left out of the liver mask
         volume_mm3 = np.count_nonzero(lesion) * voxel_mm3
         if volume_mm3 == 0 or size_mm < min_diameter_mm:
             continue                       # too small, or swallowed by a neighbour's halo
@@ -285,6 +287,7 @@ def segment_lesion_at(image: sitk.Image, liver: sitk.Image, tumors: sitk.Image, 
     core = labels == labels[local] if labels[local] else np.zeros_like(dark)
     core[local] = True
     lesion, _ = _delineate(fine, core, free, tissue, sp, p)
+    lesion = without_cavities(lesion) & (tum[box] == 0)
     if _elongated(lesion, sp, p):
         raise SegmentationError("no lesion at this point: what is there is long and thin (a "
                                 "vessel or a fissure), not a lesion. Use the Brush to draw it.")
