@@ -24,7 +24,7 @@ from liverplan.evidence import LESION_MIN_DIAMETER_MM
 from liverplan.geometry import (blank_image, image_from_array, lps_to_index, same_grid,
                                 without_cavities)
 from liverplan.progress import Steps
-from liverplan.volumetry.liver import bbox, dilate_mm, edt, erode_mm, peak_sd, smooth, widen
+from liverplan.volumetry.liver import bbox, dilate_mm, edt, peak_sd, smooth, widen
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,11 @@ class Parenchyma:
 
 
 def parenchyma(smoothed: np.ndarray, liver: np.ndarray, spacing_zyx,
-               margin_mm: float = LesionParameters.boundary_margin_mm) -> Parenchyma:
-    inner = erode_mm(liver, margin_mm, spacing_zyx)
+               margin_mm: float = LesionParameters.boundary_margin_mm,
+               depth_mm: np.ndarray | None = None) -> Parenchyma:
+    """Measured `margin_mm` inside the capsule; `depth_mm`: the liver's distance map
+    (liverplan.volumetry.liver.edt) when the caller has it."""
+    inner = (edt(liver, spacing_zyx) if depth_mm is None else depth_mm) > margin_mm
     values = smoothed[inner if inner.any() else liver]
     if values.size == 0:
         raise SegmentationError("the liver mask is empty: segment the liver before its lesions")
@@ -90,8 +93,9 @@ class _Crop:
         region = sitk.RegionOfInterest(image, [b.stop - b.start for b in self.box[::-1]],
                                        [b.start for b in self.box[::-1]])
         self.a = sitk.GetArrayFromImage(smooth(region, p.smoothing_mm))
-        self.tissue = parenchyma(self.a, self.liver, self.spacing, p.boundary_margin_mm)
         self.depth_mm = edt(self.liver, self.spacing)
+        self.tissue = parenchyma(self.a, self.liver, self.spacing, p.boundary_margin_mm,
+                                 self.depth_mm)
         self.fine = _capsule_levelled(sitk.GetArrayFromImage(smooth(region, p.edge_smoothing_mm)),
                                       self.liver, self.depth_mm, self.tissue.mode,
                                       p.boundary_margin_mm)
